@@ -1,0 +1,17 @@
+"""Choose a backend from the store URL: ``sqlite:///path`` (default) or ``mongodb://…``."""
+
+from ledger.clock import Clock, system_clock
+from ledger.store import LedgerStore
+
+
+def open_store(url: str, *, clock: Clock = system_clock) -> LedgerStore:
+    """Build (not yet open) the store a URL names; MongoDB is imported only when used."""
+    if url.startswith("sqlite:///"):
+        from ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(url.removeprefix("sqlite:///"), clock=clock)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from ledger.mongo import MongoLedger
+
+        return MongoLedger(url, clock=clock)
+    raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path or mongodb://…")

@@ -1,0 +1,227 @@
+"""The ledger's records, as immutable values both backends return.
+
+Amounts are integer units (see ``ledger.units``); provider cost is integer
+pico-USD (1e-12 USD) so that per-token prices from the cost map, which have
+up to twelve decimal places, multiply out exactly.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from ledger.waterfall import BucketSplit
+
+PICO_USD_PER_USD = 10**12
+
+UsageGroup = Literal["model", "key", "day"]
+
+
+class HoldState(StrEnum):
+    OPEN = "open"
+    SETTLED = "settled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class CreditKind(StrEnum):
+    """Every way a balance changes other than a metered debit."""
+
+    FREE_TIER = "free_tier"
+    GRANT = "grant"
+    PURCHASE = "purchase"
+    REFUND = "refund"
+    ALLOWANCE = "allowance"
+    ALLOWANCE_EXPIRED = "allowance_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One organization's credit state; the fields of the original ``payments_customers``."""
+
+    org_id: str
+    user_id: str | None
+    user_name: str | None
+    user_email: str | None
+    stripe_customer_id: str | None
+    subscription_type: str
+    subscription_status: str | None
+    subscription_price_id: str | None
+    subscription_item_id: str | None
+    subscription_allowance_units: int
+    subscription_used_units: int
+    period_start: datetime | None
+    period_end: datetime | None
+    purchased_credits_units: int
+    purchased_used_units: int
+    granted_credits_units: int
+    granted_used_units: int
+    debt_units: int
+    subscription_as_of: datetime | None
+    renews_locally: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def subscription_left_units(self) -> int:
+        return self.subscription_allowance_units - self.subscription_used_units
+
+    @property
+    def purchased_left_units(self) -> int:
+        return self.purchased_credits_units - self.purchased_used_units
+
+    @property
+    def granted_left_units(self) -> int:
+        return self.granted_credits_units - self.granted_used_units
+
+    @property
+    def net_balance_units(self) -> int:
+        """What the buckets hold minus recorded debt; negative while in debt."""
+        return (
+            self.subscription_left_units
+            + self.purchased_left_units
+            + self.granted_left_units
+            - self.debt_units
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """Spendable credit right now: buckets minus debt minus unexpired open holds."""
+
+    account: Account
+    held_units: int
+
+    @property
+    def available_units(self) -> int:
+        return max(0, self.account.net_balance_units - self.held_units)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlaced:
+    request_id: str
+    org_id: str
+    amount_units: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRefused:
+    """Not enough credit: what the org could spend and what the request needed."""
+
+    request_id: str
+    org_id: str
+    available_units: int
+    needed_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDetails:
+    """What the caller knows about a finished call, recorded with its debit."""
+
+    model: str
+    provider: str
+    key_id: str | None = None
+    operation: str = "chat.completions"
+    source: str = "openai"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_pico_usd: int = 0
+    latency_ms: int = 0
+    status: str = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One settled call: the original ``payments_usage_records`` plus split and ids."""
+
+    request_id: str
+    org_id: str
+    charged_units: int
+    split: BucketSplit
+    details: UsageDetails
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResult:
+    record: UsageRecord
+    available_units: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreditTransaction:
+    """One line of the audit trail (the original ``payments_credit_transactions``)."""
+
+    transaction_id: str
+    org_id: str
+    kind: CreditKind
+    amount_units: int
+    debt_paid_units: int
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CreditResult:
+    """``applied`` is False when the id had already been credited (nothing changed)."""
+
+    transaction: CreditTransaction
+    applied: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A plan as the billing side sees it; ``as_of`` orders out-of-order updates."""
+
+    tier: str
+    allowance_units: int
+    status: str
+    period_start: datetime
+    period_end: datetime
+    as_of: datetime
+    price_id: str | None = None
+    item_id: str | None = None
+    renews_locally: bool = False
+    """Plans set by hand (Enterprise) roll over on the ledger's clock; Stripe plans on invoices."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    group: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_pico_usd: int
+    charged_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    """An org's access token as stored: only its SHA-256 hash, never the token."""
+
+    key_id: str
+    org_id: str
+    prefix: str
+    token_sha256: str
+    name: str | None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrgLedgerFigures:
+    """Everything ``verify`` needs about one org, read in one consistent snapshot."""
+
+    account: Account
+    credited_units: int
+    debited_units: int
+    usage_record_count: int
+    settled_hold_count: int
+    settled_hold_units: int
+    held_units: int
+    split_sums: BucketSplit = field(default_factory=BucketSplit)

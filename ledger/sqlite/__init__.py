@@ -1,0 +1,5 @@
+"""The embedded SQLite backend."""
+
+from ledger.sqlite.store import SqliteLedger
+
+__all__ = ["SqliteLedger"]

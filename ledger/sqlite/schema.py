@@ -1,0 +1,126 @@
+"""Versioned SQLite schema: a fresh file and an old file both come up at the current version.
+
+CHECK constraints restate the ledger invariants (no bucket below zero, no
+debt below zero), so a bug in an operation aborts its savepoint instead of
+writing a bad balance.
+"""
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE accounts (
+        org_id TEXT PRIMARY KEY,
+        user_id TEXT,
+        user_name TEXT,
+        user_email TEXT,
+        stripe_customer_id TEXT UNIQUE,
+        subscription_type TEXT NOT NULL DEFAULT 'free',
+        subscription_status TEXT,
+        subscription_price_id TEXT,
+        subscription_item_id TEXT,
+        subscription_allowance_units INTEGER NOT NULL DEFAULT 0,
+        subscription_used_units INTEGER NOT NULL DEFAULT 0,
+        period_start_ms INTEGER,
+        period_end_ms INTEGER,
+        purchased_credits_units INTEGER NOT NULL DEFAULT 0,
+        purchased_used_units INTEGER NOT NULL DEFAULT 0,
+        granted_credits_units INTEGER NOT NULL DEFAULT 0,
+        granted_used_units INTEGER NOT NULL DEFAULT 0,
+        debt_units INTEGER NOT NULL DEFAULT 0,
+        subscription_as_of_ms INTEGER,
+        renews_locally INTEGER NOT NULL DEFAULT 0,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        CHECK (subscription_used_units >= 0
+               AND subscription_used_units <= subscription_allowance_units),
+        CHECK (purchased_used_units >= 0 AND purchased_used_units <= purchased_credits_units),
+        CHECK (granted_used_units >= 0 AND granted_used_units <= granted_credits_units),
+        CHECK (debt_units >= 0)
+    );
+    CREATE TABLE holds (
+        request_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL REFERENCES accounts(org_id),
+        key_id TEXT,
+        amount_units INTEGER NOT NULL CHECK (amount_units >= 0),
+        state TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        ended_at_ms INTEGER
+    );
+    CREATE INDEX holds_open_by_org ON holds(org_id, expires_at_ms) WHERE state = 'open';
+    CREATE INDEX holds_open_by_expiry ON holds(expires_at_ms) WHERE state = 'open';
+    CREATE TABLE usage_records (
+        request_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        key_id TEXT,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        source TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        total_tokens INTEGER NOT NULL,
+        cost_pico_usd INTEGER NOT NULL,
+        charged_units INTEGER NOT NULL CHECK (charged_units >= 0),
+        subscription_units INTEGER NOT NULL,
+        purchased_units INTEGER NOT NULL,
+        granted_units INTEGER NOT NULL,
+        debt_units INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX usage_by_org_time ON usage_records(org_id, created_at_ms);
+    CREATE INDEX usage_by_time ON usage_records(created_at_ms);
+    CREATE TABLE credit_transactions (
+        transaction_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        amount_units INTEGER NOT NULL,
+        debt_paid_units INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX credit_by_org_time ON credit_transactions(org_id, created_at_ms);
+    CREATE TABLE access_keys (
+        key_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        name TEXT,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER,
+        revoked_at_ms INTEGER
+    );
+    CREATE INDEX access_keys_by_org ON access_keys(org_id);
+    CREATE TABLE processed_events (
+        event_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        processed_at_ms INTEGER NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Apply every migration newer than the file's ``user_version``; returns the version."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        (current,) = connection.execute("PRAGMA user_version").fetchone()
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"ledger file is at schema {current}, newer than this gateway's {SCHEMA_VERSION}"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.rollback()
+        raise
+    return SCHEMA_VERSION

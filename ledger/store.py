@@ -1,0 +1,141 @@
+"""The one storage protocol every ledger backend implements.
+
+Each method is one atomic operation; callers never compose transactions.
+Idempotent writes take the id that makes them so (request id, checkout
+session id, idempotency key, event id), because every caller may retry.
+"""
+
+from datetime import datetime
+from typing import Protocol
+
+from ledger.models import (
+    AccessKey,
+    Account,
+    Balance,
+    CreditResult,
+    CreditTransaction,
+    HoldPlaced,
+    HoldRefused,
+    OrgLedgerFigures,
+    SettleResult,
+    Subscription,
+    UsageDetails,
+    UsageGroup,
+    UsageRecord,
+    UsageTotal,
+)
+
+
+class LedgerStore(Protocol):
+    async def open(self) -> None:
+        """Connect and bring the schema or indexes up to date (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``LedgerUnavailable`` when the store cannot serve a hold right now."""
+
+    # accounts
+    async def create_account(
+        self,
+        org_id: str,
+        *,
+        free_grant_units: int,
+        user_id: str | None = None,
+        user_name: str | None = None,
+        user_email: str | None = None,
+    ) -> Account:
+        """Create the org's account with its free-tier grant, or return the existing one."""
+
+    async def get_account(self, org_id: str) -> Account:
+        """Raise ``AccountNotFound`` for an unknown org."""
+
+    async def list_accounts(self, *, limit: int = 100, after_org_id: str = "") -> list[Account]: ...
+
+    async def set_stripe_customer(self, org_id: str, customer_id: str) -> str:
+        """Record the org's Stripe customer unless it has one; return the one it has."""
+
+    async def find_org_by_stripe_customer(self, customer_id: str) -> str | None: ...
+
+    # holds and settlement
+    async def hold(
+        self,
+        org_id: str,
+        amount_units: int,
+        request_id: str,
+        ttl_s: float,
+        key_id: str | None = None,
+    ) -> HoldPlaced | HoldRefused: ...
+
+    async def settle(
+        self, request_id: str, actual_units: int, details: UsageDetails
+    ) -> SettleResult: ...
+
+    async def release(self, request_id: str) -> bool:
+        """End an open hold without a debit; False if it had already ended."""
+
+    async def expire_holds(self, *, limit: int = 1000) -> int:
+        """Housekeeping: mark open holds past their expiry as expired; returns how many."""
+
+    async def balance(self, org_id: str) -> Balance: ...
+
+    # credits
+    async def credit_purchase(
+        self, session_id: str, org_id: str, amount_units: int, reason: str = "purchase"
+    ) -> CreditResult: ...
+
+    async def grant(
+        self, org_id: str, amount_units: int, reason: str, idempotency_key: str
+    ) -> CreditResult: ...
+
+    async def refund_purchase(
+        self, refund_id: str, org_id: str, amount_units: int, reason: str
+    ) -> CreditResult:
+        """Take back unspent purchased credits; what was already spent becomes debt."""
+
+    async def credit_transactions(self, org_id: str, *, limit: int = 100) -> list[CreditTransaction]: ...
+
+    # subscriptions
+    async def set_subscription(self, org_id: str, subscription: Subscription) -> Account:
+        """Apply a plan unless a newer one (``as_of``) is already recorded.
+
+        A new period start resets the used allowance exactly once.
+        """
+
+    async def clear_subscription(self, org_id: str, *, as_of: datetime) -> Account:
+        """End the plan: the unused allowance lapses; purchased and granted stay."""
+
+    # queries
+    async def usage_records(
+        self,
+        org_id: str | None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 100,
+        model: str | None = None,
+    ) -> list[UsageRecord]:
+        """Newest first; ``org_id`` None reads across orgs (operators only)."""
+
+    async def usage_totals(
+        self, org_id: str, group_by: UsageGroup, *, start: datetime, end: datetime
+    ) -> list[UsageTotal]: ...
+
+    # access keys
+    async def add_access_key(self, key: AccessKey) -> None: ...
+
+    async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None: ...
+
+    async def list_access_keys(self, org_id: str) -> list[AccessKey]: ...
+
+    async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None: ...
+
+    # processed events (webhook deduplication)
+    async def event_seen(self, event_id: str) -> bool: ...
+
+    async def mark_event(self, event_id: str, kind: str) -> bool:
+        """Record an event as processed; False if it already was."""
+
+    # verification
+    async def ledger_figures(self) -> list[OrgLedgerFigures]:
+        """Per-org figures for ``verify``, all read in one consistent snapshot."""

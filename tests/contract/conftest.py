@@ -1,0 +1,57 @@
+"""One contract suite, every backend: SQLite always, MongoDB when TEST_MONGODB_URL is set."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ledger.clock import Clock
+from ledger.store import LedgerStore
+
+
+class FakeClock:
+    """Epoch seconds that a test moves by hand (hold expiry, period rollovers)."""
+
+    def __init__(self, start_s: float = 1_800_000_000.0) -> None:
+        self.now_s = start_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+BACKENDS = ["sqlite"] + (["mongodb"] if os.environ.get("TEST_MONGODB_URL") else [])
+
+
+def build_store(backend: str, tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> LedgerStore:
+    if backend == "sqlite":
+        from ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(tmp_path_factory.mktemp("ledger") / "ledger.db", clock=clock)
+    from ledger.mongo import MongoLedger
+
+    database = f"spu_contract_{uuid.uuid4().hex[:12]}"
+    return MongoLedger(os.environ["TEST_MONGODB_URL"], database=database, clock=clock)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, clock: FakeClock
+) -> AsyncIterator[LedgerStore]:
+    ledger = build_store(request.param, tmp_path_factory, clock)
+    await ledger.open()
+    try:
+        yield ledger
+    finally:
+        await ledger.close()
+        drop = getattr(ledger, "drop_database", None)
+        if drop is not None:
+            await drop()
