@@ -1,0 +1,37 @@
+"""The ASGI application: routes, error shapes, limits and the gateway's lifecycle."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger import LedgerStore
+from proxy.body_limit import BodyLimitMiddleware
+from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
+from proxy.gateway import Gateway
+from proxy.routes import account, health, openai
+from proxy.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, store: LedgerStore | None = None) -> FastAPI:
+    gateway = Gateway.build(settings or Settings(), store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = FastAPI(title="SPU Gateway", version="0.1.0", lifespan=lifespan)
+    app.state.gateway = gateway
+    app.add_exception_handler(ApiError, handle_api_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=gateway.settings.max_body_bytes)
+    for module in (health, openai, account):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,95 @@
+"""The running gateway's parts, built once per process and shared by every route."""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from ledger import LedgerStore, LedgerUnavailable, open_store, spus_to_units
+from pricing import PricingPolicy
+from proxy.auth import Principal, TokenAuthenticator, bearer_token
+from proxy.metering import Meter
+from proxy.model_registry import ModelRegistry
+from proxy.observability import Metrics
+from proxy.settings import Settings
+from proxy.upstream.clients import Upstreams
+
+logger = logging.getLogger("spu.gateway")
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    store: LedgerStore
+    registry: ModelRegistry
+    meter: Meter
+    auth: TokenAuthenticator
+    upstreams: Upstreams
+    metrics: Metrics
+    _sweeper: "asyncio.Task[None] | None" = field(default=None, init=False)
+
+    @classmethod
+    def build(cls, settings: Settings, store: LedgerStore | None = None) -> "Gateway":
+        store = store or open_store(settings.ledger_url)
+        metrics = Metrics()
+        policy = PricingPolicy(markup=settings.markup, usd_per_spu=settings.usd_per_spu)
+        return cls(
+            settings=settings,
+            store=store,
+            registry=ModelRegistry(settings.model_list, include_demo=settings.demo_model),
+            meter=Meter(
+                store,
+                policy,
+                hold_ttl_s=settings.hold_ttl_s,
+                max_in_flight_per_org=settings.max_in_flight_per_org,
+                metrics=metrics,
+            ),
+            auth=TokenAuthenticator(store, cache_ttl_s=settings.token_cache_ttl_s),
+            upstreams=Upstreams(
+                timeout_s=settings.upstream_timeout_s,
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                demo_stream_delay_s=settings.demo_stream_delay_ms / 1000,
+            ),
+            metrics=metrics,
+        )
+
+    @property
+    def free_grant_units(self) -> int:
+        return spus_to_units(self.settings.free_grant_spus)
+
+    async def start(self) -> None:
+        await self.store.open()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="hold-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.meter.drain(self.settings.shutdown_grace_s)
+        await self.upstreams.aclose()
+        await self.store.close()
+
+    async def _sweep_forever(self) -> None:
+        """Housekeeping only: expired holds already stop counting without it."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                expired = await self.store.expire_holds()
+            except LedgerUnavailable:
+                logger.warning("hold sweep skipped: ledger unavailable")
+                continue
+            if expired:
+                logger.info("expired %d abandoned holds", expired)
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def authenticated(request: Request) -> Principal:
+    """FastAPI dependency: the calling org, or 401 in the client's error shape."""
+    return await gateway_of(request).auth.authenticate(bearer_token(request))

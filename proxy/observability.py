@@ -1,0 +1,55 @@
+"""Prometheus metrics, one registry per app so several apps (tests, workers) never collide."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "spu_requests",
+            "Requests by route, model and status.",
+            ("route", "model", "status"),
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "spu_upstream_latency_seconds",
+            "Time to the upstream's response headers.",
+            ("model",),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.gateway_overhead = Histogram(
+            "spu_gateway_overhead_seconds",
+            "Time spent in the gateway itself (auth, estimate, hold) before forwarding.",
+            ("route",),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.spus_debited = Counter(
+            "spu_debited_units",
+            "Ledger units debited (1 SPU = 1e6 units).",
+            ("model",),
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "spu_insufficient_credit_refusals",
+            "Calls refused with 402.",
+            ("model",),
+            registry=self.registry,
+        )
+        self.open_holds = Gauge(
+            "spu_open_holds", "Metered calls in flight in this worker.", registry=self.registry
+        )
+        self.webhook_events = Counter(
+            "spu_webhook_events",
+            "Stripe webhook events by type and outcome.",
+            ("type", "outcome"),
+            registry=self.registry,
+        )

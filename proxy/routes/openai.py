@@ -1,0 +1,158 @@
+"""OpenAI wire-format routes: chat completions, completions, embeddings, models."""
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from pricing import count_chat_prompt_tokens, count_text_tokens
+from proxy.auth import Principal
+from proxy.errors import bad_request
+from proxy.gateway import authenticated, gateway_of
+from proxy.model_registry import ServedModel
+from proxy.relay import OpenAICall, forward
+from proxy.requests import positive_int, read_json_object
+
+router = APIRouter()
+
+
+def _output_bound(body: dict[str, Any], model: ServedModel, default_max_tokens: int) -> int:
+    """Worst-case output tokens: the client's bound (per choice, times ``n``) or the default."""
+    requested = positive_int(body, "max_completion_tokens", "max_tokens")
+    bound = requested or default_max_tokens
+    if model.rates.max_output_tokens:
+        bound = min(bound, model.rates.max_output_tokens)
+    choices = positive_int(body, "n") or 1
+    return bound * choices
+
+
+def _tools_tokens(body: dict[str, Any], encoding_model: str) -> int:
+    extras = [body[name] for name in ("tools", "functions", "response_format") if body.get(name)]
+    return count_text_tokens(orjson.dumps(extras).decode(), encoding_model) if extras else 0
+
+
+def _upstream_payload(
+    body: dict[str, Any], model: ServedModel, stream: bool
+) -> tuple[dict[str, Any], bool]:
+    """The body to forward, asking a streaming upstream for usage; and whether the client did."""
+    payload = {**body, "model": model.route.provider_model}
+    if not stream:
+        return payload, False
+    options = body.get("stream_options") or {}
+    payload["stream_options"] = {**options, "include_usage": True}
+    return payload, bool(options.get("include_usage"))
+
+
+def _embedding_inputs(raw: Any) -> list[str | list[int]]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and raw and all(isinstance(item, int) for item in raw):
+        return [raw]
+    if isinstance(raw, list) and raw and all(isinstance(item, str | list) for item in raw):
+        return raw
+    raise bad_request(
+        "'input' must be a string, an array of strings, or token arrays.", param="input"
+    )
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    request: Request, principal: Principal = Depends(authenticated)
+) -> Response:
+    gateway = gateway_of(request)
+    body = await read_json_object(request)
+    model = gateway.registry.get(body.get("model"))
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array.", param="messages")
+    encoding_model = model.route.provider_model
+    prompt_tokens = count_chat_prompt_tokens(messages, encoding_model) + _tools_tokens(
+        body, encoding_model
+    )
+    stream = body.get("stream") is True
+    payload, client_wants_usage = _upstream_payload(body, model, stream)
+    return await forward(
+        gateway,
+        OpenAICall(
+            principal=principal,
+            model=model,
+            path="/chat/completions",
+            operation="chat.completions",
+            payload=payload,
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=_output_bound(body, model, gateway.settings.default_max_tokens),
+            stream=stream,
+            client_wants_usage=client_wants_usage,
+        ),
+    )
+
+
+@router.post("/v1/completions")
+async def completions(request: Request, principal: Principal = Depends(authenticated)) -> Response:
+    gateway = gateway_of(request)
+    body = await read_json_object(request)
+    model = gateway.registry.get(body.get("model"))
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        prompts = [prompt]
+    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        prompts = prompt
+    else:
+        raise bad_request("'prompt' must be a string or an array of strings.", param="prompt")
+    encoding_model = model.route.provider_model
+    prompt_tokens = sum(count_text_tokens(text, encoding_model) for text in prompts)
+    stream = body.get("stream") is True
+    payload, client_wants_usage = _upstream_payload(body, model, stream)
+    # Legacy completions default to 16 output tokens per prompt when none is given.
+    bound = positive_int(body, "max_tokens") or 16
+    return await forward(
+        gateway,
+        OpenAICall(
+            principal=principal,
+            model=model,
+            path="/completions",
+            operation="completions",
+            payload=payload,
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=bound * len(prompts) * (positive_int(body, "n") or 1),
+            stream=stream,
+            client_wants_usage=client_wants_usage,
+        ),
+    )
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request, principal: Principal = Depends(authenticated)) -> Response:
+    gateway = gateway_of(request)
+    body = await read_json_object(request)
+    model = gateway.registry.get(body.get("model"))
+    items = _embedding_inputs(body.get("input"))
+    encoding_model = model.route.provider_model
+    prompt_tokens = sum(
+        count_text_tokens(item, encoding_model) if isinstance(item, str) else len(item)
+        for item in items
+    )
+    return await forward(
+        gateway,
+        OpenAICall(
+            principal=principal,
+            model=model,
+            path="/embeddings",
+            operation="embeddings",
+            payload={**body, "model": model.route.provider_model},
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=0,
+        ),
+    )
+
+
+@router.get("/v1/models")
+async def list_models(request: Request, _: Principal = Depends(authenticated)) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"id": model.name, "object": "model", "created": 0, "owned_by": model.provider}
+            for model in gateway_of(request).registry.all()
+        ],
+    }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The README's test command: installs everything the suite needs, then lints,
+# type-checks and runs every test. Safe to run again; a fresh machine needs
+# nothing but Python 3.11+ (and root or sudo for Debian's chromium, used by the
+# browser test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${SPU_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e ".[test]"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+export LITELLM_LOCAL_MODEL_COST_MAP=True
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+"$VENV/bin/mypy"
+# pytest exits 5 when it collects nothing: that is a failure here, never a pass.
+"$VENV/bin/pytest" -q -p no:cacheprovider "$@"
