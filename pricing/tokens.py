@@ -1,0 +1,86 @@
+"""Token counts with tiktoken, strictly offline.
+
+tiktoken downloads an encoding on first use unless its cache directory holds
+the file, named by the SHA-1 of the download URL. litellm ships cl100k_base
+and o200k_base in exactly that form, so pointing ``TIKTOKEN_CACHE_DIR`` at
+litellm's copy (found without importing litellm) gives both with no network.
+"""
+
+import hashlib
+import importlib.util
+import os
+import re
+from functools import cache
+from pathlib import Path
+
+import tiktoken
+
+from pricing.errors import PricingError, TokenizerUnavailable
+
+CACHE_DIR_ENV = "TIKTOKEN_CACHE_DIR"
+CL100K_BASE = "cl100k_base"
+O200K_BASE = "o200k_base"
+
+# tiktoken's own download address; its cache file is named by this URL's SHA-1
+# (tiktoken/load.py, read_file_cached).
+_ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+
+_O200K_FAMILIES = re.compile(
+    r"(?:chatgpt-4o|gpt-4o|gpt-4\.1|gpt-4\.5|gpt-[5-9]|gpt-oss|o[1-9])(?![0-9a-z])"
+)
+
+
+def litellm_tokenizer_dir() -> Path:
+    """litellm's bundled tiktoken cache, found without importing litellm."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        raise PricingError("litellm is not installed; its bundled tokenizers are needed offline")
+    return Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
+
+
+def tiktoken_cache_dir() -> Path:
+    """The directory tiktoken reads; defaults to litellm's copy unless the operator chose one."""
+    if CACHE_DIR_ENV not in os.environ:
+        os.environ[CACHE_DIR_ENV] = str(litellm_tokenizer_dir())
+    return Path(os.environ[CACHE_DIR_ENV])
+
+
+def encoding_file(name: str) -> Path:
+    """Where tiktoken will look for an encoding before trying to download it."""
+    url_sha1 = hashlib.sha1(_ENCODING_URL.format(name=name).encode()).hexdigest()
+    return tiktoken_cache_dir() / url_sha1
+
+
+@cache
+def get_encoding(name: str) -> tiktoken.Encoding:
+    """An encoding loaded from disk, once per process; never a download.
+
+    An install whose litellm lacks o200k_base gets cl100k_base in its place,
+    the nearest encoding; a missing cl100k_base is an error, not a download.
+    """
+    path = encoding_file(name)
+    if not path.is_file():
+        if name == O200K_BASE:
+            return get_encoding(CL100K_BASE)
+        raise TokenizerUnavailable(name, str(path))
+    return tiktoken.get_encoding(name)
+
+
+def encoding_name_for_model(model: str) -> str:
+    """o200k_base for the gpt-4o, gpt-4.1, gpt-5 and o-series families, else cl100k_base.
+
+    Claude's tokenizer is not public; cl100k_base stands in for it as an
+    approximation, and Claude may count somewhat more. Settlement uses the
+    provider's reported usage, so only the pre-call estimate is affected.
+    """
+    bare_name = model.rsplit("/", 1)[-1].lower()
+    return O200K_BASE if _O200K_FAMILIES.match(bare_name) else CL100K_BASE
+
+
+def encoding_for_model(model: str) -> tiktoken.Encoding:
+    return get_encoding(encoding_name_for_model(model))
+
+
+def count_text_tokens(text: str, model: str) -> int:
+    """Tokens of plain text; special-token markers in it count as ordinary text."""
+    return len(encoding_for_model(model).encode_ordinary(text))
