@@ -1,0 +1,49 @@
+"""The ledger's collections: the original design's three, plus holds, access keys and events."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import WriteConcern
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+Collection = AsyncCollection[dict[str, Any]]
+
+CUSTOMERS = "payments_customers"
+CREDIT_TRANSACTIONS = "payments_credit_transactions"
+USAGE_RECORDS = "payments_usage_records"
+HOLDS = "payments_holds"
+ACCESS_KEYS = "payments_access_keys"
+PROCESSED_EVENTS = "payments_processed_events"
+
+MAJORITY = WriteConcern("majority")
+"""Every write outside a transaction waits for a majority, whatever the URL or the server
+default says (transactions commit with majority too): an acknowledged hold, event or key
+survives a failover, as a committed SQLite write survives a power loss."""
+
+
+@dataclass(frozen=True, slots=True)
+class Collections:
+    customers: Collection
+    """One document per org (``_id`` = org id): buckets, plan, and its open holds embedded."""
+    credit_transactions: Collection
+    usage_records: Collection
+    holds: Collection
+    """Holds that ended (settled, released, expired), ``_id`` = request id; open ones are
+    embedded in their customer document."""
+    access_keys: Collection
+    processed_events: Collection
+
+    @classmethod
+    def of(cls, database: AsyncDatabase[dict[str, Any]]) -> "Collections":
+        def collection(name: str) -> Collection:
+            return database.get_collection(name, write_concern=MAJORITY)
+
+        return cls(
+            customers=collection(CUSTOMERS),
+            credit_transactions=collection(CREDIT_TRANSACTIONS),
+            usage_records=collection(USAGE_RECORDS),
+            holds=collection(HOLDS),
+            access_keys=collection(ACCESS_KEYS),
+            processed_events=collection(PROCESSED_EVENTS),
+        )
