@@ -1,7 +1,12 @@
 """Choose a backend from the store URL: ``sqlite:///path`` (default) or ``mongodb://…``."""
 
+from urllib.parse import urlsplit
+
 from ledger.clock import Clock, system_clock
 from ledger.store import LedgerStore
+
+DEFAULT_MONGO_DATABASE = "spu_gateway"
+"""Used when the MongoDB URL names no database (``mongodb://host/?replicaSet=rs0``)."""
 
 
 def open_store(url: str, *, clock: Clock = system_clock) -> LedgerStore:
@@ -13,5 +18,6 @@ def open_store(url: str, *, clock: Clock = system_clock) -> LedgerStore:
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from ledger.mongo import MongoLedger
 
-        return MongoLedger(url, clock=clock)
+        database = urlsplit(url).path.lstrip("/") or DEFAULT_MONGO_DATABASE
+        return MongoLedger(url, database=database, clock=clock)
     raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path or mongodb://…")
