@@ -14,12 +14,13 @@ def serve(
     config: Path | None = typer.Option(None, help="YAML config file (SPU_CONFIG_FILE)."),
 ) -> None:
     """Start the gateway. Options override the environment; workers read it at start-up."""
+    from proxy.lifecycle import run_server
     from proxy.settings import Settings
 
     if config is not None:
         os.environ["SPU_CONFIG_FILE"] = str(config.resolve())
     settings = Settings()
-    uvicorn.run(
+    server_config = uvicorn.Config(
         "proxy.app:create_app",
         factory=True,
         host=host or settings.host,
@@ -28,3 +29,4 @@ def serve(
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
+    run_server(server_config)

@@ -1,0 +1,132 @@
+"""SIGKILL a worker mid-stream: its holds expire, the sweep ends them, the ledger verifies clean.
+
+A killed worker settles nothing, so its streams' holds stay open in the store.
+They carry an expiry (``SPU_HOLD_TTL_S``): past it they stop counting against
+the balance, and the sweep (every ``SPU_SWEEP_INTERVAL_S``, in every worker,
+including the one the supervisor starts in the dead one's place) marks them
+expired. Streams on the other worker (the kernel decides how many land
+there, perhaps none) are untouched.
+"""
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from ledger.sqlite import SqliteLedger
+from ledger.verify import verify
+from tests.deploy.processes import (
+    Org,
+    chat_body,
+    established_connections,
+    hold_states,
+    running_gateway,
+    seed_orgs,
+)
+
+STREAMS = 12
+WORD_DELAY_MS = 100
+STREAM_WORDS = 15
+"""1.5 s per stream: well inside the hold TTL, so surviving streams settle before it."""
+HOLD_TTL_S = 4
+SWEEP_INTERVAL_S = 0.5
+CLIENT_TIMEOUT_S = 20.0
+RESPAWN_TIMEOUT_S = 20.0
+SETTLE_TIMEOUT_S = 2.0
+"""Well under the hold TTL: a survivor still open after it would be the bug, not the expiry."""
+
+
+async def _stream(client: httpx.AsyncClient, org: Org, started: asyncio.Event) -> bool:
+    """True when the stream arrived whole; False when the connection died under it."""
+    body = chat_body(max_tokens=STREAM_WORDS, stream=True, prompt_words=STREAM_WORDS)
+    headers = {"authorization": f"Bearer {org.token}"}
+    received = b""
+    async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
+        assert reply.status_code == 200
+        started.set()
+        try:
+            async for piece in reply.aiter_bytes():
+                received += piece
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return False
+    return received.endswith(b"data: [DONE]\n\n")
+
+
+def _wait_for_open_holds(ledger_path: Path, count: int, timeout_s: float) -> dict[str, int]:
+    """The hold states once exactly ``count`` holds are open (settling runs after a stream ends)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        states = hold_states(ledger_path)
+        if states.get("open", 0) == count:
+            return states
+        time.sleep(0.05)
+    raise AssertionError(f"not {count} open holds after {timeout_s} s: {hold_states(ledger_path)}")
+
+
+async def test_a_killed_workers_holds_are_swept_after_expiry_and_the_ledger_verifies_clean(
+    tmp_path: Path,
+) -> None:
+    ledger_path = tmp_path / "ledger.db"
+    [org] = await seed_orgs(ledger_path, {"org_crash": 100})
+
+    with running_gateway(
+        ledger_path,
+        tmp_path,
+        workers=2,
+        demo_stream_delay_ms=WORD_DELAY_MS,
+        hold_ttl_s=HOLD_TTL_S,
+        sweep_interval_s=SWEEP_INTERVAL_S,
+    ) as gateway:
+        limits = httpx.Limits(max_connections=STREAMS)
+        async with httpx.AsyncClient(
+            base_url=gateway.base_url, limits=limits, timeout=CLIENT_TIMEOUT_S
+        ) as client:
+            started = [asyncio.Event() for _ in range(STREAMS)]
+            streams = [
+                asyncio.create_task(_stream(client, org, started[index]))
+                for index in range(STREAMS)
+            ]
+            async with asyncio.timeout(CLIENT_TIMEOUT_S):
+                await asyncio.gather(*(event.wait() for event in started))
+                serving = {
+                    pid: established_connections(pid, gateway.port) for pid in gateway.workers()
+                }
+                victim = max(serving, key=lambda pid: serving[pid])
+                os.kill(victim, signal.SIGKILL)
+                arrived_whole = await asyncio.gather(*streams)
+
+        killed_streams = arrived_whole.count(False)
+        assert killed_streams == serving[victim] > 0
+        # The survivors settle; the dead worker's holds stay open until they expire.
+        _wait_for_open_holds(ledger_path, killed_streams, SETTLE_TIMEOUT_S)
+
+        gateway.wait_for_workers(2, excluding={victim}, timeout_s=RESPAWN_TIMEOUT_S)
+        states = _wait_for_open_holds(ledger_path, 0, HOLD_TTL_S + RESPAWN_TIMEOUT_S)
+        expected = {"settled": STREAMS - killed_streams, "expired": killed_streams}
+        assert states == {state: count for state, count in expected.items() if count}
+
+        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT_S) as client:
+            reply = await client.post(
+                "/v1/chat/completions",
+                json=chat_body(max_tokens=5, stream=False),
+                headers={"authorization": f"Bearer {org.token}"},
+            )
+            assert reply.status_code == 200
+        assert gateway.stop() == 0, gateway.log()
+
+    store = SqliteLedger(ledger_path)
+    await store.open()
+    try:
+        assert await verify(store) == (1, [])
+        balance = await store.balance(org.org_id)
+        assert balance.held_units == 0
+        records = await store.usage_records(org.org_id)
+        assert len(records) == STREAMS - killed_streams + 1
+        assert balance.account.net_balance_units == org.grant_units - sum(
+            record.charged_units for record in records
+        )
+    finally:
+        await store.close()
