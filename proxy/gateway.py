@@ -10,6 +10,7 @@ from fastapi import Request
 from ledger import LedgerStore, LedgerUnavailable, open_store, spus_to_units
 from pricing import PricingPolicy
 from proxy.auth import Principal, TokenAuthenticator, bearer_token
+from proxy.billing.service import StripeBilling
 from proxy.metering import Meter
 from proxy.model_registry import ModelRegistry
 from proxy.observability import Metrics
@@ -29,6 +30,11 @@ class Gateway:
     upstreams: Upstreams
     metrics: Metrics
     _sweeper: "asyncio.Task[None] | None" = field(default=None, init=False)
+    billing: StripeBilling | None = field(default=None, init=False)
+    """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
+
+    def __post_init__(self) -> None:
+        self.billing = StripeBilling.from_settings(self.settings, self.store, self.meter)
 
     @classmethod
     def build(cls, settings: Settings, store: LedgerStore | None = None) -> "Gateway":
@@ -62,6 +68,8 @@ class Gateway:
     async def start(self) -> None:
         await self.store.open()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hold-sweeper")
+        if self.billing is not None:
+            await self.billing.start()
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -70,6 +78,8 @@ class Gateway:
                 await self._sweeper
         await self.meter.drain(self.settings.shutdown_grace_s)
         await self.upstreams.aclose()
+        if self.billing is not None:
+            await self.billing.stop()
         await self.store.close()
 
     async def _sweep_forever(self) -> None:

@@ -1,0 +1,118 @@
+"""The Stripe side of one gateway process: its client, catalogue, event handlers and tasks."""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import stripe
+from pydantic import SecretStr
+
+from ledger import LedgerError, LedgerStore
+from pricing import PricingPolicy
+from pricing.catalogue import Catalogue
+from proxy.billing.catalogue_source import CatalogueHolder
+from proxy.billing.client import ListingTooLong, StripeConnection, connect
+from proxy.billing.events import EventHandlers, process_event
+from proxy.billing.sync import SyncReport, sync_all
+from proxy.metering import Meter
+from proxy.settings import Settings
+
+logger = logging.getLogger("spu.billing")
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    """A configured secret, treating an empty variable (``STRIPE_SECRET_KEY=``) as unset."""
+    value = secret.get_secret_value().strip() if secret is not None else ""
+    return value or None
+
+
+class StripeBilling:
+    def __init__(
+        self, settings: Settings, store: LedgerStore, meter: Meter, connection: StripeConnection
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = connection.client
+        self._connection = connection
+        self._meter = meter
+        self._configured_policy = meter.policy
+        self.catalogue = CatalogueHolder(
+            self.client, settings.stripe_product_tag, on_change=self._apply_policy
+        )
+        self.handlers = EventHandlers(self.client, store, self.catalogue)
+        self._refresher: asyncio.Task[None] | None = None
+        self.startup: asyncio.Task[SyncReport | None] | None = None
+        """Catalogue load, then the sync of every org; its result is the sync report."""
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: LedgerStore, meter: Meter
+    ) -> "StripeBilling | None":
+        """None in local-only mode (no ``STRIPE_SECRET_KEY``)."""
+        secret_key = secret_value(settings.stripe_secret_key)
+        if secret_key is None:
+            return None
+        return cls(settings, store, meter, connect(secret_key))
+
+    @property
+    def webhook_secret(self) -> str | None:
+        return secret_value(self.settings.stripe_webhook_secret)
+
+    async def start(self) -> None:
+        """Load the catalogue and sync every org in the background, so that a slow or
+        unreachable Stripe never holds up start-up; then refresh on a schedule."""
+        self.startup = asyncio.create_task(self._start_up(), name="stripe-start-up")
+        self._refresher = asyncio.create_task(
+            self.catalogue.refresh_forever(self.settings.stripe_catalogue_refresh_s),
+            name="stripe-catalogue-refresh",
+        )
+
+    async def stop(self) -> None:
+        for task in (self._refresher, self.startup):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._connection.aclose()
+
+    async def receive(self, event: dict[str, Any]) -> str:
+        return await process_event(self.store, self.handlers, event)
+
+    async def _start_up(self) -> SyncReport | None:
+        """Every failure is logged here: the gateway runs on and the schedule retries."""
+        catalogue = await self.catalogue.refresh_logged()
+        if catalogue is None or catalogue.product_id is None:
+            logger.warning("start-up Stripe sync skipped: no catalogue")
+            return None
+        try:
+            report = await sync_all(self.client, self.store, catalogue.product_id)
+        except (stripe.StripeError, ListingTooLong, LedgerError) as error:
+            logger.error("start-up Stripe sync failed: %s", error)
+            return None
+        logger.info(
+            "start-up Stripe sync: %d org(s), %d session(s) credited, %d failure(s)",
+            report.orgs,
+            report.sessions_credited,
+            len(report.failures),
+        )
+        return report
+
+    def _apply_policy(self, catalogue: Catalogue) -> None:
+        """Product metadata ``markup``/``usd_per_spu`` reprice calls with no deploy."""
+        configured = self._configured_policy
+        policy = PricingPolicy(
+            markup=catalogue.markup if catalogue.markup is not None else configured.markup,
+            usd_per_spu=(
+                catalogue.usd_per_spu
+                if catalogue.usd_per_spu is not None
+                else configured.usd_per_spu
+            ),
+        )
+        if policy != self._meter.policy:
+            logger.info(
+                "pricing policy from Stripe: markup %s, usd_per_spu %s",
+                policy.markup,
+                policy.usd_per_spu,
+            )
+            self._meter.policy = policy

@@ -1,0 +1,182 @@
+"""Stripe billing routes: Checkout for credits and plans, the Billing Portal, the webhook.
+
+Callers authenticate with their org token (the webhook with Stripe's signature).
+Without ``STRIPE_SECRET_KEY`` every route answers 503: the gateway is in local-only mode.
+"""
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import stripe
+from fastapi import APIRouter, Depends, Request
+
+from ledger import UNITS_PER_SPU, LedgerUnavailable
+from pricing.catalogue import Catalogue
+from proxy.auth import Principal
+from proxy.billing.catalogue_source import CatalogueUnavailable
+from proxy.billing.checkout import (
+    ReturnUrls,
+    credit_checkout,
+    gateway_url,
+    portal_session,
+    return_urls,
+    subscription_checkout,
+)
+from proxy.billing.service import StripeBilling
+from proxy.billing.webhook import WebhookRejected, verify_event
+from proxy.errors import ApiError, bad_request
+from proxy.gateway import authenticated, gateway_of
+from proxy.metering import ledger_down
+from proxy.requests import positive_int, read_json_object
+
+logger = logging.getLogger("spu.routes.billing")
+
+router = APIRouter()
+
+
+def configured_billing(request: Request) -> StripeBilling:
+    billing = gateway_of(request).billing
+    if billing is None:
+        raise ApiError(
+            503,
+            "Stripe billing is not configured on this gateway (STRIPE_SECRET_KEY is not set):"
+            " it runs in local-only mode, where the operator grants credits and sets plans.",
+            error_type="api_error",
+            code="billing_not_configured",
+        )
+    return billing
+
+
+Billing = Annotated[StripeBilling, Depends(configured_billing)]
+Caller = Annotated[Principal, Depends(authenticated)]
+"""Declared after ``Billing`` in each route, so local-only mode answers 503 before any auth."""
+
+
+@contextlib.contextmanager
+def _failures_as_api_errors() -> Iterator[None]:
+    try:
+        yield
+    except LedgerUnavailable as error:
+        raise ledger_down() from error
+    except CatalogueUnavailable as error:
+        raise ApiError(
+            503,
+            f"{error}; try again shortly.",
+            error_type="api_error",
+            code="catalogue_unavailable",
+        ) from error
+    except stripe.StripeError as error:
+        logger.error("Stripe request failed: %r", error)
+        raise ApiError(
+            502,
+            f"Stripe did not accept the request: {error.user_message or 'no detail'}",
+            error_type="api_error",
+            code="stripe_error",
+        ) from error
+
+
+async def _optional_body(request: Request) -> dict[str, Any]:
+    return await read_json_object(request) if (await request.body()).strip() else {}
+
+
+def _optional_url(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a URL string.", param=name)
+    return value
+
+
+def _urls(billing: StripeBilling, body: dict[str, Any]) -> ReturnUrls:
+    return return_urls(
+        billing.settings.public_url,
+        _optional_url(body, "success_url"),
+        _optional_url(body, "cancel_url"),
+    )
+
+
+async def _catalogue(billing: StripeBilling) -> Catalogue:
+    with _failures_as_api_errors():
+        return await billing.catalogue.require()
+
+
+@router.post("/billing/checkout/credits")
+async def checkout_credits(
+    request: Request,
+    billing: Billing,
+    principal: Caller,
+) -> dict[str, Any]:
+    """Body: ``{"spus": 1000}`` (and optional ``success_url``/``cancel_url`` on this gateway)."""
+    body = await read_json_object(request)
+    spus = positive_int(body, "spus")
+    if spus is None:
+        raise bad_request("'spus' is required: how many SPUs to buy.", param="spus")
+    urls = _urls(billing, body)
+    catalogue = await _catalogue(billing)
+    with _failures_as_api_errors():
+        return await credit_checkout(
+            billing.client, billing.store, catalogue, principal.org_id, spus * UNITS_PER_SPU, urls
+        )
+
+
+@router.post("/billing/checkout/subscription")
+async def checkout_subscription(
+    request: Request,
+    billing: Billing,
+    principal: Caller,
+) -> dict[str, Any]:
+    """Body: ``{"tier": "individual"}`` (and optional ``success_url``/``cancel_url``)."""
+    body = await read_json_object(request)
+    tier = body.get("tier")
+    if not isinstance(tier, str) or not tier.strip():
+        raise bad_request("'tier' is required: the plan to subscribe to.", param="tier")
+    urls = _urls(billing, body)
+    catalogue = await _catalogue(billing)
+    with _failures_as_api_errors():
+        return await subscription_checkout(
+            billing.client, billing.store, catalogue, principal.org_id, tier.strip(), urls
+        )
+
+
+@router.post("/billing/portal")
+async def portal(
+    request: Request,
+    billing: Billing,
+    principal: Caller,
+) -> dict[str, Any]:
+    """Body (optional): ``{"return_url": ...}`` on this gateway."""
+    body = await _optional_body(request)
+    return_url = gateway_url(
+        billing.settings.public_url, "return_url", _optional_url(body, "return_url"), "/"
+    )
+    with _failures_as_api_errors():
+        return await portal_session(billing.client, billing.store, principal.org_id, return_url)
+
+
+@router.post("/billing/webhook")
+async def webhook(request: Request, billing: Billing) -> dict[str, Any]:
+    secret = billing.webhook_secret
+    if secret is None:
+        raise ApiError(
+            503,
+            "The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET is not set).",
+            error_type="api_error",
+            code="webhook_not_configured",
+        )
+    try:
+        event = verify_event(await request.body(), request.headers.get("stripe-signature"), secret)
+    except WebhookRejected as error:
+        raise ApiError(400, str(error), code="invalid_signature") from error
+    try:
+        outcome = await billing.receive(event)
+    except Exception as error:
+        # Any failure must answer 500 so Stripe delivers the event again.
+        logger.exception("Stripe event %s (%s) failed", event["id"], event["type"])
+        raise ApiError(
+            500,
+            f"Event {event['id']} could not be processed; Stripe will deliver it again.",
+            error_type="api_error",
+            code="webhook_handler_failed",
+        ) from error
+    return {"received": True, "id": event["id"], "type": event["type"], "outcome": outcome}
