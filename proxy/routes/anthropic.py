@@ -1,0 +1,312 @@
+"""Anthropic's Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+Claude Code and the ``anthropic`` SDK reach the gateway with
+``ANTHROPIC_BASE_URL`` set to it and the org token as their API key. Calls go
+the same way as the OpenAI routes — hold, forward, settle — relayed as they
+are to an Anthropic-format upstream, or translated for an OpenAI-format one.
+Errors come out in Anthropic's shape (``proxy.errors`` picks it by path).
+"""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from ledger import format_spus
+from pricing import (
+    InvalidUsage,
+    TokenUsage,
+    count_anthropic_prompt_tokens,
+    count_text_tokens,
+    usage_from_anthropic,
+)
+from proxy import anthropic_translate as translate
+from proxy.anthropic_stream import AnthropicStreamTap
+from proxy.auth import Principal
+from proxy.errors import ApiError, bad_request
+from proxy.gateway import Gateway, authenticated, gateway_of
+from proxy.metered_stream import STATUS_OK, MeteredStreamResponse
+from proxy.metering import MeteredCall
+from proxy.model_registry import ServedModel
+from proxy.requests import positive_int, read_json_object
+from proxy.upstream.clients import upstream_failure
+
+router = APIRouter()
+
+Caller = Annotated[Principal, Depends(authenticated)]
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+RELAYED_ERROR_HEADERS = ("retry-after", "x-should-retry")
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesCall:
+    """What the route worked out about a Messages request before anything is held."""
+
+    principal: Principal
+    model: ServedModel
+    prompt_tokens: int
+    max_output_tokens: int
+    stream: bool
+
+    @property
+    def native(self) -> bool:
+        """True when the upstream speaks Anthropic's format itself (no translation)."""
+        return self.model.route.api_format == "anthropic"
+
+    @property
+    def encoding_model(self) -> str:
+        return self.model.route.provider_model
+
+
+def _anthropic_headers(request: Request) -> dict[str, str]:
+    """The client's API version and beta flags, which select upstream behaviour."""
+    headers = {
+        "anthropic-version": request.headers.get("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
+    }
+    beta = request.headers.get("anthropic-beta")
+    if beta:
+        headers["anthropic-beta"] = beta
+    return headers
+
+
+def _messages_of(body: dict[str, Any]) -> list[Any]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("messages: must be a non-empty array.", param="messages")
+    return messages
+
+
+def _tools_of(body: dict[str, Any]) -> list[Any] | None:
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise bad_request("tools: must be an array.", param="tools")
+    return tools
+
+
+def _prompt_tokens(body: dict[str, Any], model: ServedModel) -> int:
+    return count_anthropic_prompt_tokens(
+        body.get("system"), _messages_of(body), _tools_of(body), model.route.provider_model
+    )
+
+
+@router.post("/v1/messages")
+async def create_message(request: Request, principal: Caller) -> Response:
+    gateway = gateway_of(request)
+    body = await read_json_object(request)
+    model = gateway.registry.get(body.get("model"))
+    max_tokens = positive_int(body, "max_tokens")
+    if max_tokens is None:
+        raise bad_request("max_tokens: Field required", param="max_tokens")
+    bound = min(max_tokens, model.rates.max_output_tokens or max_tokens)
+    call = MessagesCall(
+        principal=principal,
+        model=model,
+        prompt_tokens=_prompt_tokens(body, model),
+        max_output_tokens=bound,
+        stream=body.get("stream") is True,
+    )
+    if call.native:
+        path, payload = "/messages", {**body, "model": model.route.provider_model}
+        headers: dict[str, str] | None = _anthropic_headers(request)
+    else:
+        path, payload = (
+            "/chat/completions",
+            translate.openai_request(body, model.route.provider_model),
+        )
+        headers = None
+    return await _forward(gateway, call, path, payload, headers)
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_tokens(request: Request, _: Caller) -> Response:
+    """Free, as at Anthropic: asked of an Anthropic upstream, counted locally for the others."""
+    gateway = gateway_of(request)
+    body = await read_json_object(request)
+    model = gateway.registry.get(body.get("model"))
+    if model.route.api_format != "anthropic":
+        return JSONResponse({"input_tokens": _prompt_tokens(body, model)})
+    _messages_of(body)
+    payload = {**body, "model": model.route.provider_model}
+    upstream, _latency_s = await gateway.upstreams.open(
+        model, "/messages/count_tokens", payload, headers=_anthropic_headers(request)
+    )
+    try:
+        raw = await upstream.aread()
+    except httpx.HTTPError as error:
+        raise upstream_failure(model, error) from error
+    finally:
+        await upstream.aclose()
+    return Response(
+        raw,
+        status_code=upstream.status_code,
+        media_type=upstream.headers.get("content-type", "application/json"),
+    )
+
+
+async def _forward(
+    gateway: Gateway,
+    call: MessagesCall,
+    path: str,
+    payload: dict[str, Any],
+    headers: dict[str, str] | None,
+) -> Response:
+    metered = await gateway.meter.open(
+        call.principal,
+        call.model,
+        operation="messages",
+        source="anthropic",
+        prompt_tokens=call.prompt_tokens,
+        max_output_tokens=call.max_output_tokens,
+    )
+    try:
+        upstream, latency_s = await gateway.upstreams.open(
+            call.model, path, payload, headers=headers
+        )
+    except BaseException:
+        metered.release_detached()
+        raise
+    gateway.metrics.upstream_latency.labels(model=call.model.name).observe(latency_s)
+    if upstream.status_code >= 400:
+        return await _relay_error(metered, upstream, native=call.native)
+    if call.stream:
+        return _stream(metered, upstream, call)
+    return await _complete(gateway, metered, upstream, call)
+
+
+async def _relay_error(metered: MeteredCall, upstream: httpx.Response, *, native: bool) -> Response:
+    """The upstream refused or failed: nothing was produced, so nothing is debited."""
+    metered.release_detached()
+    try:
+        raw = await upstream.aread()
+    except httpx.HTTPError as error:
+        raise upstream_failure(metered.model, error) from error
+    finally:
+        await upstream.aclose()
+    headers = {
+        name: upstream.headers[name] for name in RELAYED_ERROR_HEADERS if name in upstream.headers
+    }
+    headers["x-request-id"] = metered.request_id
+    if native:
+        media_type = upstream.headers.get("content-type", "application/json")
+        return Response(
+            raw, status_code=upstream.status_code, media_type=media_type, headers=headers
+        )
+    body = translate.anthropic_error(upstream.status_code, raw)
+    return JSONResponse(body, status_code=upstream.status_code, headers=headers)
+
+
+async def _complete(
+    gateway: Gateway, metered: MeteredCall, upstream: httpx.Response, call: MessagesCall
+) -> Response:
+    try:
+        raw = await upstream.aread()
+        body = orjson.loads(raw)
+    except BaseException as error:
+        metered.release_detached()
+        if isinstance(error, httpx.HTTPError):
+            raise upstream_failure(metered.model, error) from error
+        if isinstance(error, orjson.JSONDecodeError):
+            raise _invalid_response(call) from error
+        raise
+    finally:
+        await upstream.aclose()
+    if not isinstance(body, dict):
+        metered.release_detached()
+        raise _invalid_response(call)
+    if call.native:
+        usage = _native_usage(body, call)
+        content = raw
+    else:
+        message = translate.first_message(body)
+        usage = translate.reported_openai_usage(body.get("usage")) or _counted(
+            call, translate.reply_text(message)
+        )
+        content = orjson.dumps(translate.anthropic_message(body, call.model.name, usage))
+    # Shielded: the debit must land even if this handler is cancelled meanwhile.
+    result = await asyncio.shield(gateway.meter.spawn(metered.settle(usage)))
+    return Response(
+        content,
+        media_type="application/json",
+        headers={
+            "x-request-id": metered.request_id,
+            "x-spu-charged": format_spus(result.record.charged_units),
+            "x-spu-remaining": format_spus(result.available_units),
+        },
+    )
+
+
+def _invalid_response(call: MessagesCall) -> ApiError:
+    return ApiError(
+        502,
+        f"The upstream for '{call.model.name}' answered with invalid JSON.",
+        error_type="api_error",
+        code="upstream_invalid_response",
+    )
+
+
+def _native_usage(body: dict[str, Any], call: MessagesCall) -> TokenUsage:
+    """The provider's counts, or the gateway's own when it reported none it could read."""
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        try:
+            return usage_from_anthropic(usage)
+        except InvalidUsage:
+            pass
+    parts: list[str] = []
+    for block in body.get("content") or []:
+        if isinstance(block, dict):
+            for key in ("text", "thinking"):
+                if isinstance(block.get(key), str):
+                    parts.append(block[key])
+            if block.get("type") == "tool_use":
+                parts.append(orjson.dumps(block.get("input") or {}).decode())
+    return _counted(call, "".join(parts))
+
+
+def _counted(call: MessagesCall, text: str) -> TokenUsage:
+    return TokenUsage(
+        input_tokens=call.prompt_tokens,
+        output_tokens=count_text_tokens(text, call.encoding_model),
+    )
+
+
+def _stream(metered: MeteredCall, upstream: httpx.Response, call: MessagesCall) -> Response:
+    tap: AnthropicStreamTap | translate.AnthropicStreamFromOpenAI
+    if call.native:
+        # Relayed unchanged, piece by piece; the tap reads usage beside the bytes.
+        tap = AnthropicStreamTap(
+            encoding_model=call.encoding_model, prompt_tokens_estimate=call.prompt_tokens
+        )
+    else:
+        tap = translate.AnthropicStreamFromOpenAI(
+            model_name=call.model.name,
+            encoding_model=call.encoding_model,
+            prompt_tokens_estimate=call.prompt_tokens,
+        )
+
+    def usage_of(status: str) -> TokenUsage | None:
+        """The provider's final counts; else what was streamed, counted; else nothing.
+
+        A stream that ended on the upstream's error event before any content produced nothing.
+        """
+        if tap.final_usage is not None:
+            return tap.final_usage
+        if tap.content_events or (status == STATUS_OK and tap.error is None):
+            return tap.counted_usage()
+        return None
+
+    return MeteredStreamResponse(
+        metered,
+        upstream,
+        tap,
+        usage_of,
+        headers={
+            "x-request-id": metered.request_id,
+            "x-spu-held": format_spus(metered.hold_units),
+            "cache-control": "no-cache",
+        },
+    )
