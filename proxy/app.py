@@ -11,7 +11,8 @@ from ledger import LedgerStore
 from proxy.body_limit import BodyLimitMiddleware
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
 from proxy.gateway import Gateway
-from proxy.routes import account, health, openai
+from proxy.request_log import RequestLogMiddleware
+from proxy.routes import account, admin, anthropic, billing, health, metrics, openai, usage_page
 from proxy.settings import Settings
 
 
@@ -32,6 +33,9 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=gateway.settings.max_body_bytes)
-    for module in (health, openai, account):
+    app.add_middleware(
+        RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
+    )
+    for module in (health, openai, anthropic, account, admin, usage_page, metrics, billing):
         app.include_router(module.router)
     return app

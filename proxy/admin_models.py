@@ -1,0 +1,205 @@
+"""Request and response bodies of the admin API, so ``/openapi.json`` documents every field.
+
+SPU amounts travel as decimal strings (exact, never floats), as on ``/v1/balance``;
+the ledger's integer units stay inside the gateway.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from proxy.org_admin import ORG_ID_PATTERN
+
+MAX_PERIOD_DAYS = 366
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every admin error: a type, a machine-readable code and a human message."""
+
+    error: ErrorDetail
+
+
+class OrganizationCreate(BaseModel):
+    org_id: str = Field(pattern=ORG_ID_PATTERN, description="Your stable id for the org.")
+    user_id: str | None = Field(default=None, max_length=200)
+    user_name: str | None = Field(default=None, max_length=200)
+    user_email: str | None = Field(default=None, max_length=320)
+
+
+class Bucket(BaseModel):
+    total: str
+    used: str
+    left: str
+
+
+class Buckets(BaseModel):
+    subscription: Bucket
+    purchased: Bucket
+    granted: Bucket
+
+
+class Plan(BaseModel):
+    tier: str
+    status: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+class Balance(BaseModel):
+    object: Literal["balance"] = "balance"
+    org_id: str
+    available_spus: str = Field(description="Buckets minus debt minus open holds.")
+    held_spus: str
+    debt_spus: str
+    buckets: Buckets
+    plan: Plan
+
+
+class Organization(BaseModel):
+    object: Literal["organization"] = "organization"
+    org_id: str
+    user_id: str | None
+    user_name: str | None
+    user_email: str | None
+    stripe_customer_id: str | None
+    renews_locally: bool = Field(description="True for plans set by hand (Enterprise).")
+    created_at: datetime
+    balance: Balance
+
+
+class OrganizationList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Organization]
+    has_more: bool
+
+
+class AccessKeyCreate(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    expires_at: datetime | None = None
+
+
+class AccessKey(BaseModel):
+    object: Literal["access_key"] = "access_key"
+    key_id: str
+    org_id: str
+    prefix: str = Field(description="The token's first characters, to recognise it.")
+    name: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class AccessKeyCreated(AccessKey):
+    token: str = Field(description="The access token itself: shown this once, never again.")
+
+
+class AccessKeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AccessKey]
+
+
+class GrantCreate(BaseModel):
+    spus: Decimal = Field(gt=0, description="SPUs to grant (up to six decimal places).")
+    reason: str = Field(min_length=1, max_length=200)
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Retry-safe id; the Idempotency-Key header is used when absent.",
+    )
+
+
+class CreditGrant(BaseModel):
+    object: Literal["credit_grant"] = "credit_grant"
+    transaction_id: str
+    org_id: str
+    spus: str
+    reason: str
+    applied: bool = Field(description="False when this idempotency key had already granted.")
+    created_at: datetime
+    balance: Balance
+
+
+class CreditTransaction(BaseModel):
+    object: Literal["credit_transaction"] = "credit_transaction"
+    transaction_id: str
+    kind: str
+    spus: str
+    debt_paid_spus: str
+    reason: str
+    created_at: datetime
+
+
+class CreditTransactionList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[CreditTransaction]
+
+
+class PlanSet(BaseModel):
+    tier: str = Field(default="enterprise", min_length=1, max_length=64)
+    allowance_spus: Decimal = Field(ge=0, description="SPUs included in every period.")
+    period_days: int = Field(default=30, ge=1, le=MAX_PERIOD_DAYS)
+    period_start: datetime | None = Field(
+        default=None,
+        description="Defaults to the start of the org's current period if it has one, else now;"
+        " a later start begins a new period (the allowance is reset).",
+    )
+
+
+class UsageSplit(BaseModel):
+    subscription: str
+    purchased: str
+    granted: str
+    debt: str
+
+
+class UsageRecord(BaseModel):
+    object: Literal["usage_record"] = "usage_record"
+    request_id: str
+    org_id: str
+    key_id: str | None
+    model: str
+    provider: str
+    operation: str
+    source: str
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: str
+    spus: str
+    split: UsageSplit
+    latency_ms: int
+    status: str
+    created_at: datetime
+
+
+class UsageRecordList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[UsageRecord]
+
+
+class UsageTotal(BaseModel):
+    group: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: str
+    spus: str
+
+
+class UsageTotalList(BaseModel):
+    object: Literal["list"] = "list"
+    org_id: str
+    group_by: Literal["model", "day", "key"]
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    data: list[UsageTotal]

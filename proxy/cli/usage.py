@@ -1,0 +1,86 @@
+"""``spu usage``: recent usage records, or one organization's totals, as a table."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Column, Table
+
+from ledger import LedgerStore, UsageRecord, UsageTotal, format_spus
+from proxy.cli.common import console, fail, run, when
+from proxy.routes.account import format_usd
+from proxy.settings import Settings
+
+MAX_RECORDS = 1000
+
+
+def records_table(records: list[UsageRecord]) -> Table:
+    table = Table(
+        Column("time (UTC)", no_wrap=True),
+        Column("org", no_wrap=True),
+        "model",
+        "prompt",
+        "completion",
+        "cost USD",
+        "SPUs",
+        "status",
+    )
+    for record in records:
+        details = record.details
+        table.add_row(
+            when(record.created_at),
+            record.org_id,
+            details.model,
+            str(details.prompt_tokens),
+            str(details.completion_tokens),
+            format_usd(details.cost_pico_usd),
+            format_spus(record.charged_units),
+            details.status,
+        )
+    return table
+
+
+def totals_table(group_by: str, totals: list[UsageTotal]) -> Table:
+    table = Table(group_by, "calls", "tokens", "cost USD", "SPUs")
+    for total in totals:
+        table.add_row(
+            total.group,
+            str(total.calls),
+            str(total.total_tokens),
+            format_usd(total.cost_pico_usd),
+            format_spus(total.charged_units),
+        )
+    return table
+
+
+def usage(
+    org_id: Annotated[
+        str | None, typer.Argument(help="Organization (default: every organization).")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="How many days back to read.")] = 30,
+    group_by: Annotated[
+        Literal["model", "day", "key"] | None,
+        typer.Option(help="Totals by model, day or key instead of single calls (needs an org)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's calls.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_RECORDS, help="Most calls shown.")] = 20,
+) -> None:
+    """Show usage: the latest calls (newest first) or totals over the last DAYS days."""
+    if group_by is not None and org_id is None:
+        fail("--group-by needs an organization id")
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+
+    async def work(store: LedgerStore) -> Table:
+        with console.status("Reading usage from the ledger…"):
+            if group_by is None:
+                records = await store.usage_records(
+                    org_id, start=since, end=until, limit=limit, model=model
+                )
+                return records_table(records)
+            assert org_id is not None
+            await store.get_account(org_id)
+            totals = await store.usage_totals(org_id, group_by, start=since, end=until)
+            return totals_table(group_by, totals)
+
+    console.print(run(Settings(), work))

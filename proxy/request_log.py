@@ -1,0 +1,161 @@
+"""One structured JSON log line per request, and the per-route request counter.
+
+Routes and the meter ``note`` what they learn (org, model, SPUs charged) on
+a per-request ``RequestFacts`` held in a context variable; the middleware
+writes the line once the response is complete and any settlement that
+outlives it (a stream's, see ``defer_until``) has finished. Only ids, names
+and figures are logged: never a header, a token, a query or a body.
+"""
+
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledger import format_spus
+from proxy.observability import Metrics
+
+logger = logging.getLogger("spu.request")
+
+REQUEST_ID_HEADER = b"x-request-id"
+UNMATCHED_ROUTE = "unmatched"
+"""Metric label for paths no route serves, so scanners cannot grow the label set."""
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """What the gateway learned while serving one request."""
+
+    started_s: float
+    org_id: str | None = None
+    model: str | None = None
+    charged_units: int | None = None
+    pending: set["asyncio.Task[Any]"] = field(default_factory=set)
+
+
+_current: ContextVar[RequestFacts | None] = ContextVar("spu_request_facts", default=None)
+
+
+def note(
+    *, org_id: str | None = None, model: str | None = None, charged_units: int | None = None
+) -> None:
+    """Record a fact about the current request (a no-op outside one, e.g. in a CLI)."""
+    facts = _current.get()
+    if facts is None:
+        return
+    if org_id is not None:
+        facts.org_id = org_id
+    if model is not None:
+        facts.model = model
+    if charged_units is not None:
+        facts.charged_units = (facts.charged_units or 0) + charged_units
+
+
+def defer_until(task: "asyncio.Task[Any]") -> None:
+    """Hold the current request's log line until ``task`` (e.g. a stream's settlement) ends."""
+    facts = _current.get()
+    if facts is not None and not task.done():
+        facts.pending.add(task)
+
+
+def elapsed_s() -> float | None:
+    """Time since the current request arrived (for measuring the gateway's own overhead)."""
+    facts = _current.get()
+    return None if facts is None else time.perf_counter() - facts.started_s
+
+
+def _configure(level: str) -> None:
+    """Request lines go to stderr as bare JSON, whatever the server's own log format."""
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level.upper())
+
+
+def _route_of(scope: Scope) -> str:
+    """The matched route's template (bounded label values); FastAPI's own pages (``/docs``,
+    ``/openapi.json``) set no route, but their paths are fixed."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    return str(scope["path"]) if "endpoint" in scope else UNMATCHED_ROUTE
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, log_level: str = "info") -> None:
+        self.app = app
+        self.metrics = metrics
+        _configure(log_level)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        facts = RequestFacts(started_s=time.perf_counter())
+        status = 500
+        request_id = ""
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, request_id
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                found = [value for name, value in headers if name.lower() == REQUEST_ID_HEADER]
+                if found:
+                    request_id = found[0].decode("latin-1")
+                else:
+                    request_id = f"req_{uuid.uuid4().hex}"
+                    headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        token = _current.set(facts)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _current.reset(token)
+            latency_ms = int((time.perf_counter() - facts.started_s) * 1000)
+            route = _route_of(scope)
+            self.metrics.requests.labels(
+                route=route, model=facts.model or "", status=str(status)
+            ).inc()
+            line = {
+                "event": "request",
+                "request_id": request_id,
+                "method": scope["method"],
+                "route": route,
+                "path": scope["path"],
+                "status": status,
+                "latency_ms": latency_ms,
+            }
+            self._emit_when_settled(line, facts)
+
+    def _emit_when_settled(self, line: dict[str, Any], facts: RequestFacts) -> None:
+        """Write now, or when the last settlement that outlived the response has finished."""
+        waiting = {task for task in facts.pending if not task.done()}
+
+        def emit() -> None:
+            spus = None if facts.charged_units is None else format_spus(facts.charged_units)
+            line.update(org_id=facts.org_id, model=facts.model, spus=spus)
+            logger.info(orjson.dumps(line).decode())
+
+        if not waiting:
+            emit()
+            return
+
+        def settled(task: "asyncio.Task[Any]") -> None:
+            waiting.discard(task)
+            if not waiting:
+                emit()
+
+        for task in waiting:
+            task.add_done_callback(settled)
