@@ -58,7 +58,7 @@ __all__ = [
     "UsageTotal",
     "format_spus",
     "open_store",
-    "spus_to_units",
     "split_debit",
+    "spus_to_units",
     "units_to_spus",
 ]

@@ -225,3 +225,6 @@ class OrgLedgerFigures:
     settled_hold_units: int
     held_units: int
     split_sums: BucketSplit = field(default_factory=BucketSplit)
+    counted_held_units: int | None = None
+    """A backend's running total of unexpired open holds, where it keeps one (SQLite does,
+    so a hold costs the same however many are open); it must equal ``held_units``."""

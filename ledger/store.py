@@ -93,7 +93,9 @@ class LedgerStore(Protocol):
     ) -> CreditResult:
         """Take back unspent purchased credits; what was already spent becomes debt."""
 
-    async def credit_transactions(self, org_id: str, *, limit: int = 100) -> list[CreditTransaction]: ...
+    async def credit_transactions(
+        self, org_id: str, *, limit: int = 100
+    ) -> list[CreditTransaction]: ...
 
     # subscriptions
     async def set_subscription(self, org_id: str, subscription: Subscription) -> Account:

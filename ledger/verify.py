@@ -2,6 +2,10 @@
 
 Pure: ``violations`` takes one org's figures and says, in words, what is
 wrong; ``verify`` reads every org from a store and collects them.
+
+Open holds are not compared with the balance: a hold fitted when it was
+placed (the hold operation proves that), but a refund, a lapsed allowance or a
+smaller plan may take credit away from under it later, and that is no fault.
 """
 
 from ledger.models import OrgLedgerFigures
@@ -22,10 +26,12 @@ def violations(figures: OrgLedgerFigures) -> list[str]:
             found.append(f"{org}: {bucket} bucket is negative ({left} units)")
     if account.debt_units < 0:
         found.append(f"{org}: debt is negative ({account.debt_units} units)")
-    bucket_left = sum(buckets.values())
-    if figures.held_units > max(bucket_left, 0):
+    if figures.held_units < 0:
+        found.append(f"{org}: open holds sum to a negative amount ({figures.held_units} units)")
+    if figures.counted_held_units is not None and figures.counted_held_units != figures.held_units:
         found.append(
-            f"{org}: open holds ({figures.held_units}) exceed what the buckets hold ({bucket_left})"
+            f"{org}: the running total of open holds says {figures.counted_held_units},"
+            f" the open holds themselves sum to {figures.held_units}"
         )
     expected_net = figures.credited_units - figures.debited_units
     if expected_net != account.net_balance_units:

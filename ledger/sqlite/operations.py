@@ -3,11 +3,17 @@
 Each function is one atomic operation: the writer wraps it in a SAVEPOINT
 inside a ``BEGIN IMMEDIATE`` transaction, so reads and the conditional writes
 that follow them cannot interleave with another writer, in this process or
-another one on the same file.
+another one on the same file. Nothing is cached between operations: another
+process may have written since.
+
+``hold`` and ``settle`` are the hot path and are kept to one read and two or
+three writes each; everything else favours plain code over statement counts.
 """
 
 import sqlite3
 import uuid
+from collections import defaultdict
+from typing import NamedTuple
 
 from ledger.clock import from_ms, to_ms
 from ledger.errors import AccountNotFound, HoldNotFound, HoldNotOpen, IdempotencyConflict
@@ -22,6 +28,7 @@ from ledger.models import (
     SettleResult,
     Subscription,
     UsageDetails,
+    UsageRecord,
 )
 from ledger.periods import (
     AllowanceChange,
@@ -42,6 +49,81 @@ from ledger.sqlite.rows import (
 )
 from ledger.waterfall import BucketSplit, debt_payoff, payable_units, split_debit
 
+_HELD = (
+    "a.open_hold_units - (SELECT COALESCE(SUM(o.amount_units), 0) FROM holds o"
+    " WHERE o.org_id = a.org_id AND o.state = 'open' AND o.expires_at_ms <= ?2)"
+)
+"""Open holds of account ``a`` that have not expired at ``?2``: the running total minus
+the expired ones no sweep has ended yet (a short range of a partial index)."""
+
+_FUNDS = (
+    "a.subscription_allowance_units - a.subscription_used_units,"
+    " a.purchased_credits_units - a.purchased_used_units,"
+    f" a.granted_credits_units - a.granted_used_units, a.debt_units, {_HELD},"
+    " a.renews_locally, a.period_end_ms"
+)
+"""The columns of ``Funds``, for account ``a`` at ``?2``."""
+
+_FUNDS_SQL = f"SELECT {_FUNDS} FROM accounts a WHERE a.org_id = ?1"
+_HELD_SQL = f"SELECT {_HELD} FROM accounts a WHERE a.org_id = ?1"
+_FUNDS_AND_HOLD_SQL = (
+    f"SELECT {_FUNDS}, h.org_id, h.amount_units, h.expires_at_ms"
+    " FROM accounts a LEFT JOIN holds h ON h.request_id = ?3 WHERE a.org_id = ?1"
+)
+"""An account's funds and any hold already placed under the request id: hold's one read."""
+_HOLD_AND_FUNDS_SQL = (
+    f"SELECT h.org_id, h.amount_units, h.state, h.expires_at_ms, {_FUNDS}"
+    " FROM holds h JOIN accounts a ON a.org_id = h.org_id WHERE h.request_id = ?1"
+)
+"""A hold and its account's funds in one read: settle's only SELECT on its common path."""
+_HOLD_SQL = "SELECT org_id, amount_units, state, expires_at_ms FROM holds WHERE request_id = ?"
+_INSERT_HOLD_SQL = (
+    "INSERT INTO holds (request_id, org_id, key_id, amount_units, state, created_at_ms,"
+    " expires_at_ms) VALUES (?, ?, ?, ?, 'open', ?, ?)"
+)
+_ADD_HELD_SQL = "UPDATE accounts SET open_hold_units = open_hold_units + ? WHERE org_id = ?"
+_DEBIT_SQL = (
+    "UPDATE accounts SET subscription_used_units = subscription_used_units + ?,"
+    " purchased_used_units = purchased_used_units + ?,"
+    " granted_used_units = granted_used_units + ?, debt_units = debt_units + ?,"
+    " open_hold_units = open_hold_units - ?, updated_at_ms = ? WHERE org_id = ?"
+)
+_SETTLE_HOLD_SQL = "UPDATE holds SET state = 'settled', ended_at_ms = ? WHERE request_id = ?"
+_INSERT_USAGE_SQL = (
+    f"INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES"
+    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class Funds(NamedTuple):
+    """An account's spendable figures, read inside the operation's write transaction."""
+
+    subscription_left_units: int
+    purchased_left_units: int
+    granted_left_units: int
+    debt_units: int
+    held_units: int
+    """Open holds whose expiry has not passed: an expired hold stops counting at once."""
+    renews_locally: int
+    period_end_ms: int | None
+
+    @property
+    def bucket_left_units(self) -> int:
+        return self.subscription_left_units + self.purchased_left_units + self.granted_left_units
+
+    def renewal_due(self, now_ms: int) -> bool:
+        """A locally renewed plan whose period has ended, waiting for a hold or settle."""
+        return (
+            bool(self.renews_locally)
+            and self.period_end_ms is not None
+            and now_ms >= self.period_end_ms
+        )
+
+    @property
+    def available_units(self) -> int:
+        """What a new hold may reserve; negative while debt exceeds the buckets."""
+        return self.bucket_left_units - self.debt_units - self.held_units
+
 
 def load_account(connection: sqlite3.Connection, org_id: str) -> Account:
     row = connection.execute(
@@ -53,17 +135,25 @@ def load_account(connection: sqlite3.Connection, org_id: str) -> Account:
 
 
 def held_units(connection: sqlite3.Connection, org_id: str, now_ms: int) -> int:
-    """Open holds that have not expired: an expired hold stops counting at once."""
-    (total,) = connection.execute(
-        "SELECT COALESCE(SUM(amount_units), 0) FROM holds"
-        " WHERE org_id = ? AND state = 'open' AND expires_at_ms > ?",
-        (org_id, now_ms),
-    ).fetchone()
-    return int(total)
+    """Open holds that have not expired, from the running total; 0 for an unknown org."""
+    row = connection.execute(_HELD_SQL, (org_id, now_ms)).fetchone()
+    return 0 if row is None else int(row[0])
 
 
-def bucket_left_units(account: Account) -> int:
-    return account.subscription_left_units + account.purchased_left_units + account.granted_left_units
+def _read_funds(connection: sqlite3.Connection, org_id: str, now_ms: int) -> Funds:
+    row = connection.execute(_FUNDS_SQL, (org_id, now_ms)).fetchone()
+    if row is None:
+        raise AccountNotFound(org_id)
+    return Funds(*row)
+
+
+def current_funds(connection: sqlite3.Connection, org_id: str, now_ms: int) -> Funds:
+    """The account's funds, after renewing a locally renewed plan whose period has ended."""
+    funds = _read_funds(connection, org_id, now_ms)
+    if funds.renewal_due(now_ms):
+        _renew_period(connection, load_account(connection, org_id), now_ms)
+        funds = _read_funds(connection, org_id, now_ms)
+    return funds
 
 
 def _insert_credit(
@@ -121,14 +211,13 @@ def _write_allowance(
     )
 
 
-def roll_period_if_due(connection: sqlite3.Connection, account: Account, now_ms: int) -> Account:
-    """Renew a locally renewed plan whose period has ended; once, however many notice."""
-    if not account.renews_locally or account.period_start is None or account.period_end is None:
-        return account
-    old_start, old_end = to_ms(account.period_start), to_ms(account.period_end)
-    if now_ms < old_end:
-        return account
-    start_ms, end_ms = roll_forward_ms(old_start, old_end, now_ms)
+def _renew_period(connection: sqlite3.Connection, account: Account, now_ms: int) -> None:
+    """Renew a locally renewed plan whose period has ended; once, however many notice,
+    because the period end moves forward in the same transaction."""
+    assert account.period_start is not None and account.period_end is not None
+    start_ms, end_ms = roll_forward_ms(
+        to_ms(account.period_start), to_ms(account.period_end), now_ms
+    )
     change = new_period_allowance(
         account.subscription_allowance_units,
         account.subscription_used_units,
@@ -141,7 +230,6 @@ def roll_period_if_due(connection: sqlite3.Connection, account: Account, now_ms:
         (start_ms, end_ms, account.org_id),
     )
     _record_allowance_change(connection, account.org_id, change, "period renewed", now_ms)
-    return load_account(connection, account.org_id)
 
 
 def create_account(
@@ -153,6 +241,8 @@ def create_account(
     user_email: str | None,
     now_ms: int,
 ) -> Account:
+    if free_grant_units < 0:
+        raise ValueError("a free grant cannot be negative")
     inserted = connection.execute(
         "INSERT OR IGNORE INTO accounts (org_id, user_id, user_name, user_email,"
         " granted_credits_units, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -172,7 +262,9 @@ def create_account(
     return load_account(connection, org_id)
 
 
-def set_stripe_customer(connection: sqlite3.Connection, org_id: str, customer_id: str, now_ms: int) -> str:
+def set_stripe_customer(
+    connection: sqlite3.Connection, org_id: str, customer_id: str, now_ms: int
+) -> str:
     account = load_account(connection, org_id)
     if account.stripe_customer_id:
         return account.stripe_customer_id
@@ -182,7 +274,9 @@ def set_stripe_customer(connection: sqlite3.Connection, org_id: str, customer_id
             (customer_id, now_ms, org_id),
         )
     except sqlite3.IntegrityError as error:
-        raise IdempotencyConflict("stripe customer", customer_id, "belongs to another org") from error
+        raise IdempotencyConflict(
+            "stripe customer", customer_id, "it belongs to another org"
+        ) from error
     return customer_id
 
 
@@ -197,23 +291,27 @@ def hold(
 ) -> HoldPlaced | HoldRefused:
     if amount_units < 0:
         raise ValueError("a hold cannot be negative")
-    existing = connection.execute(
-        "SELECT org_id, amount_units, expires_at_ms FROM holds WHERE request_id = ?", (request_id,)
-    ).fetchone()
-    if existing is not None:
-        if (existing["org_id"], existing["amount_units"]) != (org_id, amount_units):
+    if ttl_s <= 0:
+        raise ValueError("a hold needs a positive time to live")
+    row = connection.execute(_FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id)).fetchone()
+    if row is None:
+        raise AccountNotFound(org_id)
+    held_org_id, held_amount, held_expires_ms = row[7:]
+    if held_org_id is not None:
+        if (held_org_id, held_amount) != (org_id, amount_units):
             raise IdempotencyConflict("hold", request_id, "different org or amount")
-        return HoldPlaced(request_id, org_id, amount_units, from_ms(existing["expires_at_ms"]))
-    account = roll_period_if_due(connection, load_account(connection, org_id), now_ms)
-    available = account.net_balance_units - held_units(connection, org_id, now_ms)
+        return HoldPlaced(request_id, org_id, amount_units, from_ms(held_expires_ms))
+    funds = Funds(*row[:7])
+    if funds.renewal_due(now_ms):
+        funds = current_funds(connection, org_id, now_ms)
+    available = funds.available_units
     if amount_units > available:
         return HoldRefused(request_id, org_id, max(available, 0), amount_units)
     expires_ms = now_ms + int(ttl_s * 1000)
     connection.execute(
-        "INSERT INTO holds (request_id, org_id, key_id, amount_units, state, created_at_ms,"
-        " expires_at_ms) VALUES (?, ?, ?, ?, 'open', ?, ?)",
-        (request_id, org_id, key_id, amount_units, now_ms, expires_ms),
+        _INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms)
     )
+    connection.execute(_ADD_HELD_SQL, (amount_units, org_id))
     return HoldPlaced(request_id, org_id, amount_units, from_ms(expires_ms))
 
 
@@ -226,39 +324,25 @@ def settle(
 ) -> SettleResult:
     if actual_units < 0:
         raise ValueError("a settled amount cannot be negative")
-    held = connection.execute(
-        "SELECT org_id, amount_units, state FROM holds WHERE request_id = ?", (request_id,)
-    ).fetchone()
-    if held is None:
+    row = connection.execute(_HOLD_AND_FUNDS_SQL, (request_id, now_ms)).fetchone()
+    if row is None:
         raise HoldNotFound(request_id)
-    org_id = held["org_id"]
-    if held["state"] == HoldState.SETTLED:
-        record = usage_from_row(
-            connection.execute(
-                f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?", (request_id,)
-            ).fetchone()
-        )
-        if record.charged_units != actual_units:
-            raise IdempotencyConflict(
-                "settlement", request_id, f"settled at {record.charged_units}, not {actual_units}"
-            )
-        return SettleResult(record, _available(connection, org_id, now_ms), replayed=True)
-    if held["state"] != HoldState.OPEN:
-        raise HoldNotOpen(request_id, held["state"])
-    account = roll_period_if_due(connection, load_account(connection, org_id), now_ms)
-    free = bucket_left_units(account) - held_units(connection, org_id, now_ms)
-    # This hold may itself have expired by time: it then no longer counts in
-    # held_units, and its amount is not reserved either.
-    expired_by_time = connection.execute(
-        "SELECT expires_at_ms <= ? FROM holds WHERE request_id = ?", (now_ms, request_id)
-    ).fetchone()[0]
-    reserved = 0 if expired_by_time else held["amount_units"]
-    payable = payable_units(actual_units, reserved, free)
+    org_id, hold_units, state, expires_ms = row[:4]
+    if state == HoldState.SETTLED:
+        return _replay_settlement(connection, request_id, org_id, actual_units, now_ms)
+    if state != HoldState.OPEN:
+        raise HoldNotOpen(request_id, state)
+    funds = Funds(*row[4:])
+    if funds.renewal_due(now_ms):
+        funds = current_funds(connection, org_id, now_ms)
+    # A hold whose expiry has passed (but that no sweep has ended) no longer
+    # counts in ``funds.held_units``, and reserves nothing for this settlement.
+    reserved_units = hold_units if expires_ms > now_ms else 0
+    payable = payable_units(
+        actual_units, reserved_units, funds.bucket_left_units - funds.held_units
+    )
     paid = split_debit(
-        payable,
-        account.subscription_left_units,
-        account.purchased_left_units,
-        account.granted_left_units,
+        payable, funds.subscription_left_units, funds.purchased_left_units, funds.granted_left_units
     )
     split = BucketSplit(
         paid.subscription_units,
@@ -267,26 +351,20 @@ def settle(
         paid.debt_units + actual_units - payable,
     )
     connection.execute(
-        "UPDATE accounts SET subscription_used_units = subscription_used_units + ?,"
-        " purchased_used_units = purchased_used_units + ?,"
-        " granted_used_units = granted_used_units + ?, debt_units = debt_units + ?,"
-        " updated_at_ms = ? WHERE org_id = ?",
+        _DEBIT_SQL,
         (
             split.subscription_units,
             split.purchased_units,
             split.granted_units,
             split.debt_units,
+            hold_units,
             now_ms,
             org_id,
         ),
     )
+    connection.execute(_SETTLE_HOLD_SQL, (now_ms, request_id))
     connection.execute(
-        "UPDATE holds SET state = 'settled', ended_at_ms = ? WHERE request_id = ?",
-        (now_ms, request_id),
-    )
-    connection.execute(
-        f"INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _INSERT_USAGE_SQL,
         (
             request_id,
             org_id,
@@ -309,41 +387,64 @@ def settle(
             now_ms,
         ),
     )
-    record = usage_from_row(
-        connection.execute(
-            f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?", (request_id,)
-        ).fetchone()
-    )
-    return SettleResult(record, _available(connection, org_id, now_ms))
+    # Every charged unit left the buckets or became debt; the hold no longer counts.
+    available = funds.available_units - actual_units + reserved_units
+    record = UsageRecord(request_id, org_id, actual_units, split, details, from_ms(now_ms))
+    return SettleResult(record, max(available, 0))
 
 
-def _available(connection: sqlite3.Connection, org_id: str, now_ms: int) -> int:
-    account = load_account(connection, org_id)
-    return max(0, account.net_balance_units - held_units(connection, org_id, now_ms))
+def _replay_settlement(
+    connection: sqlite3.Connection, request_id: str, org_id: str, actual_units: int, now_ms: int
+) -> SettleResult:
+    row = connection.execute(
+        f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?", (request_id,)
+    ).fetchone()
+    record = usage_from_row(row)
+    if record.charged_units != actual_units:
+        raise IdempotencyConflict(
+            "settlement", request_id, f"settled at {record.charged_units}, not {actual_units}"
+        )
+    available = _read_funds(connection, org_id, now_ms).available_units
+    return SettleResult(record, max(available, 0), replayed=True)
 
 
 def release(connection: sqlite3.Connection, request_id: str, now_ms: int) -> bool:
-    changed = connection.execute(
-        "UPDATE holds SET state = 'released', ended_at_ms = ? WHERE request_id = ? AND state = 'open'",
+    ended = connection.execute(
+        "UPDATE holds SET state = 'released', ended_at_ms = ? WHERE request_id = ?"
+        " AND state = 'open' RETURNING org_id, amount_units",
         (now_ms, request_id),
-    ).rowcount
-    if changed:
+    ).fetchall()
+    if ended:
+        ((org_id, amount_units),) = ended
+        connection.execute(_ADD_HELD_SQL, (-amount_units, org_id))
         return True
-    if connection.execute("SELECT 1 FROM holds WHERE request_id = ?", (request_id,)).fetchone() is None:
+    if connection.execute(_HOLD_SQL, (request_id,)).fetchone() is None:
         raise HoldNotFound(request_id)
     return False
 
 
 def expire_holds(connection: sqlite3.Connection, limit: int, now_ms: int) -> int:
-    return connection.execute(
+    ended = connection.execute(
         "UPDATE holds SET state = 'expired', ended_at_ms = ? WHERE request_id IN"
-        " (SELECT request_id FROM holds WHERE state = 'open' AND expires_at_ms <= ? LIMIT ?)",
+        " (SELECT request_id FROM holds WHERE state = 'open' AND expires_at_ms <= ? LIMIT ?)"
+        " RETURNING org_id, amount_units",
         (now_ms, now_ms, limit),
-    ).rowcount
+    ).fetchall()
+    released_by_org: defaultdict[str, int] = defaultdict(int)
+    for org_id, amount_units in ended:
+        released_by_org[org_id] += amount_units
+    connection.executemany(
+        _ADD_HELD_SQL, [(-amount, org_id) for org_id, amount in released_by_org.items()]
+    )
+    return len(ended)
 
 
 def _existing_credit(
-    connection: sqlite3.Connection, transaction_id: str, org_id: str, kind: CreditKind, amount_units: int
+    connection: sqlite3.Connection,
+    transaction_id: str,
+    org_id: str,
+    kind: CreditKind,
+    amount_units: int,
 ) -> CreditResult | None:
     row = connection.execute(
         f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE transaction_id = ?",
@@ -352,7 +453,8 @@ def _existing_credit(
     if row is None:
         return None
     transaction = credit_from_row(row)
-    if (transaction.org_id, transaction.kind, transaction.amount_units) != (org_id, kind, amount_units):
+    recorded = (transaction.org_id, transaction.kind, transaction.amount_units)
+    if recorded != (org_id, kind, amount_units):
         raise IdempotencyConflict("credit", transaction_id, "different org, kind or amount")
     return CreditResult(transaction, applied=False)
 
@@ -407,7 +509,9 @@ def refund_purchase(
         " debt_units = debt_units + ?, updated_at_ms = ? WHERE org_id = ?",
         (taken_back, amount_units - taken_back, now_ms, org_id),
     )
-    _insert_credit(connection, refund_id, org_id, CreditKind.REFUND, -amount_units, 0, reason, now_ms)
+    _insert_credit(
+        connection, refund_id, org_id, CreditKind.REFUND, -amount_units, 0, reason, now_ms
+    )
     created = _existing_credit(connection, refund_id, org_id, CreditKind.REFUND, -amount_units)
     assert created is not None
     return CreditResult(created.transaction, applied=True)
@@ -416,11 +520,15 @@ def refund_purchase(
 def set_subscription(
     connection: sqlite3.Connection, org_id: str, plan: Subscription, now_ms: int
 ) -> Account:
+    if plan.allowance_units < 0:
+        raise ValueError("an allowance cannot be negative")
     account = load_account(connection, org_id)
     as_of_ms = to_ms(plan.as_of)
     if account.subscription_as_of is not None and as_of_ms < to_ms(account.subscription_as_of):
         return account
     start_ms, end_ms = to_ms(plan.period_start), to_ms(plan.period_end)
+    if end_ms <= start_ms:
+        raise ValueError("a billing period must end after it starts")
     stored_start = account.period_start
     is_new_period = stored_start is None or start_ms > to_ms(stored_start)
     rule = new_period_allowance if is_new_period else same_period_allowance
@@ -476,7 +584,21 @@ def clear_subscription(
 
 
 def add_access_key(connection: sqlite3.Connection, key: AccessKey) -> None:
+    """Store a key once; adding the same key again is a no-op, a different one a conflict."""
     load_account(connection, key.org_id)
+    row = connection.execute(
+        f"SELECT {KEY_COLUMNS} FROM access_keys WHERE key_id = ? OR token_sha256 = ?",
+        (key.key_id, key.token_sha256),
+    ).fetchone()
+    if row is not None:
+        stored = key_from_row(row)
+        if (stored.key_id, stored.org_id, stored.token_sha256) != (
+            key.key_id,
+            key.org_id,
+            key.token_sha256,
+        ):
+            raise IdempotencyConflict("access key", key.key_id, "id or token already in use")
+        return
     connection.execute(
         f"INSERT INTO access_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -507,9 +629,8 @@ def revoke_access_key(
 
 
 def mark_event(connection: sqlite3.Connection, event_id: str, kind: str, now_ms: int) -> bool:
-    return bool(
-        connection.execute(
-            "INSERT OR IGNORE INTO processed_events (event_id, kind, processed_at_ms) VALUES (?, ?, ?)",
-            (event_id, kind, now_ms),
-        ).rowcount
-    )
+    inserted = connection.execute(
+        "INSERT OR IGNORE INTO processed_events (event_id, kind, processed_at_ms) VALUES (?, ?, ?)",
+        (event_id, kind, now_ms),
+    ).rowcount
+    return bool(inserted)

@@ -3,7 +3,14 @@
 import sqlite3
 
 from ledger.clock import from_ms, optional_from_ms
-from ledger.models import AccessKey, Account, CreditKind, CreditTransaction, UsageDetails, UsageRecord
+from ledger.models import (
+    AccessKey,
+    Account,
+    CreditKind,
+    CreditTransaction,
+    UsageDetails,
+    UsageRecord,
+)
 from ledger.waterfall import BucketSplit
 
 ACCOUNT_COLUMNS = (
@@ -20,7 +27,9 @@ USAGE_COLUMNS = (
     " purchased_units, granted_units, debt_units, latency_ms, status, created_at_ms"
 )
 
-CREDIT_COLUMNS = "transaction_id, org_id, kind, amount_units, debt_paid_units, reason, created_at_ms"
+CREDIT_COLUMNS = (
+    "transaction_id, org_id, kind, amount_units, debt_paid_units, reason, created_at_ms"
+)
 
 KEY_COLUMNS = (
     "key_id, org_id, prefix, token_sha256, name, created_at_ms, expires_at_ms, revoked_at_ms"
@@ -60,7 +69,10 @@ def usage_from_row(row: sqlite3.Row) -> UsageRecord:
         org_id=row["org_id"],
         charged_units=row["charged_units"],
         split=BucketSplit(
-            row["subscription_units"], row["purchased_units"], row["granted_units"], row["debt_units"]
+            row["subscription_units"],
+            row["purchased_units"],
+            row["granted_units"],
+            row["debt_units"],
         ),
         details=UsageDetails(
             model=row["model"],

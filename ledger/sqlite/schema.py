@@ -1,8 +1,8 @@
 """Versioned SQLite schema: a fresh file and an old file both come up at the current version.
 
 CHECK constraints restate the ledger invariants (no bucket below zero, no
-debt below zero), so a bug in an operation aborts its savepoint instead of
-writing a bad balance.
+debt below zero, no negative total of open holds), so a bug in an operation
+aborts its savepoint instead of writing a bad balance.
 """
 
 import sqlite3
@@ -98,6 +98,18 @@ MIGRATIONS: tuple[str, ...] = (
         event_id TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
         processed_at_ms INTEGER NOT NULL
+    );
+    """,
+    # 2: a running total of open holds per account, so placing a hold costs the
+    # same with 10 or 10,000 open holds (it used to sum them on every hold).
+    # It counts open holds whether or not their expiry has passed; readers
+    # subtract the expired-but-not-yet-swept ones, a short index range.
+    """
+    ALTER TABLE accounts ADD COLUMN open_hold_units INTEGER NOT NULL DEFAULT 0
+        CHECK (open_hold_units >= 0);
+    UPDATE accounts SET open_hold_units = (
+        SELECT COALESCE(SUM(amount_units), 0) FROM holds
+        WHERE holds.org_id = accounts.org_id AND holds.state = 'open'
     );
     """,
 )

@@ -2,7 +2,8 @@
 
 Writes go through one ``GroupCommitWriter`` per process; reads run on a small
 thread pool of read-only connections (WAL lets them proceed while a write
-commits), so the event loop never blocks on the database.
+commits), so the event loop never blocks on the database; a ``Checkpointer``
+thread copies the WAL back into the file so that no commit has to.
 """
 
 import asyncio
@@ -35,6 +36,7 @@ from ledger.models import (
     UsageTotal,
 )
 from ledger.sqlite import operations as ops
+from ledger.sqlite.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
 from ledger.sqlite.rows import (
     ACCOUNT_COLUMNS,
     CREDIT_COLUMNS,
@@ -46,7 +48,7 @@ from ledger.sqlite.rows import (
     usage_from_row,
 )
 from ledger.sqlite.schema import migrate
-from ledger.sqlite.writer import GroupCommitWriter
+from ledger.sqlite.writer import DEFAULT_MAX_BATCH, GroupCommitWriter
 from ledger.waterfall import BucketSplit
 
 T = TypeVar("T")
@@ -61,7 +63,15 @@ _GROUP_EXPRESSIONS: dict[str, str] = {
 }
 
 
+MIN_SQLITE_VERSION = (3, 35, 0)
+"""``UPDATE … RETURNING`` (3.35) ends a hold and tells whose it was in one statement."""
+
+
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+        raise LedgerUnavailable(
+            f"SQLite {sqlite3.sqlite_version} is too old for the ledger; it needs 3.35 or newer"
+        )
     if read_only:
         connection = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
@@ -82,10 +92,15 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
 class SqliteLedger:
     """``LedgerStore`` on one SQLite file, safe for several worker processes."""
 
-    def __init__(self, path: str | Path, *, clock: Clock = system_clock, max_batch: int = 256) -> None:
+    def __init__(
+        self, path: str | Path, *, clock: Clock = system_clock, max_batch: int = DEFAULT_MAX_BATCH
+    ) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._writer = GroupCommitWriter(self._open_writer, max_batch=max_batch)
+        self._writer = GroupCommitWriter(
+            self._open_writer, max_batch=max_batch, busy_timeout_s=BUSY_TIMEOUT_MS / 1000
+        )
+        self._checkpointer = Checkpointer(partial(_connect, self.path, read_only=False))
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
 
@@ -95,19 +110,24 @@ class SqliteLedger:
     def _open_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = _connect(self.path, read_only=False)
+        connection.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
         migrate(connection)
+        # From here the writer waits for other processes itself (GroupCommitWriter._begin).
+        connection.execute("PRAGMA busy_timeout = 0")
         return connection
 
     async def open(self) -> None:
         if self._readers is not None:
             return
         await asyncio.to_thread(self._writer.start)
+        self._checkpointer.start()
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="ledger-reader")
 
     async def close(self) -> None:
         if self._readers is None:
             return
         await asyncio.to_thread(self._writer.stop)
+        await asyncio.to_thread(self._checkpointer.stop)
         self._readers.shutdown(wait=True)
         self._readers = None
 
@@ -139,6 +159,7 @@ class SqliteLedger:
             raise LedgerUnavailable(f"the ledger cannot be read: {error}") from error
 
     async def ping(self) -> None:
+        self._writer.check_running()
         await self._read(lambda connection: connection.execute("SELECT 1").fetchone())
 
     # accounts
@@ -178,7 +199,12 @@ class SqliteLedger:
 
     async def set_stripe_customer(self, org_id: str, customer_id: str) -> str:
         return await self._write(
-            partial(ops.set_stripe_customer, org_id=org_id, customer_id=customer_id, now_ms=self._now_ms())
+            partial(
+                ops.set_stripe_customer,
+                org_id=org_id,
+                customer_id=customer_id,
+                now_ms=self._now_ms(),
+            )
         )
 
     async def find_org_by_stripe_customer(self, customer_id: str) -> str | None:
@@ -211,7 +237,9 @@ class SqliteLedger:
             )
         )
 
-    async def settle(self, request_id: str, actual_units: int, details: UsageDetails) -> SettleResult:
+    async def settle(
+        self, request_id: str, actual_units: int, details: UsageDetails
+    ) -> SettleResult:
         return await self._write(
             partial(
                 ops.settle,
@@ -282,7 +310,9 @@ class SqliteLedger:
             )
         )
 
-    async def credit_transactions(self, org_id: str, *, limit: int = 100) -> list[CreditTransaction]:
+    async def credit_transactions(
+        self, org_id: str, *, limit: int = 100
+    ) -> list[CreditTransaction]:
         def query(connection: sqlite3.Connection) -> list[CreditTransaction]:
             rows = connection.execute(
                 f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE org_id = ?"
@@ -301,7 +331,9 @@ class SqliteLedger:
 
     async def clear_subscription(self, org_id: str, *, as_of: datetime) -> Account:
         return await self._write(
-            partial(ops.clear_subscription, org_id=org_id, as_of_ms=to_ms(as_of), now_ms=self._now_ms())
+            partial(
+                ops.clear_subscription, org_id=org_id, as_of_ms=to_ms(as_of), now_ms=self._now_ms()
+            )
         )
 
     # queries
@@ -428,8 +460,18 @@ class SqliteLedger:
                     (now_ms,),
                 ).fetchall()
             )
+            expired_open = dict(
+                connection.execute(
+                    "SELECT org_id, SUM(amount_units) FROM holds"
+                    " WHERE state = 'open' AND expires_at_ms <= ? GROUP BY org_id",
+                    (now_ms,),
+                ).fetchall()
+            )
+            counted = dict(connection.execute("SELECT org_id, open_hold_units FROM accounts"))
             figures = []
-            for row in connection.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY org_id"):
+            for row in connection.execute(
+                f"SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY org_id"
+            ):
                 account = account_from_row(row)
                 debited, count, sub, bought, granted, debt = usage.get(account.org_id, (0,) * 6)
                 settled_count, settled_units = settled.get(account.org_id, (0, 0))
@@ -443,9 +485,10 @@ class SqliteLedger:
                         settled_hold_units=int(settled_units),
                         held_units=int(held.get(account.org_id, 0)),
                         split_sums=BucketSplit(int(sub), int(bought), int(granted), int(debt)),
+                        counted_held_units=int(counted[account.org_id])
+                        - int(expired_open.get(account.org_id, 0)),
                     )
                 )
             return figures
 
         return await self._read(query)
-

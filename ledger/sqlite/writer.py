@@ -3,81 +3,113 @@
 Why not aiosqlite: it runs one statement at a time on a thread and commits
 per call, so every hold would pay its own fsync. Durable and fast needs the
 opposite: operations queue up while the previous commit's fsync is under way,
-and the next transaction takes all of them (bounded by ``max_batch``). Each
-operation runs inside its own SAVEPOINT, so one that fails leaves no partial
-write and does not disturb its neighbours in the batch.
+and the next transaction takes all of them (bounded by ``max_batch``). An
+operation that fails leaves no partial write and does not disturb its
+neighbours in the batch: failing before any write needs nothing undone, and a
+batch in which one fails after writing is rolled back and run again with a
+SAVEPOINT around each operation.
+
+Results go back to the callers' event loops with one thread-safe wake-up per
+loop per batch, not one per operation: each wake-up is a write to the loop's
+self-pipe and a pass of its selector, which per operation would cost about as
+much as the ledger work itself.
 """
 
 import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from ledger.errors import LedgerUnavailable
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], T]
+_Job = tuple[Operation[Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+DEFAULT_MAX_BATCH = 512
+DEFAULT_MAX_QUEUE = 10_000
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+FIRST_BUSY_PAUSE_S = 0.000_05
+MAX_BUSY_PAUSE_S = 0.000_2
 
 
-@dataclass(slots=True)
-class _Job(Generic[T]):
-    operation: Operation[T]
-    future: "asyncio.Future[T]"
-    loop: asyncio.AbstractEventLoop
-
-
-def _resolve(future: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+def _resolve_all(outcomes: list[_Outcome]) -> None:
+    """Runs on the caller's loop; a cancelled caller has gone away, its write stands."""
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 class GroupCommitWriter:
     """Owns the process's only write connection; callers submit operations and await them."""
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], *, max_batch: int = 256, max_queue: int = 10_000
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
     ) -> None:
+        if max_batch < 1 or max_queue < 1:
+            raise ValueError("max_batch and max_queue must be at least 1")
         self._connect = connect
         self._max_batch = max_batch
-        self._jobs: queue.Queue[_Job[Any] | None] = queue.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
+        self._busy_timeout_s = busy_timeout_s
+        # SimpleQueue is the C-implemented queue; its bound is enforced in ``run``.
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._serving = False
+        """True while the thread takes jobs; a plain flag, cheaper per call than is_alive()."""
         self._started = threading.Event()
         self._start_error: BaseException | None = None
 
     def start(self) -> None:
+        self._started.clear()
+        self._start_error = None
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
         self._started.wait()
         if self._start_error is not None:
+            self._thread.join()
+            self._thread = None
             raise LedgerUnavailable(f"cannot open the ledger: {self._start_error}")
 
     def stop(self) -> None:
-        if self._thread is None:
+        """Commit everything already queued, then end the thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
         self._jobs.put(None)
-        self._thread.join()
-        self._thread = None
+        thread.join()
+
+    def check_running(self) -> None:
+        """Raise ``LedgerUnavailable`` unless the writer thread is there to take operations."""
+        if self._thread is None or not self._serving:
+            raise LedgerUnavailable("the ledger writer is not running")
 
     async def run(self, operation: Operation[T]) -> T:
-        """Run ``operation`` in the next transaction; it commits before this returns."""
-        if self._thread is None:
-            raise LedgerUnavailable("the ledger writer is not running")
+        """Run ``operation`` in the next transaction; it commits before this returns.
+
+        A caller that is cancelled while waiting (client disconnect) does not
+        take its write back: once queued, the operation commits regardless.
+        """
+        self.check_running()
+        if self._jobs.qsize() >= self._max_queue:
+            raise LedgerUnavailable(f"the ledger write queue is full ({self._max_queue} waiting)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        try:
-            self._jobs.put_nowait(_Job(operation, future, loop))
-        except queue.Full as full:
-            raise LedgerUnavailable("the ledger write queue is full") from full
-        # Shielded: a caller that goes away (client disconnect) must not abandon a
-        # write that is already queued; the operation commits regardless.
-        return await asyncio.shield(future)
+        self._jobs.put((operation, future, loop))
+        return await future
 
     def _run(self) -> None:
         try:
@@ -86,62 +118,152 @@ class GroupCommitWriter:
             self._start_error = error
             self._started.set()
             return
+        self._serving = True
         self._started.set()
         try:
-            while True:
-                first = self._jobs.get()
-                if first is None:
-                    return
-                batch: list[_Job[Any]] = [first]
-                stopping = False
-                while len(batch) < self._max_batch:
-                    try:
-                        job = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stopping = True
-                        break
-                    batch.append(job)
-                self._commit_batch(connection, batch)
-                if stopping:
-                    return
+            self._serve(connection)
         finally:
+            self._serving = False
             connection.close()
+            self._fail_leftovers()
 
-    def _commit_batch(self, connection: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
+    def _serve(self, connection: sqlite3.Connection) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            batch: list[_Job] = [first]
+            stopping = False
+            while len(batch) < self._max_batch:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            try:
+                outcomes = self._commit_batch(connection, batch)
+            except BaseException as error:  # the connection itself broke: answer, then stop
+                broken = LedgerUnavailable(f"the ledger writer failed: {error}")
+                self._deliver(batch, [(None, broken)] * len(batch))
+                raise
+            self._deliver(batch, outcomes)
+            if stopping:
+                return
+
+    def _fail_leftovers(self) -> None:
+        """Jobs that raced with ``stop`` must not wait forever."""
+        leftovers: list[_Job] = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                leftovers.append(job)
+        closed = LedgerUnavailable("the ledger writer stopped")
+        self._deliver(leftovers, [(None, closed)] * len(leftovers))
+
+    def _begin(self, connection: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, retried at short intervals while another process writes.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10, … ms between tries, while
+        another process's batch holds the lock for well under a millisecond:
+        those sleeps, not the other writer, would set every process's latency.
+        Bounded by ``busy_timeout_s`` (the connection's own busy timeout is 0).
+        """
+        deadline_s = time.monotonic() + self._busy_timeout_s
+        pause_s = FIRST_BUSY_PAUSE_S
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline_s:
+                    raise
+            time.sleep(pause_s)
+            pause_s = min(2 * pause_s, MAX_BUSY_PAUSE_S)
+
+    def _commit_batch(
+        self, connection: sqlite3.Connection, batch: list[_Job]
+    ) -> list[tuple[Any, BaseException | None]]:
+        operations = [operation for operation, _, _ in batch]
         try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            failure = LedgerUnavailable(f"the ledger is busy or unreachable: {error}")
-            outcomes = [(None, failure)] * len(batch)
-        else:
-            for job in batch:
-                outcomes.append(self._run_one(connection, job.operation))
+            self._begin(connection)
             try:
-                connection.execute("COMMIT")
-            except sqlite3.Error as error:
+                outcomes = _run_unguarded(connection, operations)
+            except _WroteThenFailed:
                 connection.rollback()
-                failure = LedgerUnavailable(f"the ledger could not commit: {error}")
-                outcomes = [(None, failure)] * len(batch)
-        for job, (result, error) in zip(batch, outcomes, strict=True):
-            try:
-                job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
-            except RuntimeError:
-                continue  # that caller's event loop has closed; the write stands
-
+                self._begin(connection)
+                outcomes = _run_guarded(connection, operations)
+        except (sqlite3.Error, _TransactionLost) as error:
+            if connection.in_transaction:
+                connection.rollback()
+            failed = LedgerUnavailable(f"the ledger is busy or unreachable: {error}")
+            return [(None, failed)] * len(batch)
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.rollback()
+            lost = LedgerUnavailable(f"the ledger could not commit: {error}")
+            return [(None, lost)] * len(batch)
+        return outcomes
 
     @staticmethod
-    def _run_one(
-        connection: sqlite3.Connection, operation: Operation[Any]
-    ) -> tuple[Any, BaseException | None]:
+    def _deliver(batch: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, result, error))
+        for loop, loop_outcomes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, loop_outcomes)
+            except RuntimeError:
+                continue  # that caller's event loop has closed; the writes stand
+
+
+class _WroteThenFailed(Exception):
+    """An operation raised after it had changed rows: only a rollback can undo that."""
+
+
+class _TransactionLost(Exception):
+    """SQLite rolled the whole transaction back itself (disk full, I/O error)."""
+
+
+def _run_unguarded(
+    connection: sqlite3.Connection, operations: list[Operation[Any]]
+) -> list[tuple[Any, BaseException | None]]:
+    """The common path: no savepoint per operation (each costs a sub-journal of every page
+    it touches). An operation that fails before writing needs none; one that fails after
+    writing raises ``_WroteThenFailed`` and the batch runs again, guarded."""
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    for operation in operations:
+        changes_before = connection.total_changes
+        try:
+            outcomes.append((operation(connection), None))
+        except Exception as error:
+            if connection.total_changes != changes_before or not connection.in_transaction:
+                raise _WroteThenFailed from error
+            outcomes.append((None, error))
+    return outcomes
+
+
+def _run_guarded(
+    connection: sqlite3.Connection, operations: list[Operation[Any]]
+) -> list[tuple[Any, BaseException | None]]:
+    """Each operation in its own SAVEPOINT, so one that fails leaves no partial write."""
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    for operation in operations:
         connection.execute("SAVEPOINT op")
         try:
-            result = operation(connection)
+            outcomes.append((operation(connection), None))
         except Exception as error:
+            if not connection.in_transaction:
+                raise _TransactionLost(error) from error
             connection.execute("ROLLBACK TO op")
-            connection.execute("RELEASE op")
-            return None, error
+            outcomes.append((None, error))
         connection.execute("RELEASE op")
-        return result, None
+    return outcomes

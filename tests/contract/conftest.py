@@ -1,4 +1,9 @@
-"""One contract suite, every backend: SQLite always, MongoDB when TEST_MONGODB_URL is set."""
+"""One contract suite, every backend: SQLite always, MongoDB when TEST_MONGODB_URL is set.
+
+Every test gets a fresh store on a ``FakeClock``; when the test is done the
+store must still pass ``verify`` (conservation, no negative bucket, one usage
+record per settled hold), whatever the test did to it.
+"""
 
 import os
 import uuid
@@ -8,6 +13,7 @@ import pytest
 
 from ledger.clock import Clock
 from ledger.store import LedgerStore
+from ledger.verify import verify
 
 
 class FakeClock:
@@ -26,7 +32,9 @@ class FakeClock:
 BACKENDS = ["sqlite"] + (["mongodb"] if os.environ.get("TEST_MONGODB_URL") else [])
 
 
-def build_store(backend: str, tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> LedgerStore:
+def build_store(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, clock: Clock
+) -> LedgerStore:
     if backend == "sqlite":
         from ledger.sqlite import SqliteLedger
 
@@ -35,6 +43,12 @@ def build_store(backend: str, tmp_path_factory: pytest.TempPathFactory, clock: C
 
     database = f"spu_contract_{uuid.uuid4().hex[:12]}"
     return MongoLedger(os.environ["TEST_MONGODB_URL"], database=database, clock=clock)
+
+
+async def assert_verified(store: LedgerStore) -> None:
+    """The store's invariants hold for every org in it."""
+    _, violations = await verify(store)
+    assert violations == []
 
 
 @pytest.fixture
@@ -50,6 +64,7 @@ async def store(
     await ledger.open()
     try:
         yield ledger
+        await assert_verified(ledger)
     finally:
         await ledger.close()
         drop = getattr(ledger, "drop_database", None)

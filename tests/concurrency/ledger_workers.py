@@ -1,0 +1,119 @@
+"""What each OS process of the multi-process test runs: many concurrent calls on one org.
+
+A module of its own so that spawned processes import it without importing pytest
+test modules.
+"""
+
+import asyncio
+import multiprocessing.synchronize
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.models import HoldPlaced, UsageDetails
+from ledger.sqlite import SqliteLedger
+
+DETAILS = UsageDetails(model="gpt-4o-mini", provider="openai", total_tokens=1)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """One request as its caller saw it: accepted and charged, or refused with figures."""
+
+    request_id: str
+    accepted: bool
+    charged_units: int = 0
+    available_units: int = 0
+    needed_units: int = 0
+
+
+async def _one_call(
+    store: SqliteLedger,
+    org_id: str,
+    request_id: str,
+    hold_units: int,
+    charge_units: int,
+    start_delay_s: float,
+) -> CallOutcome:
+    await asyncio.sleep(start_delay_s)
+    placed = await store.hold(org_id, hold_units, request_id, ttl_s=120)
+    if not isinstance(placed, HoldPlaced):
+        return CallOutcome(
+            request_id,
+            False,
+            available_units=placed.available_units,
+            needed_units=placed.needed_units,
+        )
+    settled = await store.settle(request_id, charge_units, DETAILS)
+    return CallOutcome(request_id, True, charged_units=settled.record.charged_units)
+
+
+async def _calls(
+    path: Path,
+    org_id: str,
+    worker: int,
+    tasks: int,
+    hold_units: int,
+    start_together: multiprocessing.synchronize.Barrier,
+) -> list[CallOutcome]:
+    store = SqliteLedger(path)
+    await store.open()
+    try:
+        # Open first, then wait for the others, so that all four writers really race.
+        await asyncio.to_thread(start_together.wait, 60)
+        calls = (
+            # Staggered starts and charges of 25-100 % of the hold make holds and settlements
+            # of the four processes interleave, freeing credit at random moments.
+            _one_call(
+                store,
+                org_id,
+                f"w{worker}-t{n}",
+                hold_units,
+                hold_units * (n % 4 + 1) // 4,
+                n % 8 / 500,
+            )
+            for n in range(tasks)
+        )
+        return list(await asyncio.gather(*calls))
+    finally:
+        await store.close()
+
+
+def run_call_worker(
+    path: Path,
+    org_id: str,
+    worker: int,
+    tasks: int,
+    hold_units: int,
+    start_together: multiprocessing.synchronize.Barrier,
+) -> list[CallOutcome]:
+    return asyncio.run(_calls(path, org_id, worker, tasks, hold_units, start_together))
+
+
+async def _credits(
+    path: Path,
+    org_id: str,
+    sessions: list[str],
+    amount_units: int,
+    start_together: multiprocessing.synchronize.Barrier,
+) -> int:
+    store = SqliteLedger(path)
+    await store.open()
+    try:
+        await asyncio.to_thread(start_together.wait, 60)
+        created = store.create_account(org_id, free_grant_units=amount_units)
+        credited = [store.credit_purchase(s, org_id, amount_units) for s in sessions]
+        results = await asyncio.gather(created, *credited)
+        return sum(result.applied for result in results[1:])
+    finally:
+        await store.close()
+
+
+def run_credit_worker(
+    path: Path,
+    org_id: str,
+    sessions: list[str],
+    amount_units: int,
+    start_together: multiprocessing.synchronize.Barrier,
+) -> int:
+    """Create the org and credit every session; returns how many credits this process applied."""
+    return asyncio.run(_credits(path, org_id, sessions, amount_units, start_together))

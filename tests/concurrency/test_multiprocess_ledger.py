@@ -1,0 +1,116 @@
+"""Four OS processes, each with many concurrent tasks, writing ONE org on one SQLite file.
+
+Whatever order the four writers commit in, credit is never spent twice: the
+debits stay within the balance, each accepted call has exactly one usage
+record, refused calls leave nothing behind, every id credits once, and the
+books balance to the unit.
+"""
+
+import asyncio
+import multiprocessing
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from ledger.models import CreditKind
+from ledger.sqlite import SqliteLedger
+from ledger.units import UNITS_PER_SPU
+from ledger.verify import verify
+from tests.concurrency.ledger_workers import run_call_worker, run_credit_worker
+
+T = TypeVar("T")
+
+PROCESSES = 4
+TASKS_PER_PROCESS = 50
+CALLS = PROCESSES * TASKS_PER_PROCESS
+HOLD_UNITS = 10 * UNITS_PER_SPU
+# Calls charge 1/4 to 4/4 of their hold, 5/8 on average: the balance pays for about half.
+BALANCE_UNITS = CALLS * HOLD_UNITS * 5 // 16
+ORG_ID = "org-shared"
+
+
+def _in_processes(worker: Callable[..., T], arguments: list[tuple[object, ...]]) -> list[T]:
+    """Run ``worker`` once per argument tuple, each in its own spawned process, all at once."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(PROCESSES, mp_context=context) as pool:
+        start_together = manager.Barrier(len(arguments))
+        futures = [pool.submit(worker, *args, start_together) for args in arguments]
+        return [future.result(timeout=120) for future in futures]
+
+
+def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+async def _open(path: Path) -> SqliteLedger:
+    store = SqliteLedger(path)
+    await store.open()
+    return store
+
+
+async def test_four_processes_never_spend_credit_twice(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    store = await _open(path)
+    await store.create_account(ORG_ID, free_grant_units=BALANCE_UNITS)
+    await store.close()
+
+    arguments = [
+        (path, ORG_ID, worker, TASKS_PER_PROCESS, HOLD_UNITS) for worker in range(PROCESSES)
+    ]
+    per_process = await asyncio.to_thread(_in_processes, run_call_worker, arguments)
+
+    outcomes = [outcome for outcomes in per_process for outcome in outcomes]
+    assert len(outcomes) == CALLS
+    accepted = {o.request_id: o.charged_units for o in outcomes if o.accepted}
+    refused = [o for o in outcomes if not o.accepted]
+    assert accepted and refused, "the balance should pay for some calls, not all"
+    assert all(o.needed_units > o.available_units for o in refused)
+    charged_total = sum(accepted.values())
+    assert charged_total <= BALANCE_UNITS
+
+    assert dict(_query(path, "SELECT request_id, charged_units FROM usage_records")) == accepted
+    holds = _query(path, "SELECT state, COUNT(*) FROM holds GROUP BY state")
+    assert holds == [("settled", len(accepted))]
+    [buckets] = _query(
+        path,
+        "SELECT subscription_allowance_units - subscription_used_units,"
+        " purchased_credits_units - purchased_used_units,"
+        " granted_credits_units - granted_used_units, debt_units, open_hold_units"
+        " FROM accounts",
+    )
+    assert min(buckets) >= 0
+    assert buckets == (0, 0, BALANCE_UNITS - charged_total, 0, 0)
+    store = await _open(path)
+    try:
+        assert await verify(store) == (1, [])
+        assert (await store.balance(ORG_ID)).available_units == BALANCE_UNITS - charged_total
+    finally:
+        await store.close()
+
+
+async def test_four_processes_create_and_credit_each_id_once(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    await (await _open(path)).close()
+    sessions = [f"cs_{n}" for n in range(25)]
+
+    arguments = [(path, ORG_ID, sessions, UNITS_PER_SPU) for _ in range(PROCESSES)]
+    applied = await asyncio.to_thread(_in_processes, run_credit_worker, arguments)
+
+    assert sum(applied) == len(sessions)
+    store = await _open(path)
+    try:
+        kinds = [t.kind for t in await store.credit_transactions(ORG_ID, limit=1_000)]
+        assert kinds.count(CreditKind.FREE_TIER) == 1
+        assert kinds.count(CreditKind.PURCHASE) == len(sessions)
+        account = await store.get_account(ORG_ID)
+        assert account.granted_left_units == UNITS_PER_SPU
+        assert account.purchased_left_units == len(sessions) * UNITS_PER_SPU
+        assert await verify(store) == (1, [])
+    finally:
+        await store.close()
