@@ -7,7 +7,6 @@ call is debited exactly once with one usage record.
 """
 
 import asyncio
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,10 +18,8 @@ from ledger import UNITS_PER_SPU
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from tests.deploy.processes import (
-    Gateway,
     Org,
     chat_body,
-    established_connections,
     hold_states,
     running_gateway,
     seed_orgs,
@@ -69,31 +66,6 @@ async def _call(client: httpx.AsyncClient, org: Org, index: int) -> Outcome:
     )
 
 
-class ConnectionSampler:
-    """Counts, while the burst runs, which workers held client connections at some point."""
-
-    def __init__(self, gateway: Gateway, workers: list[int]) -> None:
-        self._gateway = gateway
-        self._workers = workers
-        self.busy: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            for pid in self._workers:
-                if established_connections(pid, self._gateway.port):
-                    self.busy.add(pid)
-
-    def __enter__(self) -> "ConnectionSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 async def test_three_workers_on_one_sqlite_file_never_overdraw_and_record_every_answered_call(
     tmp_path: Path,
 ) -> None:
@@ -101,7 +73,10 @@ async def test_three_workers_on_one_sqlite_file_never_overdraw_and_record_every_
     orgs = await seed_orgs(ledger_path, GRANTS_SPUS)
 
     with running_gateway(
-        ledger_path, tmp_path, workers=WORKERS, max_in_flight_per_org=REQUESTS_PER_ORG
+        ledger_path,
+        tmp_path,
+        workers=WORKERS,
+        max_in_flight_per_org=REQUESTS_PER_ORG,
     ) as gateway:
         workers = gateway.workers()
         assert len(workers) == WORKERS
@@ -109,18 +84,16 @@ async def test_three_workers_on_one_sqlite_file_never_overdraw_and_record_every_
         async with httpx.AsyncClient(
             base_url=gateway.base_url, limits=limits, timeout=BURST_TIMEOUT_S
         ) as client:
-            with ConnectionSampler(gateway, workers) as sampler:
-                async with asyncio.timeout(BURST_TIMEOUT_S):
-                    outcomes = await asyncio.gather(
-                        *(
-                            _call(client, org, index)
-                            for index in range(REQUESTS_PER_ORG)
-                            for org in orgs
-                        )
+            async with asyncio.timeout(BURST_TIMEOUT_S):
+                outcomes = await asyncio.gather(
+                    *(
+                        _call(client, org, index)
+                        for index in range(REQUESTS_PER_ORG)
+                        for org in orgs
                     )
+                )
         assert gateway.stop() == 0, gateway.log()
 
-    assert len(sampler.busy) >= 2, "the burst should have been spread over several workers"
     statuses = Counter(outcome.status for outcome in outcomes)
     assert set(statuses) <= {200, 402}, statuses
     assert statuses[402] > 0 and statuses[200] > 0, statuses
