@@ -91,7 +91,9 @@ async def handle_http_exception(request: Request, error: Exception) -> JSONRespo
     status = error.status_code
     error_type = "not_found_error" if status == 404 else "invalid_request_error"
     return error_response(
-        ApiError(status, str(error.detail), error_type=error_type, headers=dict(error.headers or {})),
+        ApiError(
+            status, str(error.detail), error_type=error_type, headers=dict(error.headers or {})
+        ),
         request.url.path,
     )
 
@@ -100,7 +102,9 @@ async def handle_validation_error(request: Request, error: Exception) -> JSONRes
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0] if error.errors() else {}
     location = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    message = f"{location}: {first.get('msg', 'invalid request')}" if location else "invalid request"
+    message = (
+        f"{location}: {first.get('msg', 'invalid request')}" if location else "invalid request"
+    )
     return error_response(ApiError(400, message, param=location or None), request.url.path)
 
 

@@ -16,6 +16,7 @@ from proxy.model_registry import ModelRegistry
 from proxy.observability import Metrics
 from proxy.settings import Settings
 from proxy.upstream.clients import Upstreams
+from proxy.warmup import warm_up
 
 logger = logging.getLogger("spu.gateway")
 
@@ -30,6 +31,7 @@ class Gateway:
     upstreams: Upstreams
     metrics: Metrics
     _sweeper: "asyncio.Task[None] | None" = field(default=None, init=False)
+    _warmup: "asyncio.Task[None] | None" = field(default=None, init=False)
     billing: StripeBilling | None = field(default=None, init=False)
     """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
 
@@ -68,10 +70,13 @@ class Gateway:
     async def start(self) -> None:
         await self.store.open()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hold-sweeper")
+        self._warmup = asyncio.create_task(warm_up(self.registry), name="warm-up")
         if self.billing is not None:
             await self.billing.start()
 
     async def stop(self) -> None:
+        if self._warmup is not None:
+            await self._warmup
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

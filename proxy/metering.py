@@ -9,8 +9,8 @@ tasks that cancellation cannot interrupt and shutdown waits for.
 
 import asyncio
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from pricing import (
     units_for_cost,
     worst_case_units,
 )
+from proxy import request_log
 from proxy.auth import Principal
 from proxy.errors import ApiError
 from proxy.model_registry import ServedModel
@@ -42,6 +43,8 @@ T = TypeVar("T")
 
 SETTLE_ATTEMPTS = 6
 SETTLE_FIRST_BACKOFF_S = 0.5
+DEBIT_LINGER_S = 0.005
+"""How long a background debit may wait to share the next hold's ledger transaction."""
 
 
 def ledger_down() -> ApiError:
@@ -66,11 +69,9 @@ class MeteredCall:
     started_s: float = field(default_factory=time.perf_counter)
     ended: bool = False
 
-    async def settle(self, usage: TokenUsage, *, status: str = "ok") -> SettleResult:
-        """Debit what the call used and write its usage record (idempotent by request id)."""
-        self._end()
+    def charge_for(self, usage: TokenUsage, *, status: str = "ok") -> tuple[int, UsageDetails]:
+        """What ``usage`` costs in ledger units, and the usage record that goes with it."""
         cost = cost_pico_usd(usage, self.model.rates)
-        units = units_for_cost(cost, self.meter.policy)
         details = UsageDetails(
             model=self.model.name,
             provider=self.model.provider,
@@ -84,8 +85,22 @@ class MeteredCall:
             latency_ms=int((time.perf_counter() - self.started_s) * 1000),
             status=status,
         )
+        return units_for_cost(cost, self.meter.policy), details
+
+    async def settle(self, usage: TokenUsage, *, status: str = "ok") -> SettleResult:
+        """Debit what the call used and write its usage record (idempotent by request id)."""
+        self._end()
+        units, details = self.charge_for(usage, status=status)
+        return await self._debit(units, details)
+
+    async def _debit(
+        self, units: int, details: UsageDetails, *, linger: bool = False
+    ) -> SettleResult:
+        if linger:
+            await self.meter.next_hold()
         result = await self.meter.settle_with_retry(self.request_id, units, details)
         self.meter.metrics.spus_debited.labels(model=self.model.name).inc(units)
+        request_log.note(charged_units=units)
         return result
 
     async def release(self) -> None:
@@ -96,8 +111,15 @@ class MeteredCall:
         except LedgerUnavailable:
             logger.warning("release of %s failed; its hold expires on its own", self.request_id)
 
-    def settle_detached(self, usage: TokenUsage, *, status: str) -> None:
-        self.meter.spawn(self.settle(usage, status=status))
+    def settle_detached(self, usage: TokenUsage, *, status: str = "ok") -> int:
+        """Settle in a tracked background task (a stream's end); returns the units it debits.
+
+        The debit lingers until the next hold is sent, to share its transaction.
+        """
+        self._end()
+        units, details = self.charge_for(usage, status=status)
+        self.meter.spawn(self._debit(units, details, linger=True))
+        return units
 
     def release_detached(self) -> None:
         self.meter.spawn(self.release())
@@ -126,6 +148,7 @@ class Meter:
         self._max_in_flight = max_in_flight_per_org
         self._in_flight: dict[str, int] = {}
         self._endings: set[asyncio.Task[Any]] = set()
+        self._lingering: asyncio.Future[None] | None = None
 
     async def open(
         self,
@@ -139,6 +162,7 @@ class Meter:
     ) -> MeteredCall:
         """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
         org_id = principal.org_id
+        request_log.note(org_id=org_id, model=model.name)
         if self._in_flight.get(org_id, 0) >= self._max_in_flight:
             raise ApiError(
                 429,
@@ -147,8 +171,9 @@ class Meter:
                 code="too_many_in_flight",
             )
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, self.policy)
-        request_id = f"req_{uuid.uuid4().hex}"
+        request_id = f"req_{secrets.token_hex(16)}"
         self._in_flight[org_id] = self._in_flight.get(org_id, 0) + 1
+        self._release_lingering()
         try:
             placed = await self.store.hold(
                 org_id, needed, request_id, self._hold_ttl_s, key_id=principal.key_id
@@ -174,6 +199,24 @@ class Meter:
             hold_units=needed,
         )
 
+    def next_hold(self) -> "asyncio.Future[None]":
+        """Resolves when the next hold is sent to the ledger, or after ``DEBIT_LINGER_S``.
+
+        A background debit that waits for it is queued right behind that hold, so
+        the ledger's group commit writes both in one transaction: one fsync on a
+        request's path instead of its hold waiting out the previous call's debit.
+        """
+        if self._lingering is None:
+            loop = asyncio.get_running_loop()
+            self._lingering = loop.create_future()
+            loop.call_later(DEBIT_LINGER_S, self._release_lingering)
+        return self._lingering
+
+    def _release_lingering(self) -> None:
+        lingering, self._lingering = self._lingering, None
+        if lingering is not None and not lingering.done():
+            lingering.set_result(None)
+
     def leave(self, org_id: str) -> None:
         remaining = self._in_flight.get(org_id, 0) - 1
         if remaining > 0:
@@ -182,9 +225,11 @@ class Meter:
             self._in_flight.pop(org_id, None)
 
     def spawn(self, ending: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
+        """Run a call's ending in the background; the request's log line waits for it."""
         task = asyncio.get_running_loop().create_task(ending)
         self._endings.add(task)
         task.add_done_callback(self._ending_done)
+        request_log.defer_until(task)
         return task
 
     def _ending_done(self, task: "asyncio.Task[Any]") -> None:
@@ -214,6 +259,7 @@ class Meter:
 
     async def drain(self, timeout_s: float) -> None:
         """Wait for every detached settlement or release (graceful shutdown)."""
+        self._release_lingering()
         if self._endings:
             await asyncio.wait(set(self._endings), timeout=timeout_s)
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from pricing import ModelRates, UnknownModelPrice, rates_for
+from pricing import ModelRates, RateOverride, UnknownModelPrice, resolve_rates
 from proxy.errors import ApiError
 from proxy.settings import ModelRoute
 
@@ -42,13 +42,15 @@ def _provider_of(route: ModelRoute) -> str:
 
 def _serve(route: ModelRoute) -> ServedModel:
     try:
-        rates = rates_for(
+        rates = resolve_rates(
             route.provider_model,
-            input_cost_per_token=route.input_cost_per_token,
-            output_cost_per_token=route.output_cost_per_token,
-            cache_creation_input_cost_per_token=route.cache_creation_input_cost_per_token,
-            cache_read_input_cost_per_token=route.cache_read_input_cost_per_token,
-            max_output_tokens=route.max_output_tokens,
+            RateOverride(
+                input_usd_per_token=route.input_cost_per_token,
+                output_usd_per_token=route.output_cost_per_token,
+                cache_creation_input_usd_per_token=route.cache_creation_input_cost_per_token,
+                cache_read_input_usd_per_token=route.cache_read_input_cost_per_token,
+                max_output_tokens=route.max_output_tokens,
+            ),
         )
     except UnknownModelPrice as error:
         raise ValueError(

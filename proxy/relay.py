@@ -1,20 +1,29 @@
 """Forward one metered OpenAI-format call and settle it: the shared body of every /v1 route."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import orjson
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from ledger import format_spus
-from pricing import TokenUsage, count_text_tokens, usage_from_openai
+from pricing import InvalidUsage, TokenUsage, count_text_tokens, usage_from_openai
 from proxy.auth import Principal
+from proxy.errors import ApiError
 from proxy.gateway import Gateway
+from proxy.metered_stream import STATUS_OK, MeteredStreamResponse
 from proxy.metering import MeteredCall
 from proxy.model_registry import ServedModel
 from proxy.openai_stream import OpenAIStreamTap
+from proxy.upstream.clients import upstream_failure
+from proxy.upstream.network import UpstreamResponse
+
+EMBEDDINGS = "embeddings"
+RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
+"""What the OpenAI SDK reads to pace its retries; an upstream's 429 keeps its advice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +41,28 @@ class OpenAICall:
     client_wants_usage: bool = False
 
 
-def _counted_usage(call: MeteredCall, text: str) -> TokenUsage:
+def reported_usage(usage: object, *, operation: str = "") -> TokenUsage | None:
+    """The upstream's own usage report, or None when it sent none or an unreadable one.
+
+    Embeddings produce no output, so their usage has no completion count; any
+    other operation's report without one is unreadable, never a free output.
+    """
+    if not isinstance(usage, Mapping):
+        return None
+    if operation == EMBEDDINGS and "completion_tokens" not in usage:
+        usage = {**usage, "completion_tokens": 0}
+    try:
+        return usage_from_openai(usage)
+    except InvalidUsage:
+        return None
+
+
+def counted_usage(call: MeteredCall, text: str) -> TokenUsage:
     """What the upstream did not report, counted by the gateway (tiktoken)."""
     return TokenUsage(
         input_tokens=call.prompt_tokens_estimate,
         output_tokens=count_text_tokens(text, call.model.route.provider_model),
     )
-
-
-def _relay_error(status: int, body: bytes, content_type: str | None) -> Response:
-    return Response(body, status_code=status, media_type=content_type or "application/json")
 
 
 async def forward(gateway: Gateway, spec: OpenAICall) -> Response:
@@ -60,30 +81,60 @@ async def forward(gateway: Gateway, spec: OpenAICall) -> Response:
         raise
     gateway.metrics.upstream_latency.labels(model=spec.model.name).observe(latency_s)
     if upstream.status_code >= 400:
-        try:
-            body = await upstream.aread()
-        finally:
-            await upstream.aclose()
-        metered.release_detached()
-        return _relay_error(upstream.status_code, body, upstream.headers.get("content-type"))
+        return await _relay_error(metered, upstream)
     if spec.stream:
-        return _stream(gateway, metered, upstream, drop_usage_chunk=not spec.client_wants_usage)
-    return await _complete(gateway, metered, upstream)
+        return _stream(metered, upstream, drop_usage_chunk=not spec.client_wants_usage)
+    return await _complete(metered, upstream)
 
 
-async def _complete(gateway: Gateway, metered: MeteredCall, upstream: Any) -> Response:
+async def _relay_error(metered: MeteredCall, upstream: UpstreamResponse) -> Response:
+    """The upstream refused or failed: nothing was produced, so nothing is debited."""
+    metered.release_detached()
+    try:
+        body = await upstream.aread()
+    except httpx.HTTPError as error:
+        raise upstream_failure(metered.model, error) from error
+    finally:
+        await upstream.aclose()
+    headers = {
+        name: upstream.headers[name] for name in RELAYED_ERROR_HEADERS if name in upstream.headers
+    }
+    headers["x-request-id"] = metered.request_id
+    return Response(
+        body,
+        status_code=upstream.status_code,
+        media_type=upstream.headers.get("content-type", "application/json"),
+        headers=headers,
+    )
+
+
+async def _complete(metered: MeteredCall, upstream: UpstreamResponse) -> Response:
     try:
         raw = await upstream.aread()
-    except BaseException:
+        body = orjson.loads(raw)
+    except BaseException as error:
         metered.release_detached()
+        if isinstance(error, httpx.HTTPError):
+            raise upstream_failure(metered.model, error) from error
+        if isinstance(error, orjson.JSONDecodeError):
+            raise ApiError(
+                502,
+                f"The upstream for '{metered.model.name}' answered with invalid JSON.",
+                error_type="api_error",
+                code="upstream_invalid_response",
+            ) from error
         raise
     finally:
         await upstream.aclose()
-    body = orjson.loads(raw)
-    reported = usage_from_openai(body.get("usage")) if isinstance(body, dict) else None
-    usage = reported or _counted_usage(metered, _choices_text(body))
-    # Shielded: the debit must land even if this handler is cancelled meanwhile.
-    result = await asyncio.shield(gateway.meter.spawn(metered.settle(usage)))
+    reported = (
+        reported_usage(body.get("usage"), operation=metered.operation)
+        if isinstance(body, dict)
+        else None
+    )
+    usage = reported or counted_usage(metered, _choices_text(body))
+    # Awaited, so that a balance read after the answer sees its debit; shielded, so
+    # that the debit lands even if this handler is cancelled meanwhile.
+    result = await asyncio.shield(metered.meter.spawn(metered.settle(usage)))
     return Response(
         raw,
         media_type="application/json",
@@ -110,36 +161,23 @@ def _choices_text(body: Any) -> str:
 
 
 def _stream(
-    gateway: Gateway, metered: MeteredCall, upstream: Any, *, drop_usage_chunk: bool
-) -> StreamingResponse:
+    metered: MeteredCall, upstream: UpstreamResponse, *, drop_usage_chunk: bool
+) -> MeteredStreamResponse:
     tap = OpenAIStreamTap(drop_usage_chunk=drop_usage_chunk)
 
-    async def relay() -> AsyncIterator[bytes]:
-        status = "client_disconnected"
-        try:
-            async for piece in upstream.aiter_bytes():
-                out = tap.feed(piece)
-                if out:
-                    yield out
-            tail = tap.flush()
-            if tail:
-                yield tail
-            status = "ok"
-        except Exception:
-            status = "upstream_interrupted"
-            raise
-        finally:
-            gateway.meter.spawn(upstream.aclose())
-            if tap.usage is not None:
-                metered.settle_detached(usage_from_openai(tap.usage) or TokenUsage(), status=status)
-            elif tap.content_events or status == "ok":
-                metered.settle_detached(_counted_usage(metered, tap.generated_text), status=status)
-            else:
-                metered.release_detached()
+    def usage_of(status: str) -> TokenUsage | None:
+        reported = reported_usage(tap.usage)
+        if reported is not None:
+            return reported
+        if tap.content_events or status == STATUS_OK:
+            return counted_usage(metered, tap.generated_text)
+        return None
 
-    return StreamingResponse(
-        relay(),
-        media_type="text/event-stream",
+    return MeteredStreamResponse(
+        metered,
+        upstream,
+        tap,
+        usage_of,
         headers={
             "x-request-id": metered.request_id,
             "x-spu-held": format_spus(metered.hold_units),

@@ -15,7 +15,9 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise bad_request(f"The request body is not valid JSON: {error}", code="invalid_json") from error
+        raise bad_request(
+            f"The request body is not valid JSON: {error}", code="invalid_json"
+        ) from error
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
     return body

@@ -22,7 +22,8 @@ class ModelRoute(BaseModel):
     provider_model: str
     """The name the upstream knows, e.g. ``gpt-4o-mini`` or ``anthropic/claude-sonnet-4``."""
     api_format: ApiFormat = "openai"
-    """``openai``/``anthropic``: relayed directly; ``litellm``: any other provider; ``demo``: local."""
+    """``openai``/``anthropic``: relayed directly; ``litellm``: any other provider;
+    ``demo``: answered locally."""
     api_base: str | None = None
     api_key_env: str | None = None
     """Name of the environment variable holding the upstream key (never the key itself)."""

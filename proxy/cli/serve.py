@@ -27,6 +27,8 @@ def serve(
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level=settings.log_level,
+        # RequestLogMiddleware already writes one structured line per request.
+        access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     run_server(server_config)

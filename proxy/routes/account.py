@@ -2,18 +2,20 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ledger.models import PICO_USD_PER_USD
 from ledger import Balance, LedgerUnavailable, UsageRecord, format_spus
+from ledger.models import PICO_USD_PER_USD
 from proxy.auth import Principal
 from proxy.errors import bad_request
 from proxy.gateway import authenticated, gateway_of
 from proxy.metering import ledger_down
 
 router = APIRouter()
+
+Caller = Annotated[Principal, Depends(authenticated)]
 
 DEFAULT_USAGE_WINDOW = timedelta(days=30)
 MAX_USAGE_RECORDS = 1000
@@ -89,7 +91,7 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 @router.get("/v1/balance")
-async def balance(request: Request, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def balance(request: Request, principal: Caller) -> dict[str, Any]:
     try:
         current = await gateway_of(request).store.balance(principal.org_id)
     except LedgerUnavailable as error:
@@ -100,11 +102,11 @@ async def balance(request: Request, principal: Principal = Depends(authenticated
 @router.get("/v1/usage")
 async def usage(
     request: Request,
-    principal: Principal = Depends(authenticated),
-    start: datetime | None = Query(default=None, alias="from"),
-    end: datetime | None = Query(default=None, alias="to"),
+    principal: Caller,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
     group_by: Literal["model", "day", "key"] | None = None,
-    limit: int = Query(default=100, ge=1, le=MAX_USAGE_RECORDS),
+    limit: Annotated[int, Query(ge=1, le=MAX_USAGE_RECORDS)] = 100,
 ) -> dict[str, Any]:
     until = _as_utc(end) if end else datetime.now(UTC)
     since = _as_utc(start) if start else until - DEFAULT_USAGE_WINDOW
@@ -113,7 +115,9 @@ async def usage(
     store = gateway_of(request).store
     try:
         if group_by is None:
-            records = await store.usage_records(principal.org_id, start=since, end=until, limit=limit)
+            records = await store.usage_records(
+                principal.org_id, start=since, end=until, limit=limit
+            )
             data: list[dict[str, Any]] = [usage_record_json(record) for record in records]
         else:
             totals = await store.usage_totals(principal.org_id, group_by, start=since, end=until)

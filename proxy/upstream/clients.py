@@ -1,4 +1,10 @@
-"""One shared connection pool per kind of upstream, and the single ``open_upstream`` call."""
+"""Where each model's calls go, and the single ``Upstreams.open`` call every relay makes.
+
+Real providers (OpenAI and Anthropic formats) are reached over one shared
+aiohttp session (``proxy.upstream.network``); the demo model and
+litellm-routed providers are local httpx transports speaking OpenAI's wire
+format. Either way the caller gets an ``UpstreamResponse``.
+"""
 
 import os
 import time
@@ -9,11 +15,11 @@ import orjson
 from proxy.errors import ApiError
 from proxy.model_registry import ServedModel
 from proxy.upstream.demo import DemoTransport
+from proxy.upstream.network import NetworkUpstreams, UpstreamResponse
 
 DEFAULT_BASES = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1"}
 LOCAL_BASE = "http://upstream.local"
-MAX_CONNECTIONS = 1000
-MAX_KEEPALIVE_CONNECTIONS = 200
+LOCAL_FORMATS = ("demo", "litellm")
 
 
 class Upstreams:
@@ -21,36 +27,30 @@ class Upstreams:
         self, *, timeout_s: float, connect_timeout_s: float, demo_stream_delay_s: float = 0.0
     ) -> None:
         timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        self._http = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS
-            ),
+        self._network = NetworkUpstreams(timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
+        self._demo = httpx.AsyncClient(
+            transport=DemoTransport(stream_delay_s=demo_stream_delay_s), base_url=LOCAL_BASE
         )
-        self._demo = httpx.AsyncClient(transport=DemoTransport(stream_delay_s=demo_stream_delay_s), base_url=LOCAL_BASE)
         self._litellm: httpx.AsyncClient | None = None
         self._timeout = timeout
 
-    def _client(self, model: ServedModel) -> httpx.AsyncClient:
-        api_format = model.route.api_format
-        if api_format == "demo":
+    def _local_client(self, model: ServedModel) -> httpx.AsyncClient:
+        if model.route.api_format == "demo":
             return self._demo
-        if api_format == "litellm":
-            if self._litellm is None:
-                # Imported only when a litellm-routed model is configured: litellm
-                # costs ~190 MB and seconds to import.
-                from proxy.upstream.litellm_transport import LitellmTransport
+        if self._litellm is None:
+            # Imported only when a litellm-routed model is configured: litellm
+            # costs ~190 MB and seconds to import.
+            from proxy.upstream.litellm_transport import LitellmTransport
 
-                self._litellm = httpx.AsyncClient(
-                    transport=LitellmTransport(), base_url=LOCAL_BASE, timeout=self._timeout
-                )
-            return self._litellm
-        return self._http
+            self._litellm = httpx.AsyncClient(
+                transport=LitellmTransport(), base_url=LOCAL_BASE, timeout=self._timeout
+            )
+        return self._litellm
 
     @staticmethod
     def url(model: ServedModel, path: str) -> str:
         route = model.route
-        if route.api_format in ("demo", "litellm"):
+        if route.api_format in LOCAL_FORMATS:
             return LOCAL_BASE + path
         base = route.api_base or DEFAULT_BASES[route.api_format]
         return base.rstrip("/") + path
@@ -72,40 +72,51 @@ class Upstreams:
         payload: dict[str, object],
         *,
         headers: dict[str, str] | None = None,
-    ) -> tuple[httpx.Response, float]:
+    ) -> tuple[UpstreamResponse, float]:
         """Send a request and return the open (streaming) response and its latency in seconds.
 
         The caller must close the response. Upstream failures become the client's
         502/504; an upstream's own error status is the caller's to relay.
         """
         request_headers = {"content-type": "application/json", **self.auth_headers(model)}
+        if model.route.api_format == "litellm" and model.route.api_base:
+            # LitellmTransport's API_BASE_HEADER: a litellm provider's own base URL.
+            request_headers["x-litellm-api-base"] = model.route.api_base
         if headers:
             request_headers.update(headers)
-        client = self._client(model)
-        request = client.build_request(
-            "POST", self.url(model, path), content=orjson.dumps(payload), headers=request_headers
-        )
+        url = self.url(model, path)
+        body = orjson.dumps(payload)
         started = time.perf_counter()
         try:
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException as error:
-            raise ApiError(
-                504,
-                f"The upstream for '{model.name}' timed out.",
-                error_type="api_error",
-                code="upstream_timeout",
-            ) from error
-        except httpx.TransportError as error:
-            raise ApiError(
-                502,
-                f"The upstream for '{model.name}' could not be reached.",
-                error_type="api_error",
-                code="upstream_unreachable",
-            ) from error
+            if model.route.api_format in LOCAL_FORMATS:
+                client = self._local_client(model)
+                request = client.build_request("POST", url, content=body, headers=request_headers)
+                response: UpstreamResponse = await client.send(request, stream=True)
+            else:
+                response = await self._network.post(url, body, request_headers)
+        except httpx.HTTPError as error:
+            raise upstream_failure(model, error) from error
         return response, time.perf_counter() - started
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._network.aclose()
         await self._demo.aclose()
         if self._litellm is not None:
             await self._litellm.aclose()
+
+
+def upstream_failure(model: ServedModel, error: httpx.HTTPError) -> ApiError:
+    """The client's error for an upstream that timed out (504) or failed in transit (502)."""
+    if isinstance(error, httpx.TimeoutException):
+        return ApiError(
+            504,
+            f"The upstream for '{model.name}' timed out.",
+            error_type="api_error",
+            code="upstream_timeout",
+        )
+    return ApiError(
+        502,
+        f"The upstream for '{model.name}' could not be reached.",
+        error_type="api_error",
+        code="upstream_unreachable",
+    )

@@ -1,0 +1,1 @@
+"""The HTTP service: OpenAI and Anthropic routes, metering, upstreams, billing, admin, CLI."""

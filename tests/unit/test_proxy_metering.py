@@ -1,0 +1,145 @@
+"""The meter: worst-case holds, 402/429/503 refusals, and every call ending exactly once."""
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ledger import spus_to_units
+from ledger.sqlite import SqliteLedger
+from ledger.verify import verify
+from pricing import (
+    PricingPolicy,
+    TokenUsage,
+    affordable_max_tokens,
+    cost_pico_usd,
+    units_for_cost,
+    worst_case_units,
+)
+from proxy.auth import Principal
+from proxy.errors import ApiError
+from proxy.metering import Meter, MeteredCall
+from proxy.model_registry import ModelRegistry, ServedModel
+from proxy.observability import Metrics
+from proxy.settings import ModelRoute
+from tests.fakes.ledger import SwitchableLedger
+
+POLICY = PricingPolicy(markup=Decimal("0.25"), usd_per_spu=Decimal("0.01"))
+ROUTE = ModelRoute(
+    model_name="m",
+    provider_model="gpt-4o-mini",
+    input_cost_per_token=Decimal("0.000001"),
+    output_cost_per_token=Decimal("0.000002"),
+)
+MODEL: ServedModel = ModelRegistry([ROUTE], include_demo=False).get("m")
+ALICE = Principal(org_id="org_a", key_id="key_a")
+CAP = 3
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SwitchableLedger]:
+    ledger = SwitchableLedger(SqliteLedger(tmp_path / "ledger.db"))
+    await ledger.open()
+    await ledger.create_account("org_a", free_grant_units=spus_to_units(Decimal(1)))
+    try:
+        yield ledger
+        ledger.down = False
+        _, violations = await verify(ledger)
+        assert violations == []
+    finally:
+        await ledger.close()
+
+
+@pytest.fixture
+async def meter(store: SwitchableLedger) -> AsyncIterator[Meter]:
+    meter = Meter(store, POLICY, hold_ttl_s=60, max_in_flight_per_org=CAP, metrics=Metrics())
+    yield meter
+    await meter.drain(5)
+
+
+async def open_call(meter: Meter, max_output_tokens: int = 100) -> MeteredCall:
+    return await meter.open(
+        ALICE,
+        MODEL,
+        operation="chat.completions",
+        source="openai",
+        prompt_tokens=10,
+        max_output_tokens=max_output_tokens,
+    )
+
+
+async def test_hold_is_the_worst_case_and_settle_debits_the_actual_cost(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    call = await open_call(meter)
+    assert call.hold_units == worst_case_units(10, 100, MODEL.rates, POLICY)
+    assert (await store.balance("org_a")).held_units == call.hold_units
+    usage = TokenUsage(input_tokens=10, output_tokens=7)
+    result = await call.settle(usage)
+    expected = units_for_cost(cost_pico_usd(usage, MODEL.rates), POLICY)
+    assert result.record.charged_units == expected
+    assert result.record.details.cost_pico_usd == cost_pico_usd(usage, MODEL.rates)
+    assert (await store.balance("org_a")).held_units == 0
+
+
+async def test_detached_settle_returns_the_units_it_debits(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    call = await open_call(meter)
+    charged = call.settle_detached(TokenUsage(input_tokens=10, output_tokens=3), status="ok")
+    await meter.drain(5)
+    [record] = await store.usage_records("org_a")
+    assert record.charged_units == charged
+    assert meter.in_flight == 0
+
+
+async def test_insufficient_credit_is_402_with_the_largest_affordable_max_tokens(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        await open_call(meter, max_output_tokens=10_000_000)
+    error = caught.value
+    available = spus_to_units(Decimal(1))
+    affordable = affordable_max_tokens(available, 10, MODEL.rates, POLICY)
+    assert error.status == 402
+    assert error.extra == {
+        "available_spus": "1",
+        "needed_spus": str(
+            Decimal(worst_case_units(10, 10_000_000, MODEL.rates, POLICY)) / 1_000_000
+        ),
+        "max_affordable_tokens": affordable,
+    }
+    assert meter.in_flight == 0
+    call = await open_call(meter, max_output_tokens=affordable)
+    await call.release()
+
+
+async def test_calls_beyond_the_in_flight_cap_get_429_until_one_ends(meter: Meter) -> None:
+    calls = [await open_call(meter) for _ in range(CAP)]
+    with pytest.raises(ApiError) as caught:
+        await open_call(meter)
+    assert caught.value.status == 429
+    await calls.pop().release()
+    calls.append(await open_call(meter))
+    for call in calls:
+        await call.release()
+    assert meter.in_flight == 0
+
+
+async def test_ledger_outage_is_503_and_frees_the_in_flight_slot(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    store.down = True
+    for _ in range(CAP + 1):
+        with pytest.raises(ApiError) as caught:
+            await open_call(meter)
+        assert caught.value.status == 503
+    assert meter.in_flight == 0
+
+
+async def test_a_call_cannot_end_twice(meter: Meter) -> None:
+    call = await open_call(meter)
+    await call.release()
+    with pytest.raises(RuntimeError, match="ended twice"):
+        await call.settle(TokenUsage(input_tokens=1, output_tokens=1))
