@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from ledger import AccessKey, LedgerStore, LedgerUnavailable
+from proxy import request_log
 from proxy.errors import ApiError
 
 TOKEN_PREFIX = "spu_"
@@ -85,7 +86,9 @@ class TokenAuthenticator:
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
-            raise _unauthorized("Missing access token: send 'Authorization: Bearer <token>'.")
+            raise _unauthorized(
+                "Missing access token: send 'Authorization: Bearer <token>' or 'x-api-key'."
+            )
         digest = hash_token(token)
         key = await self._lookup(digest)
         if key is None or not hmac.compare_digest(key.token_sha256, digest):
@@ -94,6 +97,7 @@ class TokenAuthenticator:
             raise _unauthorized(f"Access token {key.prefix}… has been revoked.")
         if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
             raise _unauthorized(f"Access token {key.prefix}… has expired.")
+        request_log.note(org_id=key.org_id)
         return Principal(org_id=key.org_id, key_id=key.key_id)
 
     def forget(self, token_sha256: str) -> None:

@@ -188,6 +188,9 @@ class Meter:
             self.leave(org_id)
             self.metrics.refusals.labels(model=model.name).inc()
             raise _insufficient(placed, prompt_tokens, max_output_tokens, model, self.policy)
+        overhead_s = request_log.elapsed_s()
+        if overhead_s is not None:
+            self.metrics.gateway_overhead.labels(route=operation).observe(overhead_s)
         return MeteredCall(
             meter=self,
             principal=principal,
