@@ -1,7 +1,11 @@
 """Billing-period rules shared by every backend: pure functions of amounts and times."""
 
+import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from ledger.clock import to_ms
+from ledger.models import CreditKind, Subscription
 from ledger.waterfall import debt_payoff
 
 
@@ -68,3 +72,91 @@ def roll_forward_ms(period_start_ms: int, period_end_ms: int, now_ms: int) -> tu
     skipped = (now_ms - period_end_ms) // length_ms + 1
     start = period_start_ms + skipped * length_ms
     return start, start + length_ms
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPeriod:
+    """A plan applied to an account: its allowance change and the period it now runs in."""
+
+    change: AllowanceChange
+    start_ms: int
+    end_ms: int
+
+
+def is_stale(recorded_as_of_ms: int | None, as_of_ms: int) -> bool:
+    """A plan change older than the one recorded is ignored (Stripe delivers out of order)."""
+    return recorded_as_of_ms is not None and as_of_ms < recorded_as_of_ms
+
+
+def plan_period(
+    plan: Subscription,
+    *,
+    stored_start_ms: int | None,
+    stored_end_ms: int | None,
+    allowance_units: int,
+    used_units: int,
+    debt_units: int,
+) -> PlanPeriod:
+    """A later period start resets the allowance; the same period keeps its start and what
+    was used, and never ends earlier than recorded."""
+    start_ms, end_ms = to_ms(plan.period_start), to_ms(plan.period_end)
+    if end_ms <= start_ms:
+        raise ValueError("a billing period must end after it starts")
+    if stored_start_ms is None or start_ms > stored_start_ms:
+        change = new_period_allowance(allowance_units, used_units, plan.allowance_units, debt_units)
+        return PlanPeriod(change, start_ms, end_ms)
+    assert stored_end_ms is not None, "a stored period start always has an end"
+    change = same_period_allowance(allowance_units, used_units, plan.allowance_units, debt_units)
+    return PlanPeriod(change, stored_start_ms, max(end_ms, stored_end_ms))
+
+
+def renewed_period(
+    start_ms: int,
+    end_ms: int,
+    now_ms: int,
+    *,
+    allowance_units: int,
+    used_units: int,
+    debt_units: int,
+) -> PlanPeriod:
+    """A locally renewed plan past its end: the period that contains ``now_ms``, full allowance."""
+    new_start_ms, new_end_ms = roll_forward_ms(start_ms, end_ms, now_ms)
+    change = new_period_allowance(allowance_units, used_units, allowance_units, debt_units)
+    return PlanPeriod(change, new_start_ms, new_end_ms)
+
+
+class AuditLine(NamedTuple):
+    """One credit transaction that explains part of an allowance change."""
+
+    transaction_id: str
+    kind: CreditKind
+    amount_units: int
+    debt_paid_units: int
+
+
+def audit_lines(org_id: str, change: AllowanceChange) -> list[AuditLine]:
+    """The lapse and the credit of an allowance change, each only when not zero.
+
+    Random ids are unique because the change itself happens once: every backend
+    decides it on the account it writes in the same atomic operation.
+    """
+    lines = []
+    if change.lapsed_units:
+        lines.append(
+            AuditLine(
+                f"allowance_expired:{org_id}:{uuid.uuid4().hex}",
+                CreditKind.ALLOWANCE_EXPIRED,
+                -change.lapsed_units,
+                0,
+            )
+        )
+    if change.credited_units:
+        lines.append(
+            AuditLine(
+                f"allowance:{org_id}:{uuid.uuid4().hex}",
+                CreditKind.ALLOWANCE,
+                change.credited_units,
+                change.debt_paid_units,
+            )
+        )
+    return lines

@@ -5,6 +5,7 @@ be tested exhaustively with property tests.
 """
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,43 @@ def payable_units(actual_units: int, hold_units: int, free_units: int) -> int:
     reservations stay covered. The rest becomes debt.
     """
     return min(actual_units, hold_units + max(free_units, 0))
+
+
+class BucketsLeft(Protocol):
+    """What each bucket still holds: an account, or a backend's own read of one."""
+
+    @property
+    def subscription_left_units(self) -> int: ...
+
+    @property
+    def purchased_left_units(self) -> int: ...
+
+    @property
+    def granted_left_units(self) -> int: ...
+
+
+def settlement_split(
+    actual_units: int, reserved_units: int, held_units: int, buckets: BucketsLeft
+) -> BucketSplit:
+    """How a settled call is paid: its own hold plus what no other hold reserved; rest is debt.
+
+    ``held_units`` are all unexpired open holds of the org, this one included
+    while it has not expired; ``reserved_units`` is this hold's amount, or 0
+    once it has expired (it then reserves nothing).
+    """
+    left_units = (
+        buckets.subscription_left_units + buckets.purchased_left_units + buckets.granted_left_units
+    )
+    payable = payable_units(actual_units, reserved_units, left_units - held_units)
+    paid = split_debit(
+        payable,
+        buckets.subscription_left_units,
+        buckets.purchased_left_units,
+        buckets.granted_left_units,
+    )
+    return BucketSplit(
+        paid.subscription_units,
+        paid.purchased_units,
+        paid.granted_units,
+        paid.debt_units + actual_units - payable,
+    )

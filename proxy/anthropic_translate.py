@@ -212,6 +212,11 @@ def message_id() -> str:
     return f"msg_{uuid.uuid4().hex[:24]}"
 
 
+def tool_use_id() -> str:
+    """For a tool call the upstream gave no id: Anthropic's clients need one to answer it."""
+    return f"toolu_{uuid.uuid4().hex[:24]}"
+
+
 def anthropic_usage(usage: TokenUsage) -> dict[str, int]:
     return {
         "input_tokens": usage.input_tokens,
@@ -263,7 +268,7 @@ def anthropic_message(
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+                "id": call.get("id") or tool_use_id(),
                 "name": function.get("name", ""),
                 "input": _tool_input(function.get("arguments")),
             }
@@ -421,7 +426,7 @@ class AnthropicStreamFromOpenAI:
             key = ("tool", int(call.get("index") or 0))
             if self._block != key:
                 name = str(function.get("name") or "")
-                tool_id = str(call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}")
+                tool_id = str(call.get("id") or tool_use_id())
                 block = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
                 out.extend(self._start_block(key, block))
                 self._text_parts.append(name)

@@ -14,6 +14,7 @@ from typing import Any
 from ledger import LedgerStore, format_spus
 from ledger.models import Account
 from proxy.routes.account import balance_json, format_usd, usage_record_json
+from proxy.usage_window import through
 
 MAX_CHART_DAYS = 62
 """Two months of bars: a monthly period in full; a longer (Enterprise) one by its latest days."""
@@ -64,7 +65,7 @@ async def daily_by_model(
     spans = []
     for day in window.days:
         since = max(_day_start(day), window.start)
-        until = min(_day_start(day) + timedelta(days=1), window.end, now)
+        until = min(_day_start(day) + timedelta(days=1), window.end, through(now))
         if since < until:
             spans.append((day, since, until))
     totals = await asyncio.gather(

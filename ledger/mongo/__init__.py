@@ -18,8 +18,8 @@ Design
   Exactly one of settle, release and expiry can pull a given hold, and the
   unique ``request_id`` of usage records backs "settles at most once".
 * Credits, refunds, plan changes, period renewals and account creation are
-  transactions too: read the customer, decide with the shared rules
-  (``ledger.waterfall``, ``ledger.periods``, via ``rules``), write it and its
+  transactions too: read the customer, decide with the rules both backends
+  share (``ledger.waterfall``, ``ledger.periods``, ``ledger.replays``), write it and its
   ``payments_credit_transactions`` lines. Snapshot isolation turns any
   concurrent change to the customer into a write conflict and a rerun
   (bounded, see ``transactions``), never a lost update.

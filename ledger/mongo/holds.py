@@ -50,8 +50,10 @@ from ledger.mongo.queries import (
     pull_hold,
     spend_update,
 )
-from ledger.mongo.rules import roll_is_due, settlement_split
+from ledger.mongo.rules import roll_is_due
 from ledger.mongo.transactions import run_transaction
+from ledger.replays import check_settlement_replay, hold_replay
+from ledger.waterfall import settlement_split
 
 HOLD_ATTEMPTS = 4
 """Tries of the conditional update when the balance changes between it and the diagnosis."""
@@ -84,9 +86,14 @@ async def _known_hold(collections: Collections, request_id: str) -> KnownHold | 
 
 
 def _replay(known: KnownHold, request_id: str, org_id: str, amount_units: int) -> HoldPlaced:
-    if (known.org_id, known.amount_units) != (org_id, amount_units):
-        raise IdempotencyConflict("hold", request_id, "different org or amount")
-    return HoldPlaced(request_id, org_id, amount_units, from_ms(known.expires_at_ms))
+    return hold_replay(
+        request_id,
+        org_id,
+        amount_units,
+        held_org_id=known.org_id,
+        held_amount_units=known.amount_units,
+        expires_at_ms=known.expires_at_ms,
+    )
 
 
 async def _confirm(collections: Collections, org_id: str, hold: OpenHold) -> HoldPlaced:
@@ -191,10 +198,7 @@ async def _settled_before(
     found = await collections.usage_records.find_one({"request_id": request_id}, session=session)
     assert found is not None, "a settled hold always has its usage record"
     record = usage_from_doc(found)
-    if record.charged_units != actual_units:
-        raise IdempotencyConflict(
-            "settlement", request_id, f"settled at {record.charged_units}, not {actual_units}"
-        )
+    check_settlement_replay(request_id, record.charged_units, actual_units)
     customer = await load_customer(collections, record.org_id, session)
     return SettleResult(record, available_units(customer, now_ms), replayed=True)
 

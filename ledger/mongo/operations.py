@@ -6,13 +6,11 @@ so a concurrent change to that document turns into a write conflict and a
 rerun on fresh data, never a lost update.
 """
 
-import uuid
-
 from bson.int64 import Int64
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from ledger.errors import AccountNotFound, IdempotencyConflict
+from ledger.errors import AccountNotFound
 from ledger.models import Account, CreditKind, CreditResult, Subscription
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
@@ -23,7 +21,8 @@ from ledger.mongo.documents import (
     new_customer,
 )
 from ledger.mongo.rules import AllowanceUpdate, period_roll, plan_end, plan_update
-from ledger.periods import AllowanceChange
+from ledger.periods import AllowanceChange, audit_lines
+from ledger.replays import credit_replay
 from ledger.waterfall import debt_payoff
 
 
@@ -45,29 +44,14 @@ async def _record_allowance_change(
     reason: str,
     now_ms: int,
 ) -> None:
-    """Audit lines for an allowance change; random ids are unique because the change itself
-    is decided once, on the document this transaction writes."""
-    if change.lapsed_units:
+    for line in audit_lines(org_id, change):
         await collections.credit_transactions.insert_one(
             credit_doc(
-                f"allowance_expired:{org_id}:{uuid.uuid4().hex}",
+                line.transaction_id,
                 org_id,
-                CreditKind.ALLOWANCE_EXPIRED,
-                -change.lapsed_units,
-                0,
-                reason,
-                now_ms,
-            ),
-            session=session,
-        )
-    if change.credited_units:
-        await collections.credit_transactions.insert_one(
-            credit_doc(
-                f"allowance:{org_id}:{uuid.uuid4().hex}",
-                org_id,
-                CreditKind.ALLOWANCE,
-                change.credited_units,
-                change.debt_paid_units,
+                line.kind,
+                line.amount_units,
+                line.debt_paid_units,
                 reason,
                 now_ms,
             ),
@@ -92,6 +76,22 @@ async def _apply_allowance_update(
     assert after is not None, "the customer was read in this same transaction"
     await _record_allowance_change(collections, session, org_id, update.change, reason, now_ms)
     return after
+
+
+async def _account_after(
+    collections: Collections,
+    session: AsyncClientSession,
+    customer: Document,
+    update: AllowanceUpdate | None,
+    reason: str,
+    now_ms: int,
+) -> Account:
+    """The account as ``update`` leaves it; as it was when there is none (a stale change)."""
+    if update is None:
+        return account_from_doc(customer)
+    return account_from_doc(
+        await _apply_allowance_update(collections, session, customer["_id"], update, reason, now_ms)
+    )
 
 
 async def roll_period_if_due(
@@ -156,16 +156,27 @@ async def _existing_credit(
     doc = await collections.credit_transactions.find_one(
         {"transaction_id": transaction_id}, session=session
     )
-    if doc is None:
-        return None
-    transaction = credit_from_doc(doc)
-    if (transaction.org_id, transaction.kind, transaction.amount_units) != (
-        org_id,
-        kind,
-        amount_units,
-    ):
-        raise IdempotencyConflict("credit", transaction_id, "different org, kind or amount")
-    return CreditResult(transaction, applied=False)
+    return None if doc is None else credit_replay(credit_from_doc(doc), org_id, kind, amount_units)
+
+
+async def _write_credit(
+    collections: Collections,
+    session: AsyncClientSession,
+    doc: Document,
+    increments: dict[str, int],
+    now_ms: int,
+) -> CreditResult:
+    """Move the customer's buckets and record the credit line that explains the move."""
+    await collections.customers.update_one(
+        {"_id": doc["org_id"]},
+        {
+            "$inc": {field: Int64(units) for field, units in increments.items()},
+            "$set": {"updated_at_ms": Int64(now_ms)},
+        },
+        session=session,
+    )
+    await collections.credit_transactions.insert_one(doc, session=session)
+    return CreditResult(credit_from_doc(doc), applied=True)
 
 
 async def credit(
@@ -187,21 +198,13 @@ async def credit(
     customer = await load_customer(collections, org_id, session)
     bucket = "purchased" if kind is CreditKind.PURCHASE else "granted"
     paid = debt_payoff(amount_units, int(customer["debt_units"]))
-    await collections.customers.update_one(
-        {"_id": org_id},
-        {
-            "$inc": {
-                f"{bucket}_credits_units": Int64(amount_units),
-                f"{bucket}_used_units": Int64(paid),
-                "debt_units": Int64(-paid),
-            },
-            "$set": {"updated_at_ms": Int64(now_ms)},
-        },
-        session=session,
-    )
+    increments = {
+        f"{bucket}_credits_units": amount_units,
+        f"{bucket}_used_units": paid,
+        "debt_units": -paid,
+    }
     doc = credit_doc(transaction_id, org_id, kind, amount_units, paid, reason, now_ms)
-    await collections.credit_transactions.insert_one(doc, session=session)
-    return CreditResult(credit_from_doc(doc), applied=True)
+    return await _write_credit(collections, session, doc, increments, now_ms)
 
 
 async def refund_purchase(
@@ -224,20 +227,12 @@ async def refund_purchase(
         customer["purchased_used_units"]
     )
     taken_back = min(amount_units, purchased_left)
-    await collections.customers.update_one(
-        {"_id": org_id},
-        {
-            "$inc": {
-                "purchased_credits_units": Int64(-taken_back),
-                "debt_units": Int64(amount_units - taken_back),
-            },
-            "$set": {"updated_at_ms": Int64(now_ms)},
-        },
-        session=session,
-    )
+    increments = {
+        "purchased_credits_units": -taken_back,
+        "debt_units": amount_units - taken_back,
+    }
     doc = credit_doc(refund_id, org_id, CreditKind.REFUND, -amount_units, 0, reason, now_ms)
-    await collections.credit_transactions.insert_one(doc, session=session)
-    return CreditResult(credit_from_doc(doc), applied=True)
+    return await _write_credit(collections, session, doc, increments, now_ms)
 
 
 async def set_subscription(
@@ -248,12 +243,9 @@ async def set_subscription(
     now_ms: int,
 ) -> Account:
     customer = await load_customer(collections, org_id, session)
-    update = plan_update(customer, plan, now_ms)
-    if update is None:
-        return account_from_doc(customer)
     reason = f"{plan.tier} period starting {plan.period_start.isoformat()}"
-    return account_from_doc(
-        await _apply_allowance_update(collections, session, org_id, update, reason, now_ms)
+    return await _account_after(
+        collections, session, customer, plan_update(customer, plan, now_ms), reason, now_ms
     )
 
 
@@ -266,10 +258,6 @@ async def clear_subscription(
 ) -> Account:
     customer = await load_customer(collections, org_id, session)
     update = plan_end(customer, as_of_ms, now_ms)
-    if update is None:
-        return account_from_doc(customer)
-    return account_from_doc(
-        await _apply_allowance_update(
-            collections, session, org_id, update, "subscription ended", now_ms
-        )
+    return await _account_after(
+        collections, session, customer, update, "subscription ended", now_ms
     )

@@ -46,8 +46,8 @@ from ledger.mongo.queries import (
     usage_filter,
     usage_totals_pipeline,
 )
-from ledger.mongo.rules import same_key
 from ledger.mongo.transactions import run_transaction, translate_failures
+from ledger.replays import check_key_replay
 
 SERVER_SELECTION_TIMEOUT_MS = 5_000
 """How long an operation waits for a usable server before the ledger reports itself
@@ -414,8 +414,7 @@ class MongoLedger:
                 # A concurrent add won the unique index: judge against what it stored.
                 stored = await collections.access_keys.find_one(clash)
                 assert stored is not None, "keys are never deleted"
-        if not same_key(key_from_doc(stored), key):
-            raise IdempotencyConflict("access key", key.key_id, "id or token already in use")
+        check_key_replay(key_from_doc(stored), key)
 
     @translate_failures
     async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None:

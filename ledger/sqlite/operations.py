@@ -11,11 +11,10 @@ three writes each; everything else favours plain code over statement counts.
 """
 
 import sqlite3
-import uuid
 from collections import defaultdict
 from typing import NamedTuple
 
-from ledger.clock import from_ms, to_ms
+from ledger.clock import from_ms, optional_to_ms, to_ms
 from ledger.errors import AccountNotFound, HoldNotFound, HoldNotOpen, IdempotencyConflict
 from ledger.models import (
     AccessKey,
@@ -32,11 +31,13 @@ from ledger.models import (
 )
 from ledger.periods import (
     AllowanceChange,
+    audit_lines,
+    is_stale,
     lapse_allowance,
-    new_period_allowance,
-    roll_forward_ms,
-    same_period_allowance,
+    plan_period,
+    renewed_period,
 )
+from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
 from ledger.sqlite.rows import (
     ACCOUNT_COLUMNS,
     CREDIT_COLUMNS,
@@ -47,7 +48,7 @@ from ledger.sqlite.rows import (
     key_from_row,
     usage_from_row,
 )
-from ledger.waterfall import BucketSplit, debt_payoff, payable_units, split_debit
+from ledger.waterfall import debt_payoff, settlement_split
 
 _HELD = (
     "a.open_hold_units - (SELECT COALESCE(SUM(o.amount_units), 0) FROM holds o"
@@ -175,27 +176,14 @@ def _insert_credit(
 def _record_allowance_change(
     connection: sqlite3.Connection, org_id: str, change: AllowanceChange, reason: str, now_ms: int
 ) -> None:
-    """Audit lines for an allowance change; their ids are unique because the change itself
-    happens once (it is decided on the row read inside this write transaction)."""
-    if change.lapsed_units:
+    for line in audit_lines(org_id, change):
         _insert_credit(
             connection,
-            f"allowance_expired:{org_id}:{uuid.uuid4().hex}",
+            line.transaction_id,
             org_id,
-            CreditKind.ALLOWANCE_EXPIRED,
-            -change.lapsed_units,
-            0,
-            reason,
-            now_ms,
-        )
-    if change.credited_units:
-        _insert_credit(
-            connection,
-            f"allowance:{org_id}:{uuid.uuid4().hex}",
-            org_id,
-            CreditKind.ALLOWANCE,
-            change.credited_units,
-            change.debt_paid_units,
+            line.kind,
+            line.amount_units,
+            line.debt_paid_units,
             reason,
             now_ms,
         )
@@ -215,21 +203,20 @@ def _renew_period(connection: sqlite3.Connection, account: Account, now_ms: int)
     """Renew a locally renewed plan whose period has ended; once, however many notice,
     because the period end moves forward in the same transaction."""
     assert account.period_start is not None and account.period_end is not None
-    start_ms, end_ms = roll_forward_ms(
-        to_ms(account.period_start), to_ms(account.period_end), now_ms
+    period = renewed_period(
+        to_ms(account.period_start),
+        to_ms(account.period_end),
+        now_ms,
+        allowance_units=account.subscription_allowance_units,
+        used_units=account.subscription_used_units,
+        debt_units=account.debt_units,
     )
-    change = new_period_allowance(
-        account.subscription_allowance_units,
-        account.subscription_used_units,
-        account.subscription_allowance_units,
-        account.debt_units,
-    )
-    _write_allowance(connection, account.org_id, change, now_ms)
+    _write_allowance(connection, account.org_id, period.change, now_ms)
     connection.execute(
         "UPDATE accounts SET period_start_ms = ?, period_end_ms = ? WHERE org_id = ?",
-        (start_ms, end_ms, account.org_id),
+        (period.start_ms, period.end_ms, account.org_id),
     )
-    _record_allowance_change(connection, account.org_id, change, "period renewed", now_ms)
+    _record_allowance_change(connection, account.org_id, period.change, "period renewed", now_ms)
 
 
 def create_account(
@@ -298,9 +285,14 @@ def hold(
         raise AccountNotFound(org_id)
     held_org_id, held_amount, held_expires_ms = row[7:]
     if held_org_id is not None:
-        if (held_org_id, held_amount) != (org_id, amount_units):
-            raise IdempotencyConflict("hold", request_id, "different org or amount")
-        return HoldPlaced(request_id, org_id, amount_units, from_ms(held_expires_ms))
+        return hold_replay(
+            request_id,
+            org_id,
+            amount_units,
+            held_org_id=held_org_id,
+            held_amount_units=held_amount,
+            expires_at_ms=held_expires_ms,
+        )
     funds = Funds(*row[:7])
     if funds.renewal_due(now_ms):
         funds = current_funds(connection, org_id, now_ms)
@@ -338,18 +330,7 @@ def settle(
     # A hold whose expiry has passed (but that no sweep has ended) no longer
     # counts in ``funds.held_units``, and reserves nothing for this settlement.
     reserved_units = hold_units if expires_ms > now_ms else 0
-    payable = payable_units(
-        actual_units, reserved_units, funds.bucket_left_units - funds.held_units
-    )
-    paid = split_debit(
-        payable, funds.subscription_left_units, funds.purchased_left_units, funds.granted_left_units
-    )
-    split = BucketSplit(
-        paid.subscription_units,
-        paid.purchased_units,
-        paid.granted_units,
-        paid.debt_units + actual_units - payable,
-    )
+    split = settlement_split(actual_units, reserved_units, funds.held_units, funds)
     connection.execute(
         _DEBIT_SQL,
         (
@@ -400,10 +381,7 @@ def _replay_settlement(
         f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?", (request_id,)
     ).fetchone()
     record = usage_from_row(row)
-    if record.charged_units != actual_units:
-        raise IdempotencyConflict(
-            "settlement", request_id, f"settled at {record.charged_units}, not {actual_units}"
-        )
+    check_settlement_replay(request_id, record.charged_units, actual_units)
     available = _read_funds(connection, org_id, now_ms).available_units
     return SettleResult(record, max(available, 0), replayed=True)
 
@@ -450,13 +428,7 @@ def _existing_credit(
         f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE transaction_id = ?",
         (transaction_id,),
     ).fetchone()
-    if row is None:
-        return None
-    transaction = credit_from_row(row)
-    recorded = (transaction.org_id, transaction.kind, transaction.amount_units)
-    if recorded != (org_id, kind, amount_units):
-        raise IdempotencyConflict("credit", transaction_id, "different org, kind or amount")
-    return CreditResult(transaction, applied=False)
+    return None if row is None else credit_replay(credit_from_row(row), org_id, kind, amount_units)
 
 
 def credit(
@@ -524,24 +496,17 @@ def set_subscription(
         raise ValueError("an allowance cannot be negative")
     account = load_account(connection, org_id)
     as_of_ms = to_ms(plan.as_of)
-    if account.subscription_as_of is not None and as_of_ms < to_ms(account.subscription_as_of):
+    if is_stale(optional_to_ms(account.subscription_as_of), as_of_ms):
         return account
-    start_ms, end_ms = to_ms(plan.period_start), to_ms(plan.period_end)
-    if end_ms <= start_ms:
-        raise ValueError("a billing period must end after it starts")
-    stored_start = account.period_start
-    is_new_period = stored_start is None or start_ms > to_ms(stored_start)
-    rule = new_period_allowance if is_new_period else same_period_allowance
-    change = rule(
-        account.subscription_allowance_units,
-        account.subscription_used_units,
-        plan.allowance_units,
-        account.debt_units,
+    period = plan_period(
+        plan,
+        stored_start_ms=optional_to_ms(account.period_start),
+        stored_end_ms=optional_to_ms(account.period_end),
+        allowance_units=account.subscription_allowance_units,
+        used_units=account.subscription_used_units,
+        debt_units=account.debt_units,
     )
-    if not is_new_period:
-        assert stored_start is not None and account.period_end is not None
-        start_ms, end_ms = to_ms(stored_start), max(end_ms, to_ms(account.period_end))
-    _write_allowance(connection, org_id, change, now_ms)
+    _write_allowance(connection, org_id, period.change, now_ms)
     connection.execute(
         "UPDATE accounts SET subscription_type = ?, subscription_status = ?,"
         " subscription_price_id = ?, subscription_item_id = ?, period_start_ms = ?,"
@@ -551,15 +516,15 @@ def set_subscription(
             plan.status,
             plan.price_id,
             plan.item_id,
-            start_ms,
-            end_ms,
+            period.start_ms,
+            period.end_ms,
             as_of_ms,
             int(plan.renews_locally),
             org_id,
         ),
     )
     reason = f"{plan.tier} period starting {plan.period_start.isoformat()}"
-    _record_allowance_change(connection, org_id, change, reason, now_ms)
+    _record_allowance_change(connection, org_id, period.change, reason, now_ms)
     return load_account(connection, org_id)
 
 
@@ -567,7 +532,7 @@ def clear_subscription(
     connection: sqlite3.Connection, org_id: str, as_of_ms: int, now_ms: int
 ) -> Account:
     account = load_account(connection, org_id)
-    if account.subscription_as_of is not None and as_of_ms < to_ms(account.subscription_as_of):
+    if is_stale(optional_to_ms(account.subscription_as_of), as_of_ms):
         return account
     change = lapse_allowance(
         account.subscription_allowance_units, account.subscription_used_units, account.debt_units
@@ -591,13 +556,7 @@ def add_access_key(connection: sqlite3.Connection, key: AccessKey) -> None:
         (key.key_id, key.token_sha256),
     ).fetchone()
     if row is not None:
-        stored = key_from_row(row)
-        if (stored.key_id, stored.org_id, stored.token_sha256) != (
-            key.key_id,
-            key.org_id,
-            key.token_sha256,
-        ):
-            raise IdempotencyConflict("access key", key.key_id, "id or token already in use")
+        check_key_replay(key_from_row(row), key)
         return
     connection.execute(
         f"INSERT INTO access_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

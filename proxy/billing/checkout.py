@@ -64,6 +64,39 @@ def _session_json(session: Any, **extra: Any) -> dict[str, Any]:
     return {"object": "checkout.session", "id": session.id, "url": session.url, **extra}
 
 
+async def _open_session(
+    client: stripe.StripeClient,
+    store: LedgerStore,
+    org_id: str,
+    urls: ReturnUrls,
+    *,
+    mode: str,
+    purchase: str,
+    price_id: str,
+    quantity: int,
+    created_data: str,
+) -> Any:
+    """A Checkout Session of the org's one customer, selling one line item.
+
+    The org id rides in the session's metadata and in that of what the session
+    creates (``created_data``: its payment intent or subscription), so every
+    later event about the purchase names the org.
+    """
+    customer_id = await ensure_customer(client, store, org_id)
+    return await client.v1.checkout.sessions.create_async(
+        {
+            "mode": mode,
+            "customer": customer_id,
+            "client_reference_id": org_id,
+            "line_items": [{"price": price_id, "quantity": quantity}],
+            "metadata": {"org_id": org_id, "purchase": purchase},
+            created_data: {"metadata": {"org_id": org_id}},
+            "success_url": urls.success_url,
+            "cancel_url": urls.cancel_url,
+        }
+    )
+
+
 async def credit_checkout(
     client: stripe.StripeClient,
     store: LedgerStore,
@@ -81,18 +114,16 @@ async def credit_checkout(
         raise ApiError(
             400, f"Cannot buy that amount: {error}.", param="spus", code="invalid_quantity"
         ) from error
-    customer_id = await ensure_customer(client, store, org_id)
-    session = await client.v1.checkout.sessions.create_async(
-        {
-            "mode": "payment",
-            "customer": customer_id,
-            "client_reference_id": org_id,
-            "line_items": [{"price": credit.price_id, "quantity": quantity}],
-            "metadata": {"org_id": org_id, "purchase": "credits"},
-            "payment_intent_data": {"metadata": {"org_id": org_id}},
-            "success_url": urls.success_url,
-            "cancel_url": urls.cancel_url,
-        }
+    session = await _open_session(
+        client,
+        store,
+        org_id,
+        urls,
+        mode="payment",
+        purchase="credits",
+        price_id=credit.price_id,
+        quantity=quantity,
+        created_data="payment_intent_data",
     )
     return _session_json(
         session,
@@ -143,18 +174,16 @@ async def subscription_checkout(
             " (POST /billing/portal).",
             code="already_subscribed",
         )
-    customer_id = await ensure_customer(client, store, org_id)
-    session = await client.v1.checkout.sessions.create_async(
-        {
-            "mode": "subscription",
-            "customer": customer_id,
-            "client_reference_id": org_id,
-            "line_items": [{"price": plan.price_id, "quantity": 1}],
-            "metadata": {"org_id": org_id, "purchase": "subscription"},
-            "subscription_data": {"metadata": {"org_id": org_id}},
-            "success_url": urls.success_url,
-            "cancel_url": urls.cancel_url,
-        }
+    session = await _open_session(
+        client,
+        store,
+        org_id,
+        urls,
+        mode="subscription",
+        purchase="subscription",
+        price_id=plan.price_id,
+        quantity=1,
+        created_data="subscription_data",
     )
     return _session_json(
         session,

@@ -10,24 +10,22 @@ import asyncio
 
 import typer
 
+from ledger import LedgerUnavailable
+from proxy.cli.common import opened_store
+from proxy.settings import Settings
 
-async def _open_and_close(url: str) -> None:
-    from ledger import open_store
 
-    store = open_store(url)
-    await store.open()
-    await store.close()
+async def _open_and_close(settings: Settings) -> None:
+    async with opened_store(settings):
+        pass  # opening is what brings the schema and indexes up to date
 
 
 def ledger_init() -> None:
     """Create or migrate the ledger's tables or indexes (safe to run again), then exit."""
-    from ledger import LedgerUnavailable
-    from proxy.settings import Settings
-
-    url = Settings().ledger_url
-    backend = url.split(":", 1)[0]
+    settings = Settings()
+    backend = settings.ledger_url.split(":", 1)[0]
     try:
-        asyncio.run(_open_and_close(url))
+        asyncio.run(_open_and_close(settings))
     except LedgerUnavailable as error:
         typer.echo(f"ledger init failed ({backend}): {error}", err=True)
         raise typer.Exit(code=1) from error

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from ledger import format_spus, open_store
+from ledger import format_spus
 from pricing.catalogue import Catalogue
 from proxy.billing.catalogue_source import fetch_catalogue
 from proxy.billing.client import STRIPE_API_VERSION, connect
 from proxy.billing.service import secret_value
 from proxy.billing.sync import SyncReport, sync_all
+from proxy.cli.common import opened_store
 from proxy.settings import Settings
 
 app = typer.Typer(help="Stripe billing: check the catalogue, reconcile orgs.", no_args_is_help=True)
@@ -80,17 +81,15 @@ def check(config: Path | None = CONFIG_OPTION) -> None:
 
 async def _sync(settings: Settings, secret_key: str) -> SyncReport | None:
     connection = connect(secret_key)
-    store = open_store(settings.ledger_url)
-    await store.open()
     try:
-        catalogue = await fetch_catalogue(connection.client, settings.stripe_product_tag)
-        if catalogue.product_id is None:
-            for issue in catalogue.issues:
-                typer.echo(f"ISSUE: {issue}", err=True)
-            return None
-        return await sync_all(connection.client, store, catalogue.product_id)
+        async with opened_store(settings) as store:
+            catalogue = await fetch_catalogue(connection.client, settings.stripe_product_tag)
+            if catalogue.product_id is None:
+                for issue in catalogue.issues:
+                    typer.echo(f"ISSUE: {issue}", err=True)
+                return None
+            return await sync_all(connection.client, store, catalogue.product_id)
     finally:
-        await store.close()
         await connection.aclose()
 
 

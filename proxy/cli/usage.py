@@ -10,6 +10,7 @@ from ledger import LedgerStore, UsageRecord, UsageTotal, format_spus
 from proxy.cli.common import console, fail, run, when
 from proxy.routes.account import format_usd
 from proxy.settings import Settings
+from proxy.usage_window import usage_window
 
 MAX_RECORDS = 1000
 
@@ -68,19 +69,18 @@ def usage(
     """Show usage: the latest calls (newest first) or totals over the last DAYS days."""
     if group_by is not None and org_id is None:
         fail("--group-by needs an organization id")
-    until = datetime.now(UTC)
-    since = until - timedelta(days=days)
+    window = usage_window(None, None, now=datetime.now(UTC), span=timedelta(days=days))
 
     async def work(store: LedgerStore) -> Table:
         with console.status("Reading usage from the ledger…"):
             if group_by is None:
                 records = await store.usage_records(
-                    org_id, start=since, end=until, limit=limit, model=model
+                    org_id, start=window.start, end=window.end, limit=limit, model=model
                 )
                 return records_table(records)
             assert org_id is not None
             await store.get_account(org_id)
-            totals = await store.usage_totals(org_id, group_by, start=since, end=until)
+            totals = await store.usage_totals(org_id, group_by, start=window.start, end=window.end)
             return totals_table(group_by, totals)
 
     console.print(run(Settings(), work))

@@ -1,23 +1,22 @@
 """The token holder's own balance and usage (never another org's)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ledger import Balance, LedgerUnavailable, UsageRecord, format_spus
+from ledger import Balance, LedgerUnavailable, UsageRecord, UsageTotal, format_spus
 from ledger.models import PICO_USD_PER_USD
 from proxy.auth import Principal
-from proxy.errors import bad_request
 from proxy.gateway import authenticated, gateway_of
 from proxy.metering import ledger_down
+from proxy.usage_window import usage_window
 
 router = APIRouter()
 
 Caller = Annotated[Principal, Depends(authenticated)]
 
-DEFAULT_USAGE_WINDOW = timedelta(days=30)
 MAX_USAGE_RECORDS = 1000
 
 
@@ -86,8 +85,16 @@ def usage_record_json(record: UsageRecord) -> dict[str, Any]:
     }
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def usage_total_json(total: UsageTotal) -> dict[str, Any]:
+    """A group's totals; the caller names the group by what it groups by."""
+    return {
+        "calls": total.calls,
+        "prompt_tokens": total.prompt_tokens,
+        "completion_tokens": total.completion_tokens,
+        "total_tokens": total.total_tokens,
+        "cost_usd": format_usd(total.cost_pico_usd),
+        "spus": format_spus(total.charged_units),
+    }
 
 
 @router.get("/v1/balance")
@@ -108,31 +115,25 @@ async def usage(
     group_by: Literal["model", "day", "key"] | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_USAGE_RECORDS)] = 100,
 ) -> dict[str, Any]:
-    until = _as_utc(end) if end else datetime.now(UTC)
-    since = _as_utc(start) if start else until - DEFAULT_USAGE_WINDOW
-    if since >= until:
-        raise bad_request("'from' must be before 'to'.", param="from")
+    window = usage_window(start, end, now=datetime.now(UTC))
     store = gateway_of(request).store
     try:
         if group_by is None:
             records = await store.usage_records(
-                principal.org_id, start=since, end=until, limit=limit
+                principal.org_id, start=window.start, end=window.end, limit=limit
             )
             data: list[dict[str, Any]] = [usage_record_json(record) for record in records]
         else:
-            totals = await store.usage_totals(principal.org_id, group_by, start=since, end=until)
-            data = [
-                {
-                    group_by: total.group,
-                    "calls": total.calls,
-                    "prompt_tokens": total.prompt_tokens,
-                    "completion_tokens": total.completion_tokens,
-                    "total_tokens": total.total_tokens,
-                    "cost_usd": format_usd(total.cost_pico_usd),
-                    "spus": format_spus(total.charged_units),
-                }
-                for total in totals
-            ]
+            totals = await store.usage_totals(
+                principal.org_id, group_by, start=window.start, end=window.end
+            )
+            data = [{group_by: total.group, **usage_total_json(total)} for total in totals]
     except LedgerUnavailable as error:
         raise ledger_down() from error
-    return {"object": "list", "from": since, "to": until, "group_by": group_by, "data": data}
+    return {
+        "object": "list",
+        "from": window.start,
+        "to": window.end,
+        "group_by": group_by,
+        "data": data,
+    }

@@ -7,7 +7,7 @@ answers errors in the gateway's one error shape (type, code, message).
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -48,7 +48,8 @@ from proxy.auth import issue_token
 from proxy.errors import ApiError, bad_request
 from proxy.gateway import gateway_of
 from proxy.metering import ledger_down
-from proxy.routes.account import balance_json, format_usd, usage_record_json
+from proxy.routes.account import balance_json, usage_record_json, usage_total_json
+from proxy.usage_window import open_window, usage_window
 
 router = APIRouter(
     prefix="/admin",
@@ -68,7 +69,6 @@ router = APIRouter(
 )
 
 MAX_LIST_LIMIT = 100
-DEFAULT_USAGE_WINDOW = timedelta(days=30)
 
 
 @contextmanager
@@ -127,17 +127,6 @@ def _credit_transaction(transaction: LedgerCreditTransaction) -> CreditTransacti
         reason=transaction.reason,
         created_at=transaction.created_at,
     )
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
-def _ordered(since: datetime | None, until: datetime | None) -> None:
-    if since is not None and until is not None and since >= until:
-        raise bad_request("'from' must be before 'to'.", param="from")
 
 
 @router.post("/organizations", status_code=201, response_model=Organization)
@@ -318,30 +307,17 @@ async def org_usage(
     group_by: Literal["model", "day", "key"] = "model",
 ) -> UsageTotalList:
     """An org's usage totals over a window (default: the last 30 days)."""
-    until = _utc(end) or datetime.now(UTC)
-    since = _utc(start) or until - DEFAULT_USAGE_WINDOW
-    _ordered(since, until)
+    window = usage_window(start, end, now=datetime.now(UTC))
     store = gateway_of(request).store
     with _ledger_errors():
         await store.get_account(org_id)
-        totals = await store.usage_totals(org_id, group_by, start=since, end=until)
+        totals = await store.usage_totals(org_id, group_by, start=window.start, end=window.end)
     return UsageTotalList(
         org_id=org_id,
         group_by=group_by,
-        start=since,
-        end=until,
-        data=[
-            UsageTotal(
-                group=total.group,
-                calls=total.calls,
-                prompt_tokens=total.prompt_tokens,
-                completion_tokens=total.completion_tokens,
-                total_tokens=total.total_tokens,
-                cost_usd=format_usd(total.cost_pico_usd),
-                spus=format_spus(total.charged_units),
-            )
-            for total in totals
-        ],
+        start=window.start,
+        end=window.end,
+        data=[UsageTotal(group=total.group, **usage_total_json(total)) for total in totals],
     )
 
 
@@ -355,8 +331,7 @@ async def recent_usage(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
 ) -> UsageRecordList:
     """Recent usage records across orgs, newest first, filtered by org, model and window."""
-    since, until = _utc(start), _utc(end)
-    _ordered(since, until)
+    since, until = open_window(start, end)
     with _ledger_errors():
         records = await gateway_of(request).store.usage_records(
             org_id, start=since, end=until, limit=limit, model=model

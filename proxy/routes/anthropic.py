@@ -7,16 +7,13 @@ are to an Anthropic-format upstream, or translated for an OpenAI-format one.
 Errors come out in Anthropic's shape (``proxy.errors`` picks it by path).
 """
 
-import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ledger import format_spus
 from pricing import (
     InvalidUsage,
     TokenUsage,
@@ -27,13 +24,23 @@ from pricing import (
 from proxy import anthropic_translate as translate
 from proxy.anthropic_stream import AnthropicStreamTap
 from proxy.auth import Principal
-from proxy.errors import ApiError, bad_request
+from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
+from proxy.metered_reply import (
+    invalid_response,
+    open_upstream,
+    read_body,
+    read_json,
+    read_refusal,
+    relayed,
+    settle_reply,
+    stream_headers,
+)
 from proxy.metered_stream import STATUS_OK, MeteredStreamResponse
 from proxy.metering import MeteredCall
 from proxy.model_registry import ServedModel
 from proxy.requests import positive_int, read_json_object
-from proxy.upstream.clients import upstream_failure
+from proxy.upstream.network import UpstreamResponse
 
 router = APIRouter()
 
@@ -134,17 +141,7 @@ async def count_tokens(request: Request, _: Caller) -> Response:
     upstream, _latency_s = await gateway.upstreams.open(
         model, "/messages/count_tokens", payload, headers=_anthropic_headers(request)
     )
-    try:
-        raw = await upstream.aread()
-    except httpx.HTTPError as error:
-        raise upstream_failure(model, error) from error
-    finally:
-        await upstream.aclose()
-    return Response(
-        raw,
-        status_code=upstream.status_code,
-        media_type=upstream.headers.get("content-type", "application/json"),
-    )
+    return relayed(await read_body(model, upstream), upstream)
 
 
 async def _forward(
@@ -162,61 +159,31 @@ async def _forward(
         prompt_tokens=call.prompt_tokens,
         max_output_tokens=call.max_output_tokens,
     )
-    try:
-        upstream, latency_s = await gateway.upstreams.open(
-            call.model, path, payload, headers=headers
-        )
-    except BaseException:
-        metered.release_detached()
-        raise
-    gateway.metrics.upstream_latency.labels(model=call.model.name).observe(latency_s)
+    upstream = await open_upstream(gateway, metered, path, payload, headers)
     if upstream.status_code >= 400:
         return await _relay_error(metered, upstream, native=call.native)
     if call.stream:
         return _stream(metered, upstream, call)
-    return await _complete(gateway, metered, upstream, call)
+    return await _complete(metered, upstream, call)
 
 
-async def _relay_error(metered: MeteredCall, upstream: httpx.Response, *, native: bool) -> Response:
-    """The upstream refused or failed: nothing was produced, so nothing is debited."""
-    metered.release_detached()
-    try:
-        raw = await upstream.aread()
-    except httpx.HTTPError as error:
-        raise upstream_failure(metered.model, error) from error
-    finally:
-        await upstream.aclose()
-    headers = {
-        name: upstream.headers[name] for name in RELAYED_ERROR_HEADERS if name in upstream.headers
-    }
-    headers["x-request-id"] = metered.request_id
+async def _relay_error(
+    metered: MeteredCall, upstream: UpstreamResponse, *, native: bool
+) -> Response:
+    raw, headers = await read_refusal(metered, upstream, RELAYED_ERROR_HEADERS)
     if native:
-        media_type = upstream.headers.get("content-type", "application/json")
-        return Response(
-            raw, status_code=upstream.status_code, media_type=media_type, headers=headers
-        )
+        return relayed(raw, upstream, headers)
     body = translate.anthropic_error(upstream.status_code, raw)
     return JSONResponse(body, status_code=upstream.status_code, headers=headers)
 
 
 async def _complete(
-    gateway: Gateway, metered: MeteredCall, upstream: httpx.Response, call: MessagesCall
+    metered: MeteredCall, upstream: UpstreamResponse, call: MessagesCall
 ) -> Response:
-    try:
-        raw = await upstream.aread()
-        body = orjson.loads(raw)
-    except BaseException as error:
-        metered.release_detached()
-        if isinstance(error, httpx.HTTPError):
-            raise upstream_failure(metered.model, error) from error
-        if isinstance(error, orjson.JSONDecodeError):
-            raise _invalid_response(call) from error
-        raise
-    finally:
-        await upstream.aclose()
+    raw, body = await read_json(metered, upstream)
     if not isinstance(body, dict):
         metered.release_detached()
-        raise _invalid_response(call)
+        raise invalid_response(call.model)
     if call.native:
         usage = _native_usage(body, call)
         content = raw
@@ -226,26 +193,8 @@ async def _complete(
             call, translate.reply_text(message)
         )
         content = orjson.dumps(translate.anthropic_message(body, call.model.name, usage))
-    # Shielded: the debit must land even if this handler is cancelled meanwhile.
-    result = await asyncio.shield(gateway.meter.spawn(metered.settle(usage)))
-    return Response(
-        content,
-        media_type="application/json",
-        headers={
-            "x-request-id": metered.request_id,
-            "x-spu-charged": format_spus(result.record.charged_units),
-            "x-spu-remaining": format_spus(result.available_units),
-        },
-    )
-
-
-def _invalid_response(call: MessagesCall) -> ApiError:
-    return ApiError(
-        502,
-        f"The upstream for '{call.model.name}' answered with invalid JSON.",
-        error_type="api_error",
-        code="upstream_invalid_response",
-    )
+    headers = await settle_reply(metered, usage)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 def _native_usage(body: dict[str, Any], call: MessagesCall) -> TokenUsage:
@@ -274,7 +223,7 @@ def _counted(call: MessagesCall, text: str) -> TokenUsage:
     )
 
 
-def _stream(metered: MeteredCall, upstream: httpx.Response, call: MessagesCall) -> Response:
+def _stream(metered: MeteredCall, upstream: UpstreamResponse, call: MessagesCall) -> Response:
     tap: AnthropicStreamTap | translate.AnthropicStreamFromOpenAI
     if call.native:
         # Relayed unchanged, piece by piece; the tap reads usage beside the bytes.
@@ -299,14 +248,4 @@ def _stream(metered: MeteredCall, upstream: httpx.Response, call: MessagesCall) 
             return tap.counted_usage()
         return None
 
-    return MeteredStreamResponse(
-        metered,
-        upstream,
-        tap,
-        usage_of,
-        headers={
-            "x-request-id": metered.request_id,
-            "x-spu-held": format_spus(metered.hold_units),
-            "cache-control": "no-cache",
-        },
-    )
+    return MeteredStreamResponse(metered, upstream, tap, usage_of, headers=stream_headers(metered))

@@ -2,41 +2,33 @@
 
 Callers authenticate with their org token (the webhook with Stripe's signature).
 Without ``STRIPE_SECRET_KEY`` every route answers 503: the gateway is in local-only mode.
+The Stripe modules are imported inside the routes, so that mode never loads stripe (~5 MB).
 """
 
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import stripe
 from fastapi import APIRouter, Depends, Request
 
 from ledger import UNITS_PER_SPU, LedgerUnavailable
-from pricing.catalogue import Catalogue
 from proxy.auth import Principal
-from proxy.billing.catalogue_source import CatalogueUnavailable
-from proxy.billing.checkout import (
-    ReturnUrls,
-    credit_checkout,
-    gateway_url,
-    portal_session,
-    return_urls,
-    subscription_checkout,
-)
-from proxy.billing.service import StripeBilling
-from proxy.billing.webhook import WebhookRejected, verify_event
 from proxy.errors import ApiError, bad_request
 from proxy.gateway import authenticated, gateway_of
 from proxy.metering import ledger_down
 from proxy.requests import positive_int, read_json_object
+
+if TYPE_CHECKING:
+    from proxy.billing.checkout import ReturnUrls
+    from proxy.billing.service import StripeBilling
 
 logger = logging.getLogger("spu.routes.billing")
 
 router = APIRouter()
 
 
-def configured_billing(request: Request) -> StripeBilling:
+def configured_billing(request: Request) -> "StripeBilling":
     billing = gateway_of(request).billing
     if billing is None:
         raise ApiError(
@@ -49,13 +41,17 @@ def configured_billing(request: Request) -> StripeBilling:
     return billing
 
 
-Billing = Annotated[StripeBilling, Depends(configured_billing)]
+Billing = Annotated["StripeBilling", Depends(configured_billing)]
 Caller = Annotated[Principal, Depends(authenticated)]
 """Declared after ``Billing`` in each route, so local-only mode answers 503 before any auth."""
 
 
 @contextlib.contextmanager
 def _failures_as_api_errors() -> Iterator[None]:
+    import stripe
+
+    from proxy.billing.catalogue_source import CatalogueUnavailable
+
     try:
         yield
     except LedgerUnavailable as error:
@@ -88,17 +84,14 @@ def _optional_url(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _urls(billing: StripeBilling, body: dict[str, Any]) -> ReturnUrls:
+def _urls(billing: "StripeBilling", body: dict[str, Any]) -> "ReturnUrls":
+    from proxy.billing.checkout import return_urls
+
     return return_urls(
         billing.settings.public_url,
         _optional_url(body, "success_url"),
         _optional_url(body, "cancel_url"),
     )
-
-
-async def _catalogue(billing: StripeBilling) -> Catalogue:
-    with _failures_as_api_errors():
-        return await billing.catalogue.require()
 
 
 @router.post("/billing/checkout/credits")
@@ -108,13 +101,15 @@ async def checkout_credits(
     principal: Caller,
 ) -> dict[str, Any]:
     """Body: ``{"spus": 1000}`` (and optional ``success_url``/``cancel_url`` on this gateway)."""
+    from proxy.billing.checkout import credit_checkout
+
     body = await read_json_object(request)
     spus = positive_int(body, "spus")
     if spus is None:
         raise bad_request("'spus' is required: how many SPUs to buy.", param="spus")
     urls = _urls(billing, body)
-    catalogue = await _catalogue(billing)
     with _failures_as_api_errors():
+        catalogue = await billing.catalogue.require()
         return await credit_checkout(
             billing.client, billing.store, catalogue, principal.org_id, spus * UNITS_PER_SPU, urls
         )
@@ -127,13 +122,15 @@ async def checkout_subscription(
     principal: Caller,
 ) -> dict[str, Any]:
     """Body: ``{"tier": "individual"}`` (and optional ``success_url``/``cancel_url``)."""
+    from proxy.billing.checkout import subscription_checkout
+
     body = await read_json_object(request)
     tier = body.get("tier")
     if not isinstance(tier, str) or not tier.strip():
         raise bad_request("'tier' is required: the plan to subscribe to.", param="tier")
     urls = _urls(billing, body)
-    catalogue = await _catalogue(billing)
     with _failures_as_api_errors():
+        catalogue = await billing.catalogue.require()
         return await subscription_checkout(
             billing.client, billing.store, catalogue, principal.org_id, tier.strip(), urls
         )
@@ -146,6 +143,8 @@ async def portal(
     principal: Caller,
 ) -> dict[str, Any]:
     """Body (optional): ``{"return_url": ...}`` on this gateway."""
+    from proxy.billing.checkout import gateway_url, portal_session
+
     body = await _optional_body(request)
     return_url = gateway_url(
         billing.settings.public_url, "return_url", _optional_url(body, "return_url"), "/"
@@ -156,6 +155,8 @@ async def portal(
 
 @router.post("/billing/webhook")
 async def webhook(request: Request, billing: Billing) -> dict[str, Any]:
+    from proxy.billing.webhook import WebhookRejected, verify_event
+
     secret = billing.webhook_secret
     if secret is None:
         raise ApiError(

@@ -1,6 +1,7 @@
 """Small builders the contract tests share; they use only the ``LedgerStore`` protocol."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ledger.models import HoldPlaced, SettleResult, Subscription, UsageDetails
 from ledger.store import LedgerStore
@@ -56,3 +57,17 @@ def plan(
         item_id="si_1",
         renews_locally=renews_locally,
     )
+
+
+async def subscribed_org(
+    store: LedgerStore,
+    start: datetime,
+    allowance_units: int,
+    *,
+    grant_units: int = FREE_GRANT,
+    **plan_options: Any,
+) -> str:
+    """A new org on a plan whose period starts (and that was recorded) at ``start``."""
+    org_id = await new_org(store, grant_units=grant_units)
+    await store.set_subscription(org_id, plan(allowance_units, start, as_of=start, **plan_options))
+    return org_id

@@ -7,15 +7,23 @@ from ledger.models import CreditKind, HoldPlaced
 from ledger.store import LedgerStore
 from ledger.waterfall import BucketSplit
 from tests.contract.conftest import FakeClock
-from tests.contract.support import FREE_GRANT, PERIOD, SPU, at, new_org, plan, spend
+from tests.contract.support import (
+    FREE_GRANT,
+    PERIOD,
+    SPU,
+    at,
+    new_org,
+    plan,
+    spend,
+    subscribed_org,
+)
 
 
 async def test_the_waterfall_pays_subscription_then_purchased_then_granted(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store)
     now = at(clock())
-    await store.set_subscription(org, plan(50 * SPU, now, as_of=now))
+    org = await subscribed_org(store, now, 50 * SPU)
     await store.credit_purchase("cs_1", org, 20 * SPU)
 
     first = await spend(store, org, 60 * SPU, "req-1")
@@ -46,9 +54,8 @@ async def test_a_plan_sets_tier_period_and_allowance(store: LedgerStore, clock: 
 async def test_a_new_period_lapses_the_unused_allowance_and_resets_once(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store)
     start = at(clock())
-    await store.set_subscription(org, plan(50 * SPU, start, as_of=start))
+    org = await subscribed_org(store, start, 50 * SPU)
     await spend(store, org, 30 * SPU, "req-1")
 
     renewed = start + PERIOD
@@ -67,9 +74,8 @@ async def test_a_new_period_lapses_the_unused_allowance_and_resets_once(
 async def test_a_new_period_set_twice_concurrently_resets_once(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store)
     start = at(clock())
-    await store.set_subscription(org, plan(50 * SPU, start, as_of=start))
+    org = await subscribed_org(store, start, 50 * SPU)
     await spend(store, org, 30 * SPU, "req-1")
     renewed = start + PERIOD
 
@@ -88,9 +94,8 @@ async def test_a_new_period_set_twice_concurrently_resets_once(
 async def test_an_update_older_than_the_recorded_one_is_ignored(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store)
     now = at(clock())
-    await store.set_subscription(org, plan(50 * SPU, now, as_of=now, tier="pro"))
+    org = await subscribed_org(store, now, 50 * SPU, tier="pro")
 
     stale = await store.set_subscription(
         org, plan(80 * SPU, now, as_of=now - timedelta(minutes=1), tier="max")
@@ -104,9 +109,8 @@ async def test_an_update_older_than_the_recorded_one_is_ignored(
 async def test_a_change_inside_the_period_keeps_what_was_used(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store)
     start = at(clock())
-    await store.set_subscription(org, plan(50 * SPU, start, as_of=start))
+    org = await subscribed_org(store, start, 50 * SPU)
     await spend(store, org, 30 * SPU, "req-1")
 
     upgraded = await store.set_subscription(
@@ -126,9 +130,8 @@ async def test_a_change_inside_the_period_keeps_what_was_used(
 async def test_ending_the_plan_lapses_only_the_allowance(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store)
     now = at(clock())
-    await store.set_subscription(org, plan(50 * SPU, now, as_of=now))
+    org = await subscribed_org(store, now, 50 * SPU)
     await store.credit_purchase("cs_1", org, 20 * SPU)
 
     ended = await store.clear_subscription(org, as_of=now + timedelta(hours=1))
@@ -165,10 +168,9 @@ async def test_a_new_period_pays_debt_from_the_allowance_first(
 async def test_a_locally_renewed_plan_rolls_over_once_on_the_clock(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store, grant_units=0)
     start = at(clock())
-    await store.set_subscription(
-        org, plan(50 * SPU, start, as_of=start, tier="enterprise", renews_locally=True)
+    org = await subscribed_org(
+        store, start, 50 * SPU, grant_units=0, tier="enterprise", renews_locally=True
     )
     await spend(store, org, 40 * SPU, "req-1")
 
@@ -186,10 +188,9 @@ async def test_a_locally_renewed_plan_rolls_over_once_on_the_clock(
 async def test_a_locally_renewed_plan_skips_whole_missed_periods(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store, grant_units=0)
     start = at(clock())
-    await store.set_subscription(
-        org, plan(50 * SPU, start, as_of=start, tier="enterprise", renews_locally=True)
+    org = await subscribed_org(
+        store, start, 50 * SPU, grant_units=0, tier="enterprise", renews_locally=True
     )
     await spend(store, org, 50 * SPU, "req-1")
 
@@ -205,9 +206,8 @@ async def test_a_locally_renewed_plan_skips_whole_missed_periods(
 async def test_a_stripe_plan_does_not_roll_over_on_the_clock(
     store: LedgerStore, clock: FakeClock
 ) -> None:
-    org = await new_org(store, grant_units=0)
     start = at(clock())
-    await store.set_subscription(org, plan(50 * SPU, start, as_of=start))
+    org = await subscribed_org(store, start, 50 * SPU, grant_units=0)
     await spend(store, org, 40 * SPU, "req-1")
 
     clock.advance(PERIOD.total_seconds() + 60)

@@ -6,6 +6,7 @@ in time, and every process a test starts is killed (by its own id) when the
 test ends, whatever happened.
 """
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ class Gateway:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def client(self, *, timeout_s: float, max_connections: int = 100) -> httpx.AsyncClient:
+        """A client of this gateway; 100 connections (httpx's default) unless told more."""
+        limits = httpx.Limits(max_connections=max_connections)
+        return httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=timeout_s)
 
     def workers(self) -> list[int]:
         """The worker processes uvicorn's supervisor spawned (its other children are helpers)."""
@@ -205,6 +211,48 @@ def chat_body(*, max_tokens: int, stream: bool, prompt_words: int = 5) -> dict[s
         "max_tokens": max_tokens,
         "stream": stream,
     }
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """How a streamed chat completion ended, as the client saw it."""
+
+    request_id: str
+    complete: bool
+    """It arrived whole, through ``data: [DONE]``."""
+    error: str | None
+    """Why the connection ended under it, when it did."""
+
+
+async def stream_chat(
+    client: httpx.AsyncClient, org: Org, body: dict[str, object], started: asyncio.Event
+) -> StreamEnd:
+    """Read one streamed completion to its end; ``started`` is set once its headers arrive."""
+    headers = {"authorization": f"Bearer {org.token}"}
+    received = b""
+    async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
+        assert reply.status_code == 200
+        request_id = reply.headers["x-request-id"]
+        started.set()
+        try:
+            async for piece in reply.aiter_bytes():
+                received += piece
+        except (httpx.RemoteProtocolError, httpx.ReadError) as error:
+            return StreamEnd(request_id, complete=False, error=str(error))
+    return StreamEnd(request_id, complete=received.endswith(b"data: [DONE]\n\n"), error=None)
+
+
+async def start_streams(
+    client: httpx.AsyncClient, org: Org, bodies: Sequence[dict[str, object]]
+) -> list["asyncio.Task[StreamEnd]"]:
+    """One stream per body, returned once every one of them is under way."""
+    started = [asyncio.Event() for _ in bodies]
+    streams = [
+        asyncio.create_task(stream_chat(client, org, body, event))
+        for body, event in zip(bodies, started, strict=True)
+    ]
+    await asyncio.gather(*(event.wait() for event in started))
+    return streams
 
 
 def established_connections(pid: int, port: int) -> int:

@@ -8,14 +8,13 @@ gateway then exits with no hold left open and the ledger conserved.
 import asyncio
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
-from tests.deploy.processes import Org, chat_body, hold_states, running_gateway, seed_orgs
+from tests.deploy.processes import chat_body, hold_states, running_gateway, seed_orgs, start_streams
 
 STREAMS = 20
 WORD_DELAY_MS = 100
@@ -28,31 +27,6 @@ CLIENT_TIMEOUT_S = 20.0
 def _max_tokens(index: int) -> int:
     """10 to 67 words at 100 ms each: from well inside the grace period to well past it."""
     return 10 + 3 * index
-
-
-@dataclass(frozen=True)
-class StreamEnd:
-    request_id: str
-    complete: bool
-    error: str | None
-
-
-async def _stream(
-    client: httpx.AsyncClient, org: Org, index: int, started: asyncio.Event
-) -> StreamEnd:
-    body = chat_body(max_tokens=_max_tokens(index), stream=True, prompt_words=PROMPT_WORDS)
-    headers = {"authorization": f"Bearer {org.token}"}
-    received = b""
-    async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
-        assert reply.status_code == 200
-        request_id = reply.headers["x-request-id"]
-        started.set()
-        try:
-            async for piece in reply.aiter_bytes():
-                received += piece
-        except httpx.RemoteProtocolError as error:
-            return StreamEnd(request_id, complete=False, error=str(error))
-    return StreamEnd(request_id, complete=received.endswith(b"data: [DONE]\n\n"), error=None)
 
 
 async def _refused_within(base_url: str, timeout_s: float) -> bool:
@@ -81,17 +55,13 @@ async def test_sigterm_drains_streams_within_the_grace_period_and_leaves_no_hold
         demo_stream_delay_ms=WORD_DELAY_MS,
         shutdown_grace_s=GRACE_S,
     ) as gateway:
-        limits = httpx.Limits(max_connections=STREAMS)
-        async with httpx.AsyncClient(
-            base_url=gateway.base_url, limits=limits, timeout=CLIENT_TIMEOUT_S
-        ) as client:
-            started = [asyncio.Event() for _ in range(STREAMS)]
-            streams = [
-                asyncio.create_task(_stream(client, org, index, started[index]))
+        async with gateway.client(timeout_s=CLIENT_TIMEOUT_S, max_connections=STREAMS) as client:
+            bodies = [
+                chat_body(max_tokens=_max_tokens(index), stream=True, prompt_words=PROMPT_WORDS)
                 for index in range(STREAMS)
             ]
             async with asyncio.timeout(CLIENT_TIMEOUT_S):
-                await asyncio.gather(*(event.wait() for event in started))
+                streams = await start_streams(client, org, bodies)
                 signalled_at = time.monotonic()
                 gateway.process.send_signal(signal.SIGTERM)
                 assert await _refused_within(gateway.base_url, GRACE_S), (

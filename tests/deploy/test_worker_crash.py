@@ -14,17 +14,15 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
-
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from tests.deploy.processes import (
-    Org,
     chat_body,
     established_connections,
     hold_states,
     running_gateway,
     seed_orgs,
+    start_streams,
 )
 
 STREAMS = 12
@@ -37,22 +35,6 @@ CLIENT_TIMEOUT_S = 20.0
 RESPAWN_TIMEOUT_S = 20.0
 SETTLE_TIMEOUT_S = 2.0
 """Well under the hold TTL: a survivor still open after it would be the bug, not the expiry."""
-
-
-async def _stream(client: httpx.AsyncClient, org: Org, started: asyncio.Event) -> bool:
-    """True when the stream arrived whole; False when the connection died under it."""
-    body = chat_body(max_tokens=STREAM_WORDS, stream=True, prompt_words=STREAM_WORDS)
-    headers = {"authorization": f"Bearer {org.token}"}
-    received = b""
-    async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
-        assert reply.status_code == 200
-        started.set()
-        try:
-            async for piece in reply.aiter_bytes():
-                received += piece
-        except (httpx.RemoteProtocolError, httpx.ReadError):
-            return False
-    return received.endswith(b"data: [DONE]\n\n")
 
 
 def _wait_for_open_holds(ledger_path: Path, count: int, timeout_s: float) -> dict[str, int]:
@@ -80,25 +62,18 @@ async def test_a_killed_workers_holds_are_swept_after_expiry_and_the_ledger_veri
         hold_ttl_s=HOLD_TTL_S,
         sweep_interval_s=SWEEP_INTERVAL_S,
     ) as gateway:
-        limits = httpx.Limits(max_connections=STREAMS)
-        async with httpx.AsyncClient(
-            base_url=gateway.base_url, limits=limits, timeout=CLIENT_TIMEOUT_S
-        ) as client:
-            started = [asyncio.Event() for _ in range(STREAMS)]
-            streams = [
-                asyncio.create_task(_stream(client, org, started[index]))
-                for index in range(STREAMS)
-            ]
+        async with gateway.client(timeout_s=CLIENT_TIMEOUT_S, max_connections=STREAMS) as client:
+            body = chat_body(max_tokens=STREAM_WORDS, stream=True, prompt_words=STREAM_WORDS)
             async with asyncio.timeout(CLIENT_TIMEOUT_S):
-                await asyncio.gather(*(event.wait() for event in started))
+                streams = await start_streams(client, org, [body] * STREAMS)
                 serving = {
                     pid: established_connections(pid, gateway.port) for pid in gateway.workers()
                 }
                 victim = max(serving, key=lambda pid: serving[pid])
                 os.kill(victim, signal.SIGKILL)
-                arrived_whole = await asyncio.gather(*streams)
+                ends = await asyncio.gather(*streams)
 
-        killed_streams = arrived_whole.count(False)
+        killed_streams = [end.complete for end in ends].count(False)
         assert killed_streams == serving[victim] > 0
         # The survivors settle; the dead worker's holds stay open until they expire.
         _wait_for_open_holds(ledger_path, killed_streams, SETTLE_TIMEOUT_S)
@@ -108,7 +83,7 @@ async def test_a_killed_workers_holds_are_swept_after_expiry_and_the_ledger_veri
         expected = {"settled": STREAMS - killed_streams, "expired": killed_streams}
         assert states == {state: count for state, count in expected.items() if count}
 
-        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT_S) as client:
+        async with gateway.client(timeout_s=CLIENT_TIMEOUT_S) as client:
             reply = await client.post(
                 "/v1/chat/completions",
                 json=chat_body(max_tokens=5, stream=False),

@@ -11,8 +11,10 @@ import json
 from decimal import ROUND_CEILING, Decimal
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from anthropic import AsyncAnthropic
+from anthropic.types import Message
 
 from ledger import UsageRecord
 from proxy.settings import ModelRoute
@@ -45,6 +47,14 @@ def anthropic_client(
     return AsyncAnthropic(
         base_url=gateway.url, api_key=api_key, auth_token=auth_token, max_retries=0, timeout=10.0
     )
+
+
+async def ask(client: AsyncAnthropic, stream: bool, **request: Any) -> Message:
+    """One Messages call, plain or streamed to its final message."""
+    if not stream:
+        return await client.messages.create(**request)
+    async with client.messages.stream(**request) as events:
+        return await events.get_final_message()
 
 
 @cache

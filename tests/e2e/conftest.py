@@ -4,6 +4,9 @@ Each test gets its own gateway (its own SQLite file, settings and worker state)
 talking to one session-wide fake upstream whose knobs are reset before every
 test. The test reads and seeds the same SQLite file through its own store, as
 a second worker process would, and the ledger must verify clean afterwards.
+
+The Stripe tests instead drive an in-process gateway whose Stripe is ``FakeStripe``
+(``harness``, on the seeded catalogue).
 """
 
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +22,13 @@ from ledger.verify import verify
 from proxy.app import create_app
 from tests.e2e.support import Org, RunningGateway, StartGateway, gateway_settings, new_org
 from tests.fakes.server import serve_in_thread
+from tests.fakes.stripe_api import FakeStripe
+from tests.fakes.stripe_harness import (
+    BillingHarness,
+    SeededCatalogue,
+    running_gateway,
+    seed_catalogue,
+)
 from tests.fakes.upstream import FakeUpstream
 
 
@@ -86,3 +96,22 @@ def gateway(start_gateway: StartGateway) -> RunningGateway:
 async def org(store: LedgerStore) -> Org:
     """A fresh org with the default 100 SPUs and one access token."""
     return await new_org(store)
+
+
+@pytest.fixture
+def fake() -> FakeStripe:
+    """Stripe's API as the billing tests see it."""
+    return FakeStripe()
+
+
+@pytest.fixture
+def seeded(fake: FakeStripe) -> SeededCatalogue:
+    return seed_catalogue(fake)
+
+
+@pytest.fixture
+async def harness(
+    fake: FakeStripe, seeded: SeededCatalogue, tmp_path: Path
+) -> AsyncIterator[BillingHarness]:
+    async with running_gateway(fake, tmp_path / "ledger.db") as running:
+        yield running

@@ -16,6 +16,7 @@ from tests.e2e.anthropic_support import (
     UPSTREAM_KEY_ENV,
     anthropic_client,
     anthropic_routes,
+    ask,
     assert_charged,
     wait_for_cut_stream,
 )
@@ -162,11 +163,7 @@ async def test_tool_use_reaches_the_client_as_a_parsed_tool_call(
         "tool_choice": {"type": "auto"},
     }
     async with anthropic_client(claude, api_key=org.token) as client:
-        if stream:
-            async with client.messages.stream(**request) as events:
-                message = await events.get_final_message()
-        else:
-            message = await client.messages.create(**request)
+        message = await ask(client, stream, **request)
     assert message.stop_reason == "tool_use"
     tool_call = message.content[-1]
     assert tool_call.type == "tool_use"
@@ -194,11 +191,7 @@ async def test_prompt_cache_writes_and_reads_are_priced_at_their_own_rates(
         "messages": HELLO,
     }
     async with anthropic_client(claude, api_key=org.token) as client:
-        if stream:
-            async with client.messages.stream(**request) as events:
-                message = await events.get_final_message()
-        else:
-            message = await client.messages.create(**request)
+        message = await ask(client, stream, **request)
     assert message.usage.cache_creation_input_tokens == 3000
     assert message.usage.cache_read_input_tokens == 20000
     assert upstream.requests[-1].body["system"] == system
@@ -345,13 +338,7 @@ async def test_upstream_error_is_relayed_with_its_status_and_nothing_is_charged(
     upstream.knobs.fail_message = "upstream says no"
     async with anthropic_client(claude, api_key=org.token) as client:
         with pytest.raises(error_class) as failed:
-            if stream:
-                async with client.messages.stream(
-                    model=SONNET, max_tokens=50, messages=HELLO
-                ) as events:
-                    await events.get_final_message()
-            else:
-                await client.messages.create(model=SONNET, max_tokens=50, messages=HELLO)
+            await ask(client, stream, model=SONNET, max_tokens=50, messages=HELLO)
     assert failed.value.status_code == status
     assert failed.value.api_message == "upstream says no"
     assert await wait_for_no_holds(store, org.org_id) == 0

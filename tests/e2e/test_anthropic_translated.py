@@ -10,7 +10,7 @@ from pricing import count_anthropic_prompt_tokens
 from pricing.tokens import get_encoding
 from proxy.model_registry import DEMO_MODEL
 from proxy.settings import ModelRoute
-from tests.e2e.anthropic_support import anthropic_client
+from tests.e2e.anthropic_support import anthropic_client, ask
 from tests.e2e.support import (
     CHAT_MODEL,
     INPUT_USD_PER_TOKEN,
@@ -46,19 +46,12 @@ def translated(
     return start_gateway(model_list=[route], demo_model=True)
 
 
-async def _ask(client: anthropic.AsyncAnthropic, stream: bool, **request: Any) -> Any:
-    if not stream:
-        return await client.messages.create(**request)
-    async with client.messages.stream(**request) as events:
-        return await events.get_final_message()
-
-
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 async def test_demo_model_answers_the_anthropic_sdk_and_is_metered(
     stream: bool, translated: RunningGateway, org: Org, store: LedgerStore
 ) -> None:
     async with anthropic_client(translated, api_key=org.token) as client:
-        message = await _ask(
+        message = await ask(
             client,
             stream,
             model=DEMO_MODEL.model_name,
@@ -121,7 +114,7 @@ async def test_openai_upstream_gets_a_chat_request_and_the_client_an_anthropic_m
         },
     ]
     async with anthropic_client(translated, api_key=org.token) as client:
-        message = await _ask(
+        message = await ask(
             client,
             stream,
             model=CHAT_MODEL,
@@ -175,7 +168,7 @@ async def test_openai_upstream_error_reaches_the_client_in_anthropics_shape(
     upstream.knobs.fail_message = "slow down"
     async with anthropic_client(translated, api_key=org.token) as client:
         with pytest.raises(anthropic.RateLimitError) as failed:
-            await _ask(
+            await ask(
                 client,
                 stream,
                 model=CHAT_MODEL,

@@ -1,7 +1,6 @@
 """Checkout and Billing Portal routes: what the gateway asks Stripe for, exactly."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,26 +13,7 @@ from tests.fakes.stripe_harness import (
     BillingHarness,
     SeededCatalogue,
     running_gateway,
-    seed_catalogue,
 )
-
-
-@pytest.fixture
-def fake() -> FakeStripe:
-    return FakeStripe()
-
-
-@pytest.fixture
-def seeded(fake: FakeStripe) -> SeededCatalogue:
-    return seed_catalogue(fake)
-
-
-@pytest.fixture
-async def harness(
-    fake: FakeStripe, seeded: SeededCatalogue, tmp_path: Path
-) -> AsyncIterator[BillingHarness]:
-    async with running_gateway(fake, tmp_path / "ledger.db") as running:
-        yield running
 
 
 async def test_credit_checkout_sells_the_credit_price_as_a_line_item_for_the_callers_org(

@@ -1,39 +1,10 @@
 """The life of one org through Stripe billing, end to end, as the issue tells it."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from ledger import UNITS_PER_SPU, UsageDetails
 from ledger.verify import verify
-from tests.fakes.stripe_api import FakeStripe
-from tests.fakes.stripe_harness import (
-    BillingHarness,
-    SeededCatalogue,
-    running_gateway,
-    seed_catalogue,
-)
+from tests.fakes.stripe_harness import BillingHarness, SeededCatalogue
 
 SPU = UNITS_PER_SPU
-
-
-@pytest.fixture
-def fake() -> FakeStripe:
-    return FakeStripe()
-
-
-@pytest.fixture
-def seeded(fake: FakeStripe) -> SeededCatalogue:
-    return seed_catalogue(fake)
-
-
-@pytest.fixture
-async def harness(
-    fake: FakeStripe, seeded: SeededCatalogue, tmp_path: Path
-) -> AsyncIterator[BillingHarness]:
-    async with running_gateway(fake, tmp_path / "ledger.db") as running:
-        yield running
 
 
 async def test_grant_purchase_plan_usage_renewal_repricing_and_cancellation(

@@ -1,7 +1,6 @@
 """The Stripe webhook: signatures, exactly-once effects, re-reads, refunds and disputes."""
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,37 +11,24 @@ from tests.fakes.stripe_harness import (
     BillingHarness,
     SeededCatalogue,
     running_gateway,
-    seed_catalogue,
 )
 
 SPU = UNITS_PER_SPU
 
 
-@pytest.fixture
-def fake() -> FakeStripe:
-    return FakeStripe()
-
-
-@pytest.fixture
-def seeded(fake: FakeStripe) -> SeededCatalogue:
-    return seed_catalogue(fake)
-
-
-@pytest.fixture
-async def harness(
-    fake: FakeStripe, seeded: SeededCatalogue, tmp_path: Path
-) -> AsyncIterator[BillingHarness]:
-    async with running_gateway(fake, tmp_path / "ledger.db") as running:
-        yield running
-
-
-async def buy(harness: BillingHarness, org_id: str, spus: int, **complete: str) -> str:
-    """Open a credit checkout for the org and pay it; returns the session id (events delivered)."""
+async def open_checkout(harness: BillingHarness, org_id: str, spus: int) -> str:
+    """A new org opens a credit checkout; returns its session id (not paid yet)."""
     auth = await harness.new_org(org_id)
     response = await harness.client.post(
         "/billing/checkout/credits", json={"spus": spus}, headers=auth
     )
     session_id: str = response.json()["id"]
+    return session_id
+
+
+async def buy(harness: BillingHarness, org_id: str, spus: int, **complete: str) -> str:
+    """Open a credit checkout for the org and pay it; returns the session id (events delivered)."""
+    session_id = await open_checkout(harness, org_id, spus)
     await harness.deliver_all(harness.fake.complete_checkout(session_id, **complete))
     return session_id
 
@@ -57,11 +43,7 @@ async def spend(harness: BillingHarness, org_id: str, spus: int, request_id: str
 async def test_a_paid_credit_session_credits_its_line_items_exactly_once(
     harness: BillingHarness,
 ) -> None:
-    auth = await harness.new_org("org-a")
-    response = await harness.client.post(
-        "/billing/checkout/credits", json={"spus": 1000}, headers=auth
-    )
-    session_id = response.json()["id"]
+    session_id = await open_checkout(harness, "org-a", 1000)
     [completed] = harness.fake.complete_checkout(session_id)
 
     first = await harness.deliver(completed)
@@ -80,11 +62,7 @@ async def test_a_paid_credit_session_credits_its_line_items_exactly_once(
 async def test_the_credit_comes_from_what_stripe_sold_not_from_session_metadata(
     harness: BillingHarness,
 ) -> None:
-    auth = await harness.new_org("org-a")
-    response = await harness.client.post(
-        "/billing/checkout/credits", json={"spus": 300}, headers=auth
-    )
-    session_id = response.json()["id"]
+    session_id = await open_checkout(harness, "org-a", 300)
     harness.fake.sessions[session_id]["metadata"]["spus"] = "1000000"
 
     await harness.deliver_all(harness.fake.complete_checkout(session_id))
@@ -113,11 +91,8 @@ async def test_a_delayed_payment_credits_only_when_it_succeeds(harness: BillingH
 async def test_a_bad_or_stale_signature_is_refused_and_nothing_is_written(
     harness: BillingHarness, secret: str | None, age_s: int, reason: str
 ) -> None:
-    auth = await harness.new_org("org-a")
-    response = await harness.client.post(
-        "/billing/checkout/credits", json={"spus": 1000}, headers=auth
-    )
-    [completed] = harness.fake.complete_checkout(response.json()["id"])
+    session_id = await open_checkout(harness, "org-a", 1000)
+    [completed] = harness.fake.complete_checkout(session_id)
     reads_before = len(harness.fake.requests)
 
     kwargs = {"timestamp": int(time.time()) - age_s} | ({"secret": secret} if secret else {})
@@ -151,11 +126,8 @@ async def test_unknown_events_are_acknowledged_and_ignored(harness: BillingHarne
 async def test_a_handler_failure_answers_500_and_the_retry_credits_once(
     harness: BillingHarness,
 ) -> None:
-    auth = await harness.new_org("org-a")
-    response = await harness.client.post(
-        "/billing/checkout/credits", json={"spus": 1000}, headers=auth
-    )
-    [completed] = harness.fake.complete_checkout(response.json()["id"])
+    session_id = await open_checkout(harness, "org-a", 1000)
+    [completed] = harness.fake.complete_checkout(session_id)
     harness.fake.fail_once("GET", r"/v1/checkout/sessions/cs_test_\w+")
 
     failed = await harness.deliver(completed)

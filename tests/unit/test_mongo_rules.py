@@ -4,19 +4,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from ledger.models import AccessKey, Subscription
-from ledger.mongo.documents import account_from_doc, new_customer
-from ledger.mongo.rules import (
-    period_roll,
-    plan_end,
-    plan_update,
-    roll_is_due,
-    same_key,
-    settlement_split,
-)
+from ledger.models import Subscription
+from ledger.mongo.documents import new_customer
+from ledger.mongo.rules import period_roll, plan_end, plan_update, roll_is_due
 
 DAY_MS = 86_400_000
 START = datetime(2027, 3, 1, tzinfo=UTC)
@@ -141,68 +132,3 @@ def test_ending_a_plan_lapses_the_allowance_and_clears_the_plan() -> None:
     assert fields["debt_units"] == 5
     assert (fields["subscription_type"], fields["subscription_status"]) == ("free", "canceled")
     assert fields["period_start_ms"] is None and fields["renews_locally"] is False
-
-
-def test_a_settlement_within_its_hold_is_paid_by_the_buckets_in_order() -> None:
-    account = account_from_doc(
-        _customer(
-            subscription_allowance_units=10, purchased_credits_units=10, granted_credits_units=10
-        )
-    )
-
-    split = settlement_split(25, reserved_units=30, held_units=30, account=account)
-
-    assert (split.subscription_units, split.purchased_units, split.granted_units) == (10, 10, 5)
-    assert split.debt_units == 0
-
-
-def test_an_overrun_uses_only_credit_no_other_hold_reserved() -> None:
-    account = account_from_doc(_customer(granted_credits_units=100))
-
-    # This hold reserves 30, another one 50: 20 are free, the rest is debt.
-    split = settlement_split(60, reserved_units=30, held_units=80, account=account)
-
-    assert (split.granted_units, split.debt_units) == (50, 10)
-
-
-def test_an_expired_hold_reserves_nothing() -> None:
-    account = account_from_doc(_customer(granted_credits_units=100))
-
-    split = settlement_split(60, reserved_units=0, held_units=90, account=account)
-
-    assert (split.granted_units, split.debt_units) == (10, 50)
-
-
-@given(
-    actual=st.integers(0, 10**12),
-    reserved=st.integers(0, 10**12),
-    others=st.integers(0, 10**12),
-    lefts=st.tuples(*(st.integers(0, 10**12) for _ in range(3))),
-)
-def test_a_settlement_always_charges_exactly_the_actual_amount(
-    actual: int, reserved: int, others: int, lefts: tuple[int, int, int]
-) -> None:
-    account = account_from_doc(
-        _customer(
-            subscription_allowance_units=lefts[0],
-            purchased_credits_units=lefts[1],
-            granted_credits_units=lefts[2],
-        )
-    )
-
-    split = settlement_split(actual, reserved, reserved + others, account)
-
-    assert split.total_units == actual
-    assert min(split.subscription_units, split.purchased_units, split.granted_units) >= 0
-    assert split.subscription_units <= lefts[0]
-    assert split.purchased_units <= lefts[1]
-    assert split.granted_units <= lefts[2]
-    assert split.paid_units <= reserved + max(sum(lefts) - reserved - others, 0)
-
-
-def test_adding_a_key_again_is_the_same_add_only_for_the_same_id_org_and_token() -> None:
-    key = AccessKey("key-1", "org-1", "spu_abcd", "a" * 64, "ci", START)
-
-    assert same_key(key, AccessKey("key-1", "org-1", "spu_zzzz", "a" * 64, "renamed", START))
-    assert not same_key(key, AccessKey("key-2", "org-1", "spu_abcd", "a" * 64, "ci", START))
-    assert not same_key(key, AccessKey("key-1", "org-1", "spu_abcd", "b" * 64, "ci", START))

@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 
 from ledger.periods import (
     AllowanceChange,
+    audit_lines,
+    is_stale,
     lapse_allowance,
     new_period_allowance,
     roll_forward_ms,
@@ -140,3 +142,25 @@ def test_renewal_is_idempotent(start_ms: int, length_ms: int, now_ms: int) -> No
 def test_renewal_refuses_an_empty_period() -> None:
     with pytest.raises(ValueError):
         roll_forward_ms(1_000, 1_000, 5_000)
+
+
+@given(allowance_state())
+def test_audit_lines_record_the_lapse_and_the_credit_with_fresh_ids(
+    state: tuple[int, int, int, int],
+) -> None:
+    old_allowance, old_used, new_allowance, debt = state
+    change = new_period_allowance(old_allowance, old_used, new_allowance, debt)
+
+    lines = audit_lines("org-1", change)
+
+    assert sum(line.amount_units for line in lines) == change.credited_units - change.lapsed_units
+    assert sum(line.debt_paid_units for line in lines) == change.debt_paid_units
+    assert all(line.amount_units for line in lines)
+    again = audit_lines("org-1", change)
+    assert not {line.transaction_id for line in lines} & {line.transaction_id for line in again}
+
+
+def test_an_update_older_than_the_recorded_one_is_stale() -> None:
+    assert is_stale(2_000, 1_999)
+    assert not is_stale(2_000, 2_000)
+    assert not is_stale(None, 0)

@@ -5,32 +5,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from ledger.models import Account
 from proxy.usage_summary import MAX_CHART_DAYS, chart_window, days_left
+from tests.builders import account
 
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)
-FREE = Account(
-    org_id="acme",
-    user_id=None,
-    user_name=None,
-    user_email=None,
-    stripe_customer_id=None,
-    subscription_type="free",
-    subscription_status=None,
-    subscription_price_id=None,
-    subscription_item_id=None,
-    subscription_allowance_units=0,
-    subscription_used_units=0,
-    period_start=None,
-    period_end=None,
-    purchased_credits_units=0,
-    purchased_used_units=0,
-    granted_credits_units=0,
-    granted_used_units=0,
-    debt_units=0,
-    subscription_as_of=None,
-    renews_locally=False,
-    created_at=NOW,
-    updated_at=NOW,
-)
+FREE = account(NOW, org_id="acme")
 
 
 def with_period(start: datetime, end: datetime) -> Account:

@@ -6,36 +6,27 @@ from datetime import UTC, datetime
 from ledger.models import Account, OrgLedgerFigures
 from ledger.verify import verify, violations
 from ledger.waterfall import BucketSplit
+from tests.builders import account
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
 
-def _account(**changes: int) -> Account:
-    account = Account(
-        org_id="org-1",
-        user_id=None,
-        user_name=None,
-        user_email=None,
-        stripe_customer_id=None,
-        subscription_type="pro",
-        subscription_status="active",
-        subscription_price_id=None,
-        subscription_item_id=None,
-        subscription_allowance_units=50,
-        subscription_used_units=20,
-        period_start=NOW,
-        period_end=NOW,
-        purchased_credits_units=40,
-        purchased_used_units=10,
-        granted_credits_units=100,
-        granted_used_units=0,
-        debt_units=5,
-        subscription_as_of=NOW,
-        renews_locally=False,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return replace(account, **changes)
+def _account(**changes: object) -> Account:
+    """Used 20 of a 50 allowance, 10 of 40 purchased, none of 100 granted; owing 5."""
+    healthy: dict[str, object] = {
+        "subscription_type": "pro",
+        "subscription_status": "active",
+        "subscription_allowance_units": 50,
+        "subscription_used_units": 20,
+        "period_start": NOW,
+        "period_end": NOW,
+        "purchased_credits_units": 40,
+        "purchased_used_units": 10,
+        "granted_credits_units": 100,
+        "debt_units": 5,
+        "subscription_as_of": NOW,
+    }
+    return account(NOW, **(healthy | changes))
 
 
 def _healthy(**changes: object) -> OrgLedgerFigures:
