@@ -1,24 +1,27 @@
 """Forward one metered OpenAI-format call and settle it: the shared body of every /v1 route."""
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 from fastapi.responses import Response
 
-from ledger import format_spus
 from pricing import InvalidUsage, TokenUsage, count_text_tokens, usage_from_openai
 from proxy.auth import Principal
-from proxy.errors import ApiError
 from proxy.gateway import Gateway
+from proxy.metered_reply import (
+    open_upstream,
+    read_json,
+    read_refusal,
+    relayed,
+    settle_reply,
+    stream_headers,
+)
 from proxy.metered_stream import STATUS_OK, MeteredStreamResponse
 from proxy.metering import MeteredCall
 from proxy.model_registry import ServedModel
 from proxy.openai_stream import OpenAIStreamTap
-from proxy.upstream.clients import upstream_failure
 from proxy.upstream.network import UpstreamResponse
 
 EMBEDDINGS = "embeddings"
@@ -65,7 +68,18 @@ def counted_usage(call: MeteredCall, text: str) -> TokenUsage:
     )
 
 
+import time as _t, sys as _sys
+_ACC: dict = {}
+_N = [0]
+def _mark(name, t0):
+    _ACC[name] = _ACC.get(name, 0.0) + (_t.perf_counter() - t0)
+
+
 async def forward(gateway: Gateway, spec: OpenAICall) -> Response:
+    from proxy import request_log as _rl
+    _start = _rl._current.get().started_s
+    _mark("0 arrive->forward", _start)
+    _t0 = _t.perf_counter()
     metered = await gateway.meter.open(
         spec.principal,
         spec.model,
@@ -74,76 +88,36 @@ async def forward(gateway: Gateway, spec: OpenAICall) -> Response:
         prompt_tokens=spec.prompt_tokens,
         max_output_tokens=spec.max_output_tokens,
     )
-    try:
-        upstream, latency_s = await gateway.upstreams.open(spec.model, spec.path, spec.payload)
-    except BaseException:
-        metered.release_detached()
-        raise
-    gateway.metrics.upstream_latency.labels(model=spec.model.name).observe(latency_s)
+    upstream = await open_upstream(gateway, metered, spec.path, spec.payload)
     if upstream.status_code >= 400:
         return await _relay_error(metered, upstream)
     if spec.stream:
         return _stream(metered, upstream, drop_usage_chunk=not spec.client_wants_usage)
-    return await _complete(metered, upstream)
+    _t0 = _t.perf_counter()
+    r = await _complete(metered, upstream)
+    _mark("3 complete(read+settle)", _t0)
+    _N[0] += 1
+    if _N[0] % 3000 == 0:
+        print({k: round(v / 3000 * 1e6, 1) for k, v in sorted(_ACC.items())}, file=_sys.stderr, flush=True)
+        _ACC.clear()
+    return r
 
 
 async def _relay_error(metered: MeteredCall, upstream: UpstreamResponse) -> Response:
-    """The upstream refused or failed: nothing was produced, so nothing is debited."""
-    metered.release_detached()
-    try:
-        body = await upstream.aread()
-    except httpx.HTTPError as error:
-        raise upstream_failure(metered.model, error) from error
-    finally:
-        await upstream.aclose()
-    headers = {
-        name: upstream.headers[name] for name in RELAYED_ERROR_HEADERS if name in upstream.headers
-    }
-    headers["x-request-id"] = metered.request_id
-    return Response(
-        body,
-        status_code=upstream.status_code,
-        media_type=upstream.headers.get("content-type", "application/json"),
-        headers=headers,
-    )
+    raw, headers = await read_refusal(metered, upstream, RELAYED_ERROR_HEADERS)
+    return relayed(raw, upstream, headers)
 
 
 async def _complete(metered: MeteredCall, upstream: UpstreamResponse) -> Response:
-    try:
-        raw = await upstream.aread()
-        body = orjson.loads(raw)
-    except BaseException as error:
-        metered.release_detached()
-        if isinstance(error, httpx.HTTPError):
-            raise upstream_failure(metered.model, error) from error
-        if isinstance(error, orjson.JSONDecodeError):
-            raise ApiError(
-                502,
-                f"The upstream for '{metered.model.name}' answered with invalid JSON.",
-                error_type="api_error",
-                code="upstream_invalid_response",
-            ) from error
-        raise
-    finally:
-        await upstream.aclose()
+    raw, body = await read_json(metered, upstream)
     reported = (
         reported_usage(body.get("usage"), operation=metered.operation)
         if isinstance(body, dict)
         else None
     )
     usage = reported or counted_usage(metered, _choices_text(body))
-    # Awaited, so that a balance read after the answer sees its debit; shielded, so
-    # that the debit lands even if this handler is cancelled meanwhile.
-    result = await asyncio.shield(metered.meter.spawn(metered.settle(usage)))
-    return Response(
-        raw,
-        media_type="application/json",
-        headers={
-            "x-request-id": metered.request_id,
-            "x-spu-charged": format_spus(result.record.charged_units),
-            "x-spu-remaining": format_spus(result.available_units),
-        },
-    )
+    headers = await settle_reply(metered, usage)
+    return Response(raw, media_type="application/json", headers=headers)
 
 
 def _choices_text(body: Any) -> str:
@@ -178,9 +152,5 @@ def _stream(
         upstream,
         tap,
         usage_of,
-        headers={
-            "x-request-id": metered.request_id,
-            "x-spu-held": format_spus(metered.hold_units),
-            "cache-control": "no-cache",
-        },
+        headers=stream_headers(metered),
     )
