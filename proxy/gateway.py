@@ -4,19 +4,23 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from ledger import LedgerStore, LedgerUnavailable, open_store, spus_to_units
+from ledger.sqlite import SqliteLedger
 from pricing import PricingPolicy
 from proxy.auth import Principal, TokenAuthenticator, bearer_token
-from proxy.billing.service import StripeBilling
 from proxy.metering import Meter
 from proxy.model_registry import ModelRegistry
 from proxy.observability import Metrics
 from proxy.settings import Settings
 from proxy.upstream.clients import Upstreams
 from proxy.warmup import warm_up
+
+if TYPE_CHECKING:
+    from proxy.billing.service import StripeBilling
 
 logger = logging.getLogger("spu.gateway")
 
@@ -32,28 +36,35 @@ class Gateway:
     metrics: Metrics
     _sweeper: "asyncio.Task[None] | None" = field(default=None, init=False)
     _warmup: "asyncio.Task[None] | None" = field(default=None, init=False)
-    billing: StripeBilling | None = field(default=None, init=False)
+    billing: "StripeBilling | None" = field(default=None, init=False)
     """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
 
     def __post_init__(self) -> None:
-        self.billing = StripeBilling.from_settings(self.settings, self.store, self.meter)
+        if self.settings.stripe_secret_key is not None:
+            # Imported in Stripe mode only: stripe and its HTTP stack cost ~5 MB of memory.
+            from proxy.billing.service import StripeBilling
+
+            self.billing = StripeBilling.from_settings(self.settings, self.store, self.meter)
 
     @classmethod
     def build(cls, settings: Settings, store: LedgerStore | None = None) -> "Gateway":
         store = store or open_store(settings.ledger_url)
         metrics = Metrics()
         policy = PricingPolicy(markup=settings.markup, usd_per_spu=settings.usd_per_spu)
+        meter = Meter(
+            store,
+            policy,
+            hold_ttl_s=settings.hold_ttl_s,
+            max_in_flight_per_org=settings.max_in_flight_per_org,
+            metrics=metrics,
+        )
+        if isinstance(store, SqliteLedger):
+            store.commit_inline_while(meter.alone)
         return cls(
             settings=settings,
             store=store,
             registry=ModelRegistry(settings.model_list, include_demo=settings.demo_model),
-            meter=Meter(
-                store,
-                policy,
-                hold_ttl_s=settings.hold_ttl_s,
-                max_in_flight_per_org=settings.max_in_flight_per_org,
-                metrics=metrics,
-            ),
+            meter=meter,
             auth=TokenAuthenticator(store, cache_ttl_s=settings.token_cache_ttl_s),
             upstreams=Upstreams(
                 timeout_s=settings.upstream_timeout_s,

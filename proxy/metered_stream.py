@@ -10,6 +10,7 @@ neither a cancelled handler nor an unstarted generator can leak a hold or an
 in-flight slot.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -60,9 +61,38 @@ class MeteredStreamResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._stream_until_disconnect(receive, send)
         finally:
             self._finish(STATUS_CLIENT_DISCONNECTED)
+
+    async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
+        """Send the stream; a client that disconnects meanwhile cancels the sending.
+
+        Starlette does the same (for servers older than ASGI 2.4, uvicorn among
+        them) with an anyio task group, which cost ~50 µs a stream here, a
+        twentieth of a streamed call's time in the gateway; one plain watcher
+        task costs a tenth of that. The watcher can only act while the sending
+        waits, so once the sending has returned it is cancelled before it can.
+        """
+        sending = asyncio.current_task()
+        assert sending is not None
+        disconnected = False
+
+        async def watch() -> None:
+            nonlocal disconnected
+            await self.listen_for_disconnect(receive)
+            disconnected = True
+            sending.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            # Cancelled by the watcher alone: the client is gone, which is an ending.
+            if not disconnected or sending.uncancel() > 0:
+                raise
+        finally:
+            watcher.cancel()
 
     async def _relay(self) -> AsyncIterator[bytes]:
         status = STATUS_CLIENT_DISCONNECTED

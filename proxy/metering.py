@@ -96,9 +96,12 @@ class MeteredCall:
     async def _debit(
         self, units: int, details: UsageDetails, *, linger: bool = False
     ) -> SettleResult:
-        if linger:
-            await self.meter.next_hold()
-        result = await self.meter.settle_with_retry(self.request_id, units, details)
+        try:
+            if linger:
+                await self.meter.next_hold()
+            result = await self.meter.settle_with_retry(self.request_id, units, details)
+        finally:
+            self.meter.ended_in_ledger()
         self.meter.metrics.spus_debited.labels(model=self.model.name).inc(units)
         request_log.note(charged_units=units)
         return result
@@ -110,6 +113,8 @@ class MeteredCall:
             await self.meter.store.release(self.request_id)
         except LedgerUnavailable:
             logger.warning("release of %s failed; its hold expires on its own", self.request_id)
+        finally:
+            self.meter.ended_in_ledger()
 
     def settle_detached(self, usage: TokenUsage, *, status: str = "ok") -> int:
         """Settle in a tracked background task (a stream's end); returns the units it debits.
@@ -149,6 +154,9 @@ class Meter:
         self._in_flight: dict[str, int] = {}
         self._endings: set[asyncio.Task[Any]] = set()
         self._lingering: asyncio.Future[None] | None = None
+        self._underway = 0
+        """Calls from their hold until their ending is written (wider than the in-flight cap's
+        count, which a call leaves when its response is done)."""
 
     async def open(
         self,
@@ -173,6 +181,7 @@ class Meter:
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, self.policy)
         request_id = f"req_{secrets.token_hex(16)}"
         self._in_flight[org_id] = self._in_flight.get(org_id, 0) + 1
+        self._underway += 1
         self._release_lingering()
         try:
             placed = await self.store.hold(
@@ -180,12 +189,15 @@ class Meter:
             )
         except LedgerUnavailable as error:
             self.leave(org_id)
+            self.ended_in_ledger()
             raise ledger_down() from error
         except BaseException:
             self.leave(org_id)
+            self.ended_in_ledger()
             raise
         if isinstance(placed, HoldRefused):
             self.leave(org_id)
+            self.ended_in_ledger()
             self.metrics.refusals.labels(model=model.name).inc()
             raise _insufficient(placed, prompt_tokens, max_output_tokens, model, self.policy)
         overhead_s = request_log.elapsed_s()
@@ -219,6 +231,14 @@ class Meter:
         lingering, self._lingering = self._lingering, None
         if lingering is not None and not lingering.done():
             lingering.set_result(None)
+
+    def alone(self) -> bool:
+        """Whether at most one call is underway: its ledger writes then have none to share a
+        commit with, and the SQLite ledger commits them without a thread hand-off."""
+        return self._underway <= 1
+
+    def ended_in_ledger(self) -> None:
+        self._underway -= 1
 
     def leave(self, org_id: str) -> None:
         remaining = self._in_flight.get(org_id, 0) - 1

@@ -68,18 +68,7 @@ def counted_usage(call: MeteredCall, text: str) -> TokenUsage:
     )
 
 
-import time as _t, sys as _sys
-_ACC: dict = {}
-_N = [0]
-def _mark(name, t0):
-    _ACC[name] = _ACC.get(name, 0.0) + (_t.perf_counter() - t0)
-
-
 async def forward(gateway: Gateway, spec: OpenAICall) -> Response:
-    from proxy import request_log as _rl
-    _start = _rl._current.get().started_s
-    _mark("0 arrive->forward", _start)
-    _t0 = _t.perf_counter()
     metered = await gateway.meter.open(
         spec.principal,
         spec.model,
@@ -93,14 +82,7 @@ async def forward(gateway: Gateway, spec: OpenAICall) -> Response:
         return await _relay_error(metered, upstream)
     if spec.stream:
         return _stream(metered, upstream, drop_usage_chunk=not spec.client_wants_usage)
-    _t0 = _t.perf_counter()
-    r = await _complete(metered, upstream)
-    _mark("3 complete(read+settle)", _t0)
-    _N[0] += 1
-    if _N[0] % 3000 == 0:
-        print({k: round(v / 3000 * 1e6, 1) for k, v in sorted(_ACC.items())}, file=_sys.stderr, flush=True)
-        _ACC.clear()
-    return r
+    return await _complete(metered, upstream)
 
 
 async def _relay_error(metered: MeteredCall, upstream: UpstreamResponse) -> Response:

@@ -2,8 +2,9 @@
 
 Writes go through one ``GroupCommitWriter`` per process; reads run on a small
 thread pool of read-only connections (WAL lets them proceed while a write
-commits), so the event loop never blocks on the database; a ``Checkpointer``
-thread copies the WAL back into the file so that no commit has to.
+commits), so the event loop never blocks on the database, except for the one
+commit of a write made while nothing else is going on (``commit_inline_while``);
+a ``Checkpointer`` thread copies the WAL back into the file so that no commit has to.
 """
 
 import asyncio
@@ -130,6 +131,10 @@ class SqliteLedger:
         await asyncio.to_thread(self._checkpointer.stop)
         self._readers.shutdown(wait=True)
         self._readers = None
+
+    def commit_inline_while(self, alone: Callable[[], bool]) -> None:
+        """Writes commit on the caller's thread while ``alone()`` (``GroupCommitWriter``)."""
+        self._writer.commit_inline_while(alone)
 
     async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         return await self._writer.run(operation)
