@@ -35,7 +35,6 @@ class Gateway:
     upstreams: Upstreams
     metrics: Metrics
     _sweeper: "asyncio.Task[None] | None" = field(default=None, init=False)
-    _warmup: "asyncio.Task[None] | None" = field(default=None, init=False)
     billing: "StripeBilling | None" = field(default=None, init=False)
     """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
 
@@ -80,14 +79,12 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
+        warm_up(self.registry)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hold-sweeper")
-        self._warmup = asyncio.create_task(warm_up(self.registry), name="warm-up")
         if self.billing is not None:
             await self.billing.start()
 
     async def stop(self) -> None:
-        if self._warmup is not None:
-            await self._warmup
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,15 +1,19 @@
-"""After start-up: load the tokenizers off the request path, return spare memory, freeze the heap.
+"""Start-up: load the tokenizers before the gateway serves, return spare memory, freeze the heap.
 
 Loading a tiktoken encoding takes about half a second; done lazily, the first
-metered call of each encoding paid it. Done before ``/readyz`` it would delay
-readiness by as much, so it runs in a thread once the gateway serves. Only the
-encodings of configured models are loaded (o200k_base alone is ~40 MB).
+metered call of each encoding paid it. Only the encodings of configured models
+are loaded (o200k_base alone is ~40 MB). It runs on the event loop's thread
+before ``/readyz`` answers: that costs readiness the loading time, but the
+gateway measured ~146 MB after ``benchmarks/proxy_bench.py``'s load instead of
+~152 MB when a worker thread loaded them after start-up, and a replica reports
+ready only once no call has to wait for a tokenizer.
 
 Loading builds each encoding's rank table as a Python dict first (tens of MB,
-dropped at once); the parsed cost map is not needed once the registry has
+dropped at once), and the parsed cost map is not needed once the registry has
 priced every configured model. Both are released, and glibc is asked to
 return the freed pages (``malloc_trim``), so that the gateway's resident size
-is what it keeps, not what it once parsed.
+is what it keeps, not what it once parsed. That is done once per process: a
+later start finds the encodings loaded and has nothing to release.
 
 Then ``gc.freeze()`` moves everything alive (the app, the routes, the
 settings) out of the collector's reach: a full collection that traversed them
@@ -17,12 +21,12 @@ took 50-120 ms, every few seconds under load, and was the gateway's slowest
 percentile.
 """
 
-import asyncio
 import ctypes
 import gc
 import logging
 
 from pricing import PricingError, count_text_tokens, load_cost_map
+from pricing.tokens import get_encoding
 from proxy.model_registry import ModelRegistry
 
 logger = logging.getLogger("spu.warmup")
@@ -46,13 +50,11 @@ def release_free_memory() -> None:
         trim(0)
 
 
-def _warm(registry: ModelRegistry) -> None:
-    load_cost_map.cache_clear()
-    release_free_memory()
+def warm_up(registry: ModelRegistry) -> None:
+    first_start = get_encoding.cache_info().currsize == 0
+    if first_start:
+        load_cost_map.cache_clear()
     _load_tokenizers(registry)
-    release_free_memory()
-
-
-async def warm_up(registry: ModelRegistry) -> None:
-    await asyncio.to_thread(_warm, registry)
+    if first_start:
+        release_free_memory()
     gc.freeze()
