@@ -10,24 +10,14 @@ import pytest
 
 from ledger import spus_to_units
 from ledger.sqlite import SqliteLedger, operations
-from pricing import PricingPolicy, TokenUsage
-from proxy.auth import Principal
+from pricing import TokenUsage
 from proxy.errors import ApiError
 from proxy.gateway import Gateway
-from proxy.metering import Meter, MeteredCall
-from proxy.model_registry import ModelRegistry, ServedModel
+from proxy.metering import Meter
 from proxy.observability import Metrics
-from proxy.settings import ModelRoute, Settings
+from proxy.settings import Settings
+from tests.unit.metering_support import POLICY, open_call
 
-POLICY = PricingPolicy(markup=Decimal("0.25"), usd_per_spu=Decimal("0.01"))
-ROUTE = ModelRoute(
-    model_name="m",
-    provider_model="gpt-4o-mini",
-    input_cost_per_token=Decimal("0.000001"),
-    output_cost_per_token=Decimal("0.000002"),
-)
-MODEL: ServedModel = ModelRegistry([ROUTE], include_demo=False).get("m")
-ALICE = Principal(org_id="org_a", key_id="key_a")
 USAGE = TokenUsage(input_tokens=10, output_tokens=3)
 T = TypeVar("T")
 
@@ -48,17 +38,6 @@ async def meter(store: SqliteLedger) -> AsyncIterator[Meter]:
     meter = Meter(store, POLICY, hold_ttl_s=60, max_in_flight_per_org=8, metrics=Metrics())
     yield meter
     await meter.drain(5)
-
-
-async def open_call(meter: Meter, max_output_tokens: int = 100) -> MeteredCall:
-    return await meter.open(
-        ALICE,
-        MODEL,
-        operation="chat.completions",
-        source="openai",
-        prompt_tokens=10,
-        max_output_tokens=max_output_tokens,
-    )
 
 
 async def test_a_lone_call_is_alone_from_its_hold_to_its_settlement(meter: Meter) -> None:

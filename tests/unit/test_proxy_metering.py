@@ -10,30 +10,18 @@ from ledger import spus_to_units
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from pricing import (
-    PricingPolicy,
     TokenUsage,
     affordable_max_tokens,
     cost_pico_usd,
     units_for_cost,
     worst_case_units,
 )
-from proxy.auth import Principal
 from proxy.errors import ApiError
-from proxy.metering import Meter, MeteredCall
-from proxy.model_registry import ModelRegistry, ServedModel
+from proxy.metering import Meter
 from proxy.observability import Metrics
-from proxy.settings import ModelRoute
 from tests.fakes.ledger import SwitchableLedger
+from tests.unit.metering_support import MODEL, POLICY, open_call
 
-POLICY = PricingPolicy(markup=Decimal("0.25"), usd_per_spu=Decimal("0.01"))
-ROUTE = ModelRoute(
-    model_name="m",
-    provider_model="gpt-4o-mini",
-    input_cost_per_token=Decimal("0.000001"),
-    output_cost_per_token=Decimal("0.000002"),
-)
-MODEL: ServedModel = ModelRegistry([ROUTE], include_demo=False).get("m")
-ALICE = Principal(org_id="org_a", key_id="key_a")
 CAP = 3
 
 
@@ -56,17 +44,6 @@ async def meter(store: SwitchableLedger) -> AsyncIterator[Meter]:
     meter = Meter(store, POLICY, hold_ttl_s=60, max_in_flight_per_org=CAP, metrics=Metrics())
     yield meter
     await meter.drain(5)
-
-
-async def open_call(meter: Meter, max_output_tokens: int = 100) -> MeteredCall:
-    return await meter.open(
-        ALICE,
-        MODEL,
-        operation="chat.completions",
-        source="openai",
-        prompt_tokens=10,
-        max_output_tokens=max_output_tokens,
-    )
 
 
 async def test_hold_is_the_worst_case_and_settle_debits_the_actual_cost(
