@@ -1,5 +1,6 @@
 """Choose a backend from the store URL: ``sqlite:///path`` (default) or ``mongodb://…``."""
 
+import importlib.util
 from urllib.parse import urlsplit
 
 from ledger.clock import Clock, system_clock
@@ -16,6 +17,11 @@ def open_store(url: str, *, clock: Clock = system_clock) -> LedgerStore:
 
         return SqliteLedger(url.removeprefix("sqlite:///"), clock=clock)
     if url.startswith(("mongodb://", "mongodb+srv://")):
+        if importlib.util.find_spec("pymongo") is None:
+            raise ValueError(
+                "a MongoDB ledger needs pymongo, which is not installed: install the gateway's"
+                " [mongodb] extra (SPU_EXTRAS=mongodb ./scripts/run.sh)"
+            )
         from ledger.mongo import MongoLedger
 
         database = urlsplit(url).path.lstrip("/") or DEFAULT_MONGO_DATABASE

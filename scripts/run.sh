@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The README's run command: installs the gateway into .venv (first run only),
+# The README's run command: installs the gateway into .venv from uv.lock (the
+# first run downloads it; later runs only check it, in well under a second),
 # seeds a demo organization with a token, and serves on the embedded SQLite
 # ledger with the built-in demo model. No provider or Stripe keys needed.
+# SPU_EXTRAS=mongodb (comma-separated) adds extras; arguments go to `spu serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${SPU_VENV:-.venv}"
-if [ ! -x "$VENV/bin/spu" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e .
-fi
+export UV_PROJECT_ENVIRONMENT="$VENV"
+extras=()
+names="${SPU_EXTRAS:-}"
+for extra in ${names//,/ }; do extras+=(--extra "$extra"); done
+# --inexact: packages the test set added to the same .venv stay.
+scripts/uv sync --quiet --locked --inexact "${extras[@]}"
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 "$VENV/bin/spu" demo
 exec "$VENV/bin/spu" serve "$@"

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the suite needs, then lints,
 # type-checks and runs every test. Safe to run again; a fresh machine needs
-# nothing but Python 3.11+ (and root or sudo for Debian's chromium, used by the
-# browser test).
+# nothing but Python 3.11+ with pip (and root or sudo for Debian's chromium,
+# used by the browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${SPU_VENV:-.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[test]"
+export UV_PROJECT_ENVIRONMENT="$VENV"
+# Exactly what uv.lock holds for the test set (every extra included), nothing else.
+scripts/uv sync --quiet --locked --extra test
 
 if ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
