@@ -1,8 +1,8 @@
 """What things cost: tokens → provider cost (pico-USD) → SPUs, and the worst case before a call.
 
 Pure functions plus two read-once loaders (litellm's cost map and tiktoken's
-encodings, both from disk). It depends only on ``ledger`` for its unit; it
-knows nothing of HTTP or storage.
+encodings, from the copies in ``pricing/data``). It depends only on ``ledger``
+for its unit; it knows nothing of HTTP or storage.
 """
 
 from pricing.cost import PICO_USD_PER_USD, cost_pico_usd, cost_usd

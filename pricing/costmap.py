@@ -1,12 +1,11 @@
 """Provider prices per token, from litellm's model cost map read offline.
 
-Importing litellm costs ~190 MB and seconds of start-up, yet its price list is
-a plain JSON file shipped inside the package. The file is located with
-importlib's finder, which does not import the package, and parsed once per
-process.
+The map is a plain JSON file inside the litellm package; this package ships a
+byte-for-byte copy of the locked litellm's (``pricing.litellm_copies`` says
+why), so prices need neither the network nor litellm installed. It is parsed
+once per process.
 """
 
-import importlib.util
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,11 +92,8 @@ class RateOverride:
 
 
 def cost_map_path() -> Path:
-    """Where the installed litellm keeps its cost map, found without importing litellm."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        raise PricingError("litellm is not installed; its cost map is the source of prices")
-    return Path(next(iter(spec.submodule_search_locations))) / COST_MAP_FILE
+    """The copy of litellm's cost map shipped in ``pricing/data``."""
+    return Path(__file__).resolve().parent / "data" / COST_MAP_FILE
 
 
 @cache

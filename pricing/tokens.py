@@ -1,13 +1,14 @@
 """Token counts with tiktoken, strictly offline.
 
 tiktoken downloads an encoding on first use unless its cache directory holds
-the file, named by the SHA-1 of the download URL. litellm ships cl100k_base
-and o200k_base in exactly that form, so pointing ``TIKTOKEN_CACHE_DIR`` at
-litellm's copy (found without importing litellm) gives both with no network.
+the file, named by the SHA-1 of the download URL (and checks the file's
+SHA-256). litellm ships cl100k_base and o200k_base in exactly that form; this
+package ships byte-for-byte copies of the locked litellm's
+(``pricing.litellm_copies`` says why), so pointing ``TIKTOKEN_CACHE_DIR`` at
+them gives both with no network and no litellm.
 """
 
 import hashlib
-import importlib.util
 import os
 import re
 from functools import cache
@@ -16,7 +17,7 @@ from pathlib import Path
 import tiktoken
 import tiktoken.registry
 
-from pricing.errors import PricingError, TokenizerUnavailable
+from pricing.errors import TokenizerUnavailable
 
 CACHE_DIR_ENV = "TIKTOKEN_CACHE_DIR"
 CL100K_BASE = "cl100k_base"
@@ -26,38 +27,38 @@ O200K_BASE = "o200k_base"
 # (tiktoken/load.py, read_file_cached).
 _ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
 
+BUNDLED_ENCODINGS_DIR = Path(__file__).resolve().parent / "data" / "tiktoken"
+BUNDLED_ENCODINGS = (CL100K_BASE, O200K_BASE)
+
 _O200K_FAMILIES = re.compile(
     r"(?:chatgpt-4o|gpt-4o|gpt-4\.1|gpt-4\.5|gpt-[5-9]|gpt-oss|o[1-9])(?![0-9a-z])"
 )
 
 
-def litellm_tokenizer_dir() -> Path:
-    """litellm's bundled tiktoken cache, found without importing litellm."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        raise PricingError("litellm is not installed; its bundled tokenizers are needed offline")
-    return Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
-
-
 def tiktoken_cache_dir() -> Path:
-    """The directory tiktoken reads; defaults to litellm's copy unless the operator chose one."""
+    """The directory tiktoken reads: the bundled copies unless the operator chose one."""
     if CACHE_DIR_ENV not in os.environ:
-        os.environ[CACHE_DIR_ENV] = str(litellm_tokenizer_dir())
+        os.environ[CACHE_DIR_ENV] = str(BUNDLED_ENCODINGS_DIR)
     return Path(os.environ[CACHE_DIR_ENV])
+
+
+def cache_file_name(name: str) -> str:
+    """The file name tiktoken gives an encoding in its cache: the SHA-1 of its download URL."""
+    return hashlib.sha1(_ENCODING_URL.format(name=name).encode()).hexdigest()
 
 
 def encoding_file(name: str) -> Path:
     """Where tiktoken will look for an encoding before trying to download it."""
-    url_sha1 = hashlib.sha1(_ENCODING_URL.format(name=name).encode()).hexdigest()
-    return tiktoken_cache_dir() / url_sha1
+    return tiktoken_cache_dir() / cache_file_name(name)
 
 
 @cache
 def get_encoding(name: str) -> tiktoken.Encoding:
     """An encoding loaded from disk, once per process; never a download.
 
-    An install whose litellm lacks o200k_base gets cl100k_base in its place,
-    the nearest encoding; a missing cl100k_base is an error, not a download.
+    An operator's ``TIKTOKEN_CACHE_DIR`` that lacks o200k_base gets cl100k_base
+    in its place, the nearest encoding; a missing cl100k_base is an error, not a
+    download.
     """
     path = encoding_file(name)
     if not path.is_file():

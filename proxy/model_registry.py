@@ -1,5 +1,6 @@
 """The models this gateway serves: public name → upstream route and its token prices."""
 
+import importlib.util
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -41,6 +42,11 @@ def _provider_of(route: ModelRoute) -> str:
 
 
 def _serve(route: ModelRoute) -> ServedModel:
+    if route.api_format == "litellm" and importlib.util.find_spec("litellm") is None:
+        raise ValueError(
+            f"model {route.model_name!r} has api_format litellm, but litellm is not installed:"
+            " install the gateway's [litellm] extra (SPU_EXTRAS=litellm ./scripts/run.sh)"
+        )
     try:
         rates = resolve_rates(
             route.provider_model,

@@ -3,7 +3,7 @@
 # first run downloads it; later runs only check it, in well under a second),
 # seeds a demo organization with a token, and serves on the embedded SQLite
 # ledger with the built-in demo model. No provider or Stripe keys needed.
-# SPU_EXTRAS=mongodb (comma-separated) adds extras; arguments go to `spu serve`.
+# SPU_EXTRAS=litellm,mongodb adds those extras; arguments go to `spu serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

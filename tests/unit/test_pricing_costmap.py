@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -49,9 +50,10 @@ def fake_map(monkeypatch: pytest.MonkeyPatch) -> Iterator[Mapping[str, object]]:
     yield FAKE_MAP
 
 
-def test_installed_map_is_found_without_importing_litellm_and_parsed_once() -> None:
+def test_the_bundled_map_is_litellm_s_file_inside_this_package_and_parsed_once() -> None:
     path = costmap.cost_map_path()
     assert path.name == "model_prices_and_context_window_backup.json"
+    assert path.is_relative_to(Path(costmap.__file__).parent)
     assert path.is_file()
     assert load_cost_map() is load_cost_map()
 

@@ -23,19 +23,23 @@ from pricing.prompts import (
     count_chat_prompt_tokens,
 )
 from pricing.tokens import (
+    BUNDLED_ENCODINGS_DIR,
     CACHE_DIR_ENV,
     count_text_tokens,
     encoding_file,
     encoding_for_model,
     encoding_name_for_model,
     get_encoding,
-    litellm_tokenizer_dir,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 OFFLINE_PROBE = """
 import json, socket, sys
+
+# As if litellm were not installed (no [litellm] extra): importing it, or
+# finding it with importlib, now fails.
+sys.modules["litellm"] = None
 
 def refuse(*args, **kwargs):
     raise OSError("network disabled by the test")
@@ -58,12 +62,12 @@ print(json.dumps({
     "cl100k_hello": cl100k_hello,
     "o200k_hello": o200k_hello,
     "names": [get_encoding(n).name for n in ("cl100k_base", "o200k_base")],
-    "litellm_imported": "litellm" in sys.modules,
+    "litellm_imported": sys.modules.get("litellm") is not None,
 }))
 """
 
 
-def test_both_bundled_encodings_load_with_the_network_cut_and_no_litellm_import() -> None:
+def test_prices_and_both_bundled_encodings_load_with_the_network_cut_and_no_litellm() -> None:
     env = {k: v for k, v in os.environ.items() if k not in (CACHE_DIR_ENV, "DATA_GYM_CACHE_DIR")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     result = subprocess.run(
@@ -76,7 +80,7 @@ def test_both_bundled_encodings_load_with_the_network_cut_and_no_litellm_import(
         check=True,
     )
     probe = json.loads(result.stdout)
-    assert probe["cache_dir"] == str(litellm_tokenizer_dir())
+    assert probe["cache_dir"] == str(BUNDLED_ENCODINGS_DIR)
     assert probe["cl100k_hello"] == 2
     assert probe["o200k_hello"] == 2
     assert probe["names"] == ["cl100k_base", "o200k_base"]
