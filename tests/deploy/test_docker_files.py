@@ -236,6 +236,23 @@ def test_the_dockerfile_builds_in_one_stage_and_runs_slim_as_a_non_root_user() -
     assert ("EXPOSE", "8080") in runtime
 
 
+def test_the_image_installs_the_locked_versions_with_the_pinned_uv_and_the_mongodb_extra() -> None:
+    build = _stages()[0]
+    runs = [arguments for keyword, arguments in build if keyword == "RUN"]
+    copied = {
+        source
+        for keyword, arguments in build
+        if keyword == "COPY"
+        for source in arguments.split()[:-1]
+    }
+    assert {"uv.lock", "scripts/uv-requirements.txt"} <= copied
+    assert any("--require-hashes" in run and "uv-requirements.txt" in run for run in runs)
+    syncs = [run for run in runs if "uv sync" in run]
+    assert syncs and all("--locked" in run and "--no-editable" in run for run in syncs)
+    extras = next(arguments for keyword, arguments in build if keyword == "ARG")
+    assert extras.startswith("SPU_EXTRAS=") and "mongodb" in extras.split("=", 1)[1].split(",")
+
+
 def test_the_build_context_holds_exactly_what_the_dockerfile_copies() -> None:
     sources: set[str] = set()
     for keyword, arguments in _dockerfile_instructions():
