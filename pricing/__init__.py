@@ -7,7 +7,7 @@ for its unit; it knows nothing of HTTP or storage.
 
 from pricing.cost import PICO_USD_PER_USD, cost_pico_usd, cost_usd
 from pricing.costmap import ModelRates, RateOverride, cost_map_path, load_cost_map, resolve_rates
-from pricing.errors import InvalidUsage, PricingError, TokenizerUnavailable, UnknownModelPrice
+from pricing.errors import InvalidTokenCounts, PricingError, TokenizerUnavailable, UnknownModelPrice
 from pricing.estimate import (
     affordable_max_tokens,
     worst_case_cost_pico_usd,
@@ -20,18 +20,23 @@ from pricing.prompts import (
     image_tokens_bound,
 )
 from pricing.spus import PricingPolicy, max_cost_for_units, units_for_cost
+from pricing.token_counts import (
+    MAX_TOKEN_COUNT,
+    TokenCounts,
+    counts_from_anthropic,
+    counts_from_openai,
+)
 from pricing.tokens import count_text_tokens, encoding_name_for_model
-from pricing.usage import MAX_TOKEN_COUNT, TokenUsage, usage_from_anthropic, usage_from_openai
 
 __all__ = [
     "MAX_TOKEN_COUNT",
     "PICO_USD_PER_USD",
-    "InvalidUsage",
+    "InvalidTokenCounts",
     "ModelRates",
     "PricingError",
     "PricingPolicy",
     "RateOverride",
-    "TokenUsage",
+    "TokenCounts",
     "TokenizerUnavailable",
     "UnknownModelPrice",
     "affordable_max_tokens",
@@ -41,14 +46,14 @@ __all__ = [
     "count_anthropic_prompt_tokens",
     "count_chat_prompt_tokens",
     "count_text_tokens",
+    "counts_from_anthropic",
+    "counts_from_openai",
     "encoding_name_for_model",
     "image_tokens_bound",
     "load_cost_map",
     "max_cost_for_units",
     "resolve_rates",
     "units_for_cost",
-    "usage_from_anthropic",
-    "usage_from_openai",
     "worst_case_cost_pico_usd",
     "worst_case_input_rate",
     "worst_case_units",

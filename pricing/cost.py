@@ -9,7 +9,7 @@ pico-USD (1e-12 USD): a call is never recorded as cheaper than it was.
 from decimal import ROUND_CEILING, Context, Decimal, Inexact, InvalidOperation, Overflow
 
 from pricing.costmap import ModelRates
-from pricing.usage import TokenUsage
+from pricing.token_counts import TokenCounts
 
 PICO_USD_PER_USD = 10**12
 
@@ -17,18 +17,18 @@ EXACT = Context(prec=120, traps=[Inexact, InvalidOperation, Overflow])
 """Wide enough for bounded token counts times any realistic rate; a rounding raises instead."""
 
 
-def cost_usd(usage: TokenUsage, rates: ModelRates) -> Decimal:
-    """The exact provider cost of ``usage``, unrounded."""
+def cost_usd(counts: TokenCounts, rates: ModelRates) -> Decimal:
+    """The exact provider cost of ``counts``, unrounded."""
     return EXACT.add(
         EXACT.add(
-            EXACT.multiply(usage.input_tokens, rates.input_usd_per_token),
-            EXACT.multiply(usage.output_tokens, rates.output_usd_per_token),
+            EXACT.multiply(counts.input_tokens, rates.input_usd_per_token),
+            EXACT.multiply(counts.output_tokens, rates.output_usd_per_token),
         ),
         EXACT.add(
             EXACT.multiply(
-                usage.cache_creation_input_tokens, rates.cache_creation_input_usd_per_token
+                counts.cache_creation_input_tokens, rates.cache_creation_input_usd_per_token
             ),
-            EXACT.multiply(usage.cache_read_input_tokens, rates.cache_read_input_usd_per_token),
+            EXACT.multiply(counts.cache_read_input_tokens, rates.cache_read_input_usd_per_token),
         ),
     )
 
@@ -38,6 +38,6 @@ def usd_to_pico_usd_ceil(amount_usd: Decimal) -> int:
     return int(EXACT.multiply(amount_usd, PICO_USD_PER_USD).to_integral_value(ROUND_CEILING))
 
 
-def cost_pico_usd(usage: TokenUsage, rates: ModelRates) -> int:
-    """The provider cost of ``usage`` in pico-USD, rounded up only once, at the end."""
-    return usd_to_pico_usd_ceil(cost_usd(usage, rates))
+def cost_pico_usd(counts: TokenCounts, rates: ModelRates) -> int:
+    """The provider cost of ``counts`` in pico-USD, rounded up only once, at the end."""
+    return usd_to_pico_usd_ceil(cost_usd(counts, rates))

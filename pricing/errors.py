@@ -21,7 +21,7 @@ class UnknownModelPrice(PricingError):
         self.missing = missing
 
 
-class InvalidUsage(PricingError):
+class InvalidTokenCounts(PricingError):
     """A provider's usage report cannot be read as token counts."""
 
     def __init__(self, field: str, value: object) -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pricing.cost import EXACT, PICO_USD_PER_USD, cost_pico_usd, cost_usd
 from pricing.costmap import ModelRates
 from pricing.spus import PricingPolicy, max_cost_for_units, units_for_cost
-from pricing.usage import MAX_TOKEN_COUNT, TokenUsage
+from pricing.token_counts import MAX_TOKEN_COUNT, TokenCounts
 
 
 def worst_case_input_rate(rates: ModelRates) -> Decimal:
@@ -28,16 +28,16 @@ def worst_case_input_rate(rates: ModelRates) -> Decimal:
     )
 
 
-def _worst_case_usage(
+def _worst_case_counts(
     prompt_tokens: int, max_output_tokens: int, rates: ModelRates
-) -> tuple[TokenUsage, ModelRates]:
-    usage = TokenUsage(input_tokens=prompt_tokens, output_tokens=max_output_tokens)
-    return usage, replace(rates, input_usd_per_token=worst_case_input_rate(rates))
+) -> tuple[TokenCounts, ModelRates]:
+    counts = TokenCounts(input_tokens=prompt_tokens, output_tokens=max_output_tokens)
+    return counts, replace(rates, input_usd_per_token=worst_case_input_rate(rates))
 
 
 def worst_case_cost_pico_usd(prompt_tokens: int, max_output_tokens: int, rates: ModelRates) -> int:
     """The most the provider can charge for the call, in pico-USD, rounded up."""
-    return cost_pico_usd(*_worst_case_usage(prompt_tokens, max_output_tokens, rates))
+    return cost_pico_usd(*_worst_case_counts(prompt_tokens, max_output_tokens, rates))
 
 
 def worst_case_units(
@@ -65,8 +65,8 @@ def affordable_max_tokens(
     if not 0 <= limit_tokens <= MAX_TOKEN_COUNT:
         raise ValueError(f"limit_tokens must be between 0 and {MAX_TOKEN_COUNT}")
     budget_pico_usd = max_cost_for_units(available_units, policy)
-    usage, worst_rates = _worst_case_usage(prompt_tokens, 0, rates)
-    prompt_pico_usd = EXACT.multiply(cost_usd(usage, worst_rates), PICO_USD_PER_USD)
+    counts, worst_rates = _worst_case_counts(prompt_tokens, 0, rates)
+    prompt_pico_usd = EXACT.multiply(cost_usd(counts, worst_rates), PICO_USD_PER_USD)
     if prompt_pico_usd > budget_pico_usd:
         return 0
     output_pico_usd_per_token = EXACT.multiply(rates.output_usd_per_token, PICO_USD_PER_USD)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from pricing import InvalidUsage, TokenUsage, count_text_tokens, usage_from_anthropic
+from pricing import InvalidTokenCounts, TokenCounts, count_text_tokens, counts_from_anthropic
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 MAX_PENDING_BYTES = 4 * 1024 * 1024
@@ -104,16 +104,16 @@ class AnthropicStreamTap:
         return b""
 
     @property
-    def final_usage(self) -> TokenUsage | None:
+    def final_usage(self) -> TokenCounts | None:
         """The provider's own count, once ``message_delta`` has given the output total."""
         if not self.delta_usage_seen:
             return None
         try:
-            return usage_from_anthropic(self._reported)
-        except InvalidUsage:
+            return counts_from_anthropic(self._reported)
+        except InvalidTokenCounts:
             return None
 
-    def counted_usage(self) -> TokenUsage:
+    def counted_usage(self) -> TokenCounts:
         """For a stream cut short: the reported input, and output as counted from what was sent.
 
         The provider's running output count is taken when it is the higher one.
@@ -124,7 +124,7 @@ class AnthropicStreamTap:
         if "input_tokens" not in self._reported:
             reported_input["input_tokens"] = self._prompt_tokens_estimate
         counted_output = count_text_tokens(self.generated_text, self._encoding_model)
-        return TokenUsage(
+        return TokenCounts(
             input_tokens=reported_input["input_tokens"],
             output_tokens=max(counted_output, self._reported.get("output_tokens", 0)),
             cache_creation_input_tokens=reported_input["cache_creation_input_tokens"],

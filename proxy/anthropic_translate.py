@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from pricing import InvalidUsage, TokenUsage, count_text_tokens, usage_from_openai
+from pricing import InvalidTokenCounts, TokenCounts, count_text_tokens, counts_from_openai
 from proxy.anthropic_stream import DONE, SseEvents
 from proxy.errors import ApiError, bad_request, error_body
 
@@ -217,7 +217,7 @@ def tool_use_id() -> str:
     return f"toolu_{uuid.uuid4().hex[:24]}"
 
 
-def anthropic_usage(usage: TokenUsage) -> dict[str, int]:
+def anthropic_usage(usage: TokenCounts) -> dict[str, int]:
     return {
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
@@ -226,13 +226,13 @@ def anthropic_usage(usage: TokenUsage) -> dict[str, int]:
     }
 
 
-def reported_openai_usage(usage: object) -> TokenUsage | None:
+def reported_openai_usage(usage: object) -> TokenCounts | None:
     """An OpenAI usage object as token counts, or None when absent or unreadable."""
     if not isinstance(usage, Mapping):
         return None
     try:
-        return usage_from_openai(usage)
-    except InvalidUsage:
+        return counts_from_openai(usage)
+    except InvalidTokenCounts:
         return None
 
 
@@ -256,7 +256,7 @@ def reply_text(message: Mapping[str, Any]) -> str:
 
 
 def anthropic_message(
-    body: Mapping[str, Any], model_name: str, usage: TokenUsage
+    body: Mapping[str, Any], model_name: str, usage: TokenCounts
 ) -> dict[str, Any]:
     """The Messages response for a Chat Completions response."""
     message = first_message(body)
@@ -340,7 +340,7 @@ class AnthropicStreamFromOpenAI:
         """The open content block: ("text", -1) or ("tool", OpenAI's tool-call index)."""
         self._block_count = 0
         self._finish_reason: str | None = None
-        self.final_usage: TokenUsage | None = None
+        self.final_usage: TokenCounts | None = None
         self.error: Mapping[str, Any] | None = None
         """The upstream's mid-stream error chunk, when it ended the stream with one."""
         self.content_events = 0
@@ -349,8 +349,8 @@ class AnthropicStreamFromOpenAI:
     def generated_text(self) -> str:
         return "".join(self._text_parts)
 
-    def counted_usage(self) -> TokenUsage:
-        return TokenUsage(
+    def counted_usage(self) -> TokenCounts:
+        return TokenCounts(
             input_tokens=self._prompt_tokens_estimate,
             output_tokens=count_text_tokens(self.generated_text, self._encoding_model),
         )

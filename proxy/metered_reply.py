@@ -13,7 +13,7 @@ import orjson
 from fastapi.responses import Response
 
 from ledger import format_spus
-from pricing import TokenUsage
+from pricing import TokenCounts
 from proxy.errors import ApiError
 from proxy.gateway import Gateway
 from proxy.metering import MeteredCall
@@ -99,7 +99,7 @@ async def read_json(metered: MeteredCall, upstream: UpstreamResponse) -> tuple[b
         raise
 
 
-async def settle_reply(metered: MeteredCall, usage: TokenUsage) -> dict[str, str]:
+async def settle_reply(metered: MeteredCall, usage: TokenCounts) -> dict[str, str]:
     """Debit the call and return the headers that tell the client what it was charged."""
     # Awaited, so that a balance read after the answer sees its debit; shielded, so
     # that the debit lands even if this handler is cancelled meanwhile.

@@ -19,7 +19,7 @@ import httpx
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from pricing import TokenUsage
+from pricing import TokenCounts
 from proxy.metering import MeteredCall
 from proxy.upstream.network import UpstreamResponse
 
@@ -38,7 +38,7 @@ class StreamTap(Protocol):
     def flush(self) -> bytes: ...
 
 
-UsageOf = Callable[[str], TokenUsage | None]
+UsageOf = Callable[[str], TokenCounts | None]
 """Given how the stream ended, what to debit; ``None`` releases the hold (nothing produced)."""
 
 

@@ -25,7 +25,7 @@ from ledger import (
 )
 from pricing import (
     PricingPolicy,
-    TokenUsage,
+    TokenCounts,
     affordable_max_tokens,
     cost_pico_usd,
     units_for_cost,
@@ -69,7 +69,7 @@ class MeteredCall:
     started_s: float = field(default_factory=time.perf_counter)
     ended: bool = False
 
-    def charge_for(self, usage: TokenUsage, *, status: str = "ok") -> tuple[int, UsageDetails]:
+    def charge_for(self, usage: TokenCounts, *, status: str = "ok") -> tuple[int, UsageDetails]:
         """What ``usage`` costs in ledger units, and the usage record that goes with it."""
         cost = cost_pico_usd(usage, self.model.rates)
         details = UsageDetails(
@@ -87,7 +87,7 @@ class MeteredCall:
         )
         return units_for_cost(cost, self.meter.policy), details
 
-    async def settle(self, usage: TokenUsage, *, status: str = "ok") -> SettleResult:
+    async def settle(self, usage: TokenCounts, *, status: str = "ok") -> SettleResult:
         """Debit what the call used and write its usage record (idempotent by request id)."""
         self._end()
         units, details = self.charge_for(usage, status=status)
@@ -116,7 +116,7 @@ class MeteredCall:
         finally:
             self.meter.ended_in_ledger()
 
-    def settle_detached(self, usage: TokenUsage, *, status: str = "ok") -> int:
+    def settle_detached(self, usage: TokenCounts, *, status: str = "ok") -> int:
         """Settle in a tracked background task (a stream's end); returns the units it debits.
 
         The debit lingers until the next hold is sent, to share its transaction.

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from pricing import InvalidUsage, TokenUsage, count_text_tokens, usage_from_openai
+from pricing import InvalidTokenCounts, TokenCounts, count_text_tokens, counts_from_openai
 from proxy.auth import Principal
 from proxy.gateway import Gateway
 from proxy.metered_reply import (
@@ -44,7 +44,7 @@ class OpenAICall:
     client_wants_usage: bool = False
 
 
-def reported_usage(usage: object, *, operation: str = "") -> TokenUsage | None:
+def reported_usage(usage: object, *, operation: str = "") -> TokenCounts | None:
     """The upstream's own usage report, or None when it sent none or an unreadable one.
 
     Embeddings produce no output, so their usage has no completion count; any
@@ -55,14 +55,14 @@ def reported_usage(usage: object, *, operation: str = "") -> TokenUsage | None:
     if operation == EMBEDDINGS and "completion_tokens" not in usage:
         usage = {**usage, "completion_tokens": 0}
     try:
-        return usage_from_openai(usage)
-    except InvalidUsage:
+        return counts_from_openai(usage)
+    except InvalidTokenCounts:
         return None
 
 
-def counted_usage(call: MeteredCall, text: str) -> TokenUsage:
+def counted_usage(call: MeteredCall, text: str) -> TokenCounts:
     """What the upstream did not report, counted by the gateway (tiktoken)."""
-    return TokenUsage(
+    return TokenCounts(
         input_tokens=call.prompt_tokens_estimate,
         output_tokens=count_text_tokens(text, call.model.route.provider_model),
     )
@@ -121,7 +121,7 @@ def _stream(
 ) -> MeteredStreamResponse:
     tap = OpenAIStreamTap(drop_usage_chunk=drop_usage_chunk)
 
-    def usage_of(status: str) -> TokenUsage | None:
+    def usage_of(status: str) -> TokenCounts | None:
         reported = reported_usage(tap.usage)
         if reported is not None:
             return reported

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from pricing import (
-    InvalidUsage,
-    TokenUsage,
+    InvalidTokenCounts,
+    TokenCounts,
     count_anthropic_prompt_tokens,
     count_text_tokens,
-    usage_from_anthropic,
+    counts_from_anthropic,
 )
 from proxy import anthropic_translate as translate
 from proxy.anthropic_stream import AnthropicStreamTap
@@ -197,13 +197,13 @@ async def _complete(
     return Response(content, media_type="application/json", headers=headers)
 
 
-def _native_usage(body: dict[str, Any], call: MessagesCall) -> TokenUsage:
+def _native_usage(body: dict[str, Any], call: MessagesCall) -> TokenCounts:
     """The provider's counts, or the gateway's own when it reported none it could read."""
     usage = body.get("usage")
     if isinstance(usage, dict):
         try:
-            return usage_from_anthropic(usage)
-        except InvalidUsage:
+            return counts_from_anthropic(usage)
+        except InvalidTokenCounts:
             pass
     parts: list[str] = []
     for block in body.get("content") or []:
@@ -216,8 +216,8 @@ def _native_usage(body: dict[str, Any], call: MessagesCall) -> TokenUsage:
     return _counted(call, "".join(parts))
 
 
-def _counted(call: MessagesCall, text: str) -> TokenUsage:
-    return TokenUsage(
+def _counted(call: MessagesCall, text: str) -> TokenCounts:
+    return TokenCounts(
         input_tokens=call.prompt_tokens,
         output_tokens=count_text_tokens(text, call.encoding_model),
     )
@@ -237,7 +237,7 @@ def _stream(metered: MeteredCall, upstream: UpstreamResponse, call: MessagesCall
             prompt_tokens_estimate=call.prompt_tokens,
         )
 
-    def usage_of(status: str) -> TokenUsage | None:
+    def usage_of(status: str) -> TokenCounts | None:
         """The provider's final counts; else what was streamed, counted; else nothing.
 
         A stream that ended on the upstream's error event before any content produced nothing.

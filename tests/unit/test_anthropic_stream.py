@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing import TokenUsage
+from pricing import TokenCounts
 from pricing.tokens import get_encoding
 from proxy.anthropic_stream import MAX_PENDING_BYTES, AnthropicStreamTap
 
@@ -80,7 +80,7 @@ def test_bytes_pass_unchanged_and_usage_is_read_however_the_stream_is_cut_up(
     out = b"".join(watcher.feed(WHOLE[a:b]) for a, b in itertools.pairwise(bounds))
     out += watcher.flush()
     assert out == WHOLE
-    assert watcher.final_usage == TokenUsage(
+    assert watcher.final_usage == TokenCounts(
         input_tokens=12,
         output_tokens=42,
         cache_creation_input_tokens=300,
@@ -99,7 +99,7 @@ def test_message_delta_totals_replace_the_counts_from_message_start() -> None:
             usage={"input_tokens": 15, "cache_read_input_tokens": 4100, "output_tokens": 7},
         )
     )
-    assert watcher.final_usage == TokenUsage(
+    assert watcher.final_usage == TokenCounts(
         input_tokens=15,
         output_tokens=7,
         cache_creation_input_tokens=300,
@@ -113,7 +113,7 @@ def test_a_cut_stream_has_no_final_usage_and_counts_what_was_sent_with_tiktoken(
         watcher.feed(piece)
     assert watcher.final_usage is None
     sent_text = "Let me look at that file." + "Read" + '{"file'
-    assert watcher.counted_usage() == TokenUsage(
+    assert watcher.counted_usage() == TokenCounts(
         input_tokens=12,
         output_tokens=len(CL100K.encode(sent_text)),
         cache_creation_input_tokens=300,

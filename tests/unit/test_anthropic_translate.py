@@ -5,7 +5,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pricing import TokenUsage
+from pricing import TokenCounts
 from pricing.tokens import get_encoding
 from proxy.anthropic_translate import (
     AnthropicStreamFromOpenAI,
@@ -196,7 +196,7 @@ def test_a_chat_completion_becomes_a_message_with_text_and_tool_use_blocks() -> 
             }
         ],
     }
-    usage = TokenUsage(input_tokens=7, output_tokens=3)
+    usage = TokenCounts(input_tokens=7, output_tokens=3)
     message = anthropic_message(body, "public", usage)
     assert message["type"] == "message" and message["role"] == "assistant"
     assert message["id"].startswith("msg_")
@@ -226,7 +226,7 @@ def test_a_chat_completion_becomes_a_message_with_text_and_tool_use_blocks() -> 
 )
 def test_finish_reasons_map_to_stop_reasons(finish: str | None, stop_reason: str) -> None:
     body = {"choices": [{"finish_reason": finish, "message": {"content": "x"}}]}
-    assert anthropic_message(body, "m", TokenUsage(1, 1))["stop_reason"] == stop_reason
+    assert anthropic_message(body, "m", TokenCounts(1, 1))["stop_reason"] == stop_reason
 
 
 def test_openai_cached_prompt_tokens_become_anthropics_separate_cache_reads() -> None:
@@ -237,7 +237,7 @@ def test_openai_cached_prompt_tokens_become_anthropics_separate_cache_reads() ->
             "prompt_tokens_details": {"cached_tokens": 40},
         }
     )
-    assert usage == TokenUsage(input_tokens=60, output_tokens=5, cache_read_input_tokens=40)
+    assert usage == TokenCounts(input_tokens=60, output_tokens=5, cache_read_input_tokens=40)
     assert reported_openai_usage({"prompt_tokens": "lots"}) is None
     assert reported_openai_usage(None) is None
 
@@ -335,7 +335,7 @@ def test_a_chat_stream_becomes_anthropics_event_sequence_with_the_final_usage() 
     assert sent[12]["delta"]["stop_reason"] == "tool_use"
     assert sent[12]["usage"]["input_tokens"] == 9
     assert sent[12]["usage"]["output_tokens"] == 4
-    assert stream.final_usage == TokenUsage(input_tokens=9, output_tokens=4)
+    assert stream.final_usage == TokenCounts(input_tokens=9, output_tokens=4)
     assert stream.content_events == 5
 
 
@@ -366,7 +366,7 @@ def test_a_cut_stream_is_not_closed_and_counts_the_text_sent_so_far() -> None:
     assert stream.flush() == b""
     assert stream.final_usage is None
     sent = "The first words " + "search" + '{"q": "x"}'
-    assert stream.counted_usage() == TokenUsage(
+    assert stream.counted_usage() == TokenCounts(
         input_tokens=50, output_tokens=len(get_encoding("o200k_base").encode(sent))
     )
 

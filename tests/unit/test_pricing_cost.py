@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 
 from pricing.cost import cost_pico_usd, cost_usd
 from pricing.costmap import ModelRates, resolve_rates
-from pricing.errors import InvalidUsage
-from pricing.usage import MAX_TOKEN_COUNT, TokenUsage, usage_from_anthropic, usage_from_openai
+from pricing.errors import InvalidTokenCounts
+from pricing.token_counts import (
+    MAX_TOKEN_COUNT,
+    TokenCounts,
+    counts_from_anthropic,
+    counts_from_openai,
+)
 
 
 def flat_rates(
@@ -27,14 +32,14 @@ def flat_rates(
 
 def test_one_gpt_4o_mini_token_costs_exactly_its_litellm_rate() -> None:
     rates = resolve_rates("gpt-4o-mini")
-    assert cost_pico_usd(TokenUsage(input_tokens=1, output_tokens=0), rates) == 150_000
-    assert cost_pico_usd(TokenUsage(input_tokens=0, output_tokens=1), rates) == 600_000
-    usage = TokenUsage(input_tokens=0, output_tokens=0, cache_read_input_tokens=1)
+    assert cost_pico_usd(TokenCounts(input_tokens=1, output_tokens=0), rates) == 150_000
+    assert cost_pico_usd(TokenCounts(input_tokens=0, output_tokens=1), rates) == 600_000
+    usage = TokenCounts(input_tokens=0, output_tokens=0, cache_read_input_tokens=1)
     assert cost_pico_usd(usage, rates) == 75_000
 
 
 def test_claude_call_with_cache_writes_and_reads_costs_each_at_its_rate() -> None:
-    usage = TokenUsage(
+    usage = TokenCounts(
         input_tokens=100,
         output_tokens=50,
         cache_creation_input_tokens=1_000,
@@ -48,15 +53,15 @@ def test_claude_call_with_cache_writes_and_reads_costs_each_at_its_rate() -> Non
 
 def test_cost_is_rounded_up_to_the_pico_usd() -> None:
     rates = flat_rates("1E-13", "0")  # a tenth of a pico-USD per token
-    assert cost_pico_usd(TokenUsage(input_tokens=1, output_tokens=0), rates) == 1
-    assert cost_pico_usd(TokenUsage(input_tokens=10, output_tokens=0), rates) == 1
-    assert cost_pico_usd(TokenUsage(input_tokens=11, output_tokens=0), rates) == 2
-    assert cost_pico_usd(TokenUsage(input_tokens=0, output_tokens=0), rates) == 0
+    assert cost_pico_usd(TokenCounts(input_tokens=1, output_tokens=0), rates) == 1
+    assert cost_pico_usd(TokenCounts(input_tokens=10, output_tokens=0), rates) == 1
+    assert cost_pico_usd(TokenCounts(input_tokens=11, output_tokens=0), rates) == 2
+    assert cost_pico_usd(TokenCounts(input_tokens=0, output_tokens=0), rates) == 0
 
 
 def test_cost_is_rounded_once_after_summing_not_per_kind() -> None:
     rates = flat_rates("4E-13", "4E-13")
-    assert cost_pico_usd(TokenUsage(input_tokens=1, output_tokens=1), rates) == 1
+    assert cost_pico_usd(TokenCounts(input_tokens=1, output_tokens=1), rates) == 1
 
 
 rate_strategy = st.decimals(min_value=0, max_value=Decimal("0.001"), places=20)
@@ -72,7 +77,7 @@ def test_cost_is_the_exact_value_rounded_up(
     counts: tuple[int, int, int, int],
 ) -> None:
     rates = ModelRates(*rate_values)
-    usage = TokenUsage(*counts)
+    usage = TokenCounts(*counts)
     exact_pico = (
         sum(
             (
@@ -91,11 +96,11 @@ def test_cost_is_the_exact_value_rounded_up(
 def test_token_counts_are_bounded(field: str, value: int) -> None:
     counts = {"input_tokens": 0, "output_tokens": 0, field: value}
     with pytest.raises(ValueError):
-        TokenUsage(**counts)
+        TokenCounts(**counts)
 
 
 def test_openai_cached_tokens_are_taken_out_of_prompt_tokens() -> None:
-    usage = usage_from_openai(
+    usage = counts_from_openai(
         {
             "prompt_tokens": 1_000,
             "completion_tokens": 20,
@@ -104,21 +109,21 @@ def test_openai_cached_tokens_are_taken_out_of_prompt_tokens() -> None:
             "completion_tokens_details": {"reasoning_tokens": 10},
         }
     )
-    assert usage == TokenUsage(input_tokens=200, output_tokens=20, cache_read_input_tokens=800)
+    assert usage == TokenCounts(input_tokens=200, output_tokens=20, cache_read_input_tokens=800)
     assert usage.prompt_tokens == 1_000
     assert usage.total_tokens == 1_020
 
 
 def test_openai_usage_without_details_is_all_uncached() -> None:
-    usage = usage_from_openai({"prompt_tokens": 12, "completion_tokens": 3})
-    assert usage == TokenUsage(input_tokens=12, output_tokens=3)
+    usage = counts_from_openai({"prompt_tokens": 12, "completion_tokens": 3})
+    assert usage == TokenCounts(input_tokens=12, output_tokens=3)
 
 
 def test_openai_responses_api_usage_is_read_the_same_way() -> None:
-    usage = usage_from_openai(
+    usage = counts_from_openai(
         {"input_tokens": 50, "output_tokens": 7, "input_tokens_details": {"cached_tokens": 40}}
     )
-    assert usage == TokenUsage(input_tokens=10, output_tokens=7, cache_read_input_tokens=40)
+    assert usage == TokenCounts(input_tokens=10, output_tokens=7, cache_read_input_tokens=40)
 
 
 def test_litellm_relayed_anthropic_usage_prices_like_anthropics_own_report() -> None:
@@ -135,18 +140,18 @@ def test_litellm_relayed_anthropic_usage_prices_like_anthropics_own_report() -> 
         "cache_creation_input_tokens": 300,
         "cache_read_input_tokens": 1_000,
     }
-    expected = TokenUsage(
+    expected = TokenCounts(
         input_tokens=200,
         output_tokens=10,
         cache_creation_input_tokens=300,
         cache_read_input_tokens=1_000,
     )
-    assert usage_from_anthropic(anthropic) == expected
-    assert usage_from_openai(litellm_openai_shape) == expected
+    assert counts_from_anthropic(anthropic) == expected
+    assert counts_from_openai(litellm_openai_shape) == expected
 
 
 def test_anthropic_null_cache_counts_are_zero() -> None:
-    usage = usage_from_anthropic(
+    usage = counts_from_anthropic(
         {
             "input_tokens": 25,
             "output_tokens": 5,
@@ -154,7 +159,7 @@ def test_anthropic_null_cache_counts_are_zero() -> None:
             "cache_read_input_tokens": None,
         }
     )
-    assert usage == TokenUsage(input_tokens=25, output_tokens=5)
+    assert usage == TokenCounts(input_tokens=25, output_tokens=5)
 
 
 @pytest.mark.parametrize(
@@ -174,8 +179,8 @@ def test_anthropic_null_cache_counts_are_zero() -> None:
     ],
 )
 def test_unreadable_openai_usage_raises_invalid_usage(report: dict[str, object]) -> None:
-    with pytest.raises(InvalidUsage):
-        usage_from_openai(report)
+    with pytest.raises(InvalidTokenCounts):
+        counts_from_openai(report)
 
 
 @pytest.mark.parametrize(
@@ -187,5 +192,5 @@ def test_unreadable_openai_usage_raises_invalid_usage(report: dict[str, object])
     ],
 )
 def test_unreadable_anthropic_usage_raises_invalid_usage(report: dict[str, object]) -> None:
-    with pytest.raises(InvalidUsage):
-        usage_from_anthropic(report)
+    with pytest.raises(InvalidTokenCounts):
+        counts_from_anthropic(report)

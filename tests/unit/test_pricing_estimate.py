@@ -14,7 +14,7 @@ from pricing.estimate import (
     worst_case_units,
 )
 from pricing.spus import PricingPolicy, units_for_cost
-from pricing.usage import MAX_TOKEN_COUNT, TokenUsage
+from pricing.token_counts import MAX_TOKEN_COUNT, TokenCounts
 
 POLICY = PricingPolicy(markup=Decimal("0.2"), usd_per_spu=Decimal("0.01"))
 
@@ -110,7 +110,7 @@ def test_no_way_of_spending_the_prompt_costs_more_than_the_worst_case(
     policy: PricingPolicy,
 ) -> None:
     prompt_tokens = uncached + cache_writes + cache_reads
-    actual = TokenUsage(uncached, max_output, cache_writes, cache_reads)
+    actual = TokenCounts(uncached, max_output, cache_writes, cache_reads)
     assert cost_pico_usd(actual, rates) <= worst_case_cost_pico_usd(
         prompt_tokens, max_output, rates
     )

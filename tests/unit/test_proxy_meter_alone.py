@@ -10,7 +10,7 @@ import pytest
 
 from ledger import spus_to_units
 from ledger.sqlite import SqliteLedger, operations
-from pricing import TokenUsage
+from pricing import TokenCounts
 from proxy.errors import ApiError
 from proxy.gateway import Gateway
 from proxy.metering import Meter
@@ -18,7 +18,7 @@ from proxy.observability import Metrics
 from proxy.settings import Settings
 from tests.unit.metering_support import POLICY, open_call
 
-USAGE = TokenUsage(input_tokens=10, output_tokens=3)
+USAGE = TokenCounts(input_tokens=10, output_tokens=3)
 T = TypeVar("T")
 
 

@@ -10,7 +10,7 @@ from ledger import spus_to_units
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from pricing import (
-    TokenUsage,
+    TokenCounts,
     affordable_max_tokens,
     cost_pico_usd,
     units_for_cost,
@@ -52,7 +52,7 @@ async def test_hold_is_the_worst_case_and_settle_debits_the_actual_cost(
     call = await open_call(meter)
     assert call.hold_units == worst_case_units(10, 100, MODEL.rates, POLICY)
     assert (await store.balance("org_a")).held_units == call.hold_units
-    usage = TokenUsage(input_tokens=10, output_tokens=7)
+    usage = TokenCounts(input_tokens=10, output_tokens=7)
     result = await call.settle(usage)
     expected = units_for_cost(cost_pico_usd(usage, MODEL.rates), POLICY)
     assert result.record.charged_units == expected
@@ -64,7 +64,7 @@ async def test_detached_settle_returns_the_units_it_debits(
     meter: Meter, store: SwitchableLedger
 ) -> None:
     call = await open_call(meter)
-    charged = call.settle_detached(TokenUsage(input_tokens=10, output_tokens=3), status="ok")
+    charged = call.settle_detached(TokenCounts(input_tokens=10, output_tokens=3), status="ok")
     await meter.drain(5)
     [record] = await store.usage_records("org_a")
     assert record.charged_units == charged
@@ -119,4 +119,4 @@ async def test_a_call_cannot_end_twice(meter: Meter) -> None:
     call = await open_call(meter)
     await call.release()
     with pytest.raises(RuntimeError, match="ended twice"):
-        await call.settle(TokenUsage(input_tokens=1, output_tokens=1))
+        await call.settle(TokenCounts(input_tokens=1, output_tokens=1))

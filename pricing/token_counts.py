@@ -1,14 +1,14 @@
-"""Token usage as providers report it, normalised to one shape for pricing.
+"""Token counts as providers report them (their ``usage`` objects), in one shape for pricing.
 
 OpenAI counts cached tokens inside ``prompt_tokens``; Anthropic reports them
 beside ``input_tokens``. Pricing needs each kind once, so both are read into
-``TokenUsage`` where every field is disjoint from the others.
+``TokenCounts`` where every field is disjoint from the others.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pricing.errors import InvalidUsage
+from pricing.errors import InvalidTokenCounts
 
 MAX_TOKEN_COUNT = 10**12
 """Bound on any one count: far above every context window, small enough for exact arithmetic."""
@@ -22,7 +22,7 @@ def _check_count(name: str, value: int) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenUsage:
+class TokenCounts:
     """Tokens of one call by price class; the input fields do not overlap."""
 
     input_tokens: int
@@ -54,12 +54,12 @@ def _count(usage: Mapping[str, object], *names: str, required: bool = False) -> 
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidUsage(name, value)
+            raise InvalidTokenCounts(name, value)
         if not 0 <= value <= MAX_TOKEN_COUNT:
-            raise InvalidUsage(name, value)
+            raise InvalidTokenCounts(name, value)
         return value
     if required:
-        raise InvalidUsage(names[0], None)
+        raise InvalidTokenCounts(names[0], None)
     return 0
 
 
@@ -71,7 +71,7 @@ def _details(usage: Mapping[str, object], *names: str) -> Mapping[str, object]:
     return {}
 
 
-def usage_from_openai(usage: Mapping[str, object]) -> TokenUsage:
+def counts_from_openai(usage: Mapping[str, object]) -> TokenCounts:
     """Read an OpenAI-shaped usage object (Chat Completions or Responses).
 
     ``prompt_tokens`` includes the cached reads in ``prompt_tokens_details.
@@ -92,8 +92,8 @@ def usage_from_openai(usage: Mapping[str, object]) -> TokenUsage:
     )
     uncached_tokens = prompt_tokens - cache_read_tokens - cache_creation_tokens
     if uncached_tokens < 0:
-        raise InvalidUsage("prompt_tokens", prompt_tokens)
-    return TokenUsage(
+        raise InvalidTokenCounts("prompt_tokens", prompt_tokens)
+    return TokenCounts(
         input_tokens=uncached_tokens,
         output_tokens=output_tokens,
         cache_creation_input_tokens=cache_creation_tokens,
@@ -101,9 +101,9 @@ def usage_from_openai(usage: Mapping[str, object]) -> TokenUsage:
     )
 
 
-def usage_from_anthropic(usage: Mapping[str, object]) -> TokenUsage:
+def counts_from_anthropic(usage: Mapping[str, object]) -> TokenCounts:
     """Read an Anthropic Messages usage object; its ``input_tokens`` are already uncached."""
-    return TokenUsage(
+    return TokenCounts(
         input_tokens=_count(usage, "input_tokens", required=True),
         output_tokens=_count(usage, "output_tokens", required=True),
         cache_creation_input_tokens=_count(usage, "cache_creation_input_tokens"),
