@@ -19,7 +19,7 @@ from fastapi import Request
 
 from ledger import AccessKey, LedgerStore, LedgerUnavailable
 from proxy import request_log
-from proxy.errors import ApiError
+from proxy.errors import ApiError, ledger_unavailable
 
 TOKEN_PREFIX = "spu_"
 TOKEN_BYTES = 32
@@ -112,9 +112,7 @@ class TokenAuthenticator:
         try:
             key = await self._store.access_key_by_hash(digest)
         except LedgerUnavailable as error:
-            raise ApiError(
-                503, "The credit ledger is unavailable; try again shortly.", error_type="api_error"
-            ) from error
+            raise ledger_unavailable() from error
         self._cache[digest] = (key, now + self._cache_ttl_s)
         self._cache.move_to_end(digest)
         while len(self._cache) > CACHE_MAX_ENTRIES:

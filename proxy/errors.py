@@ -110,3 +110,13 @@ async def handle_validation_error(request: Request, error: Exception) -> JSONRes
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code)
+
+
+def ledger_unavailable() -> ApiError:
+    """The credit ledger cannot be reached: refuse rather than serve unmetered (fail closed)."""
+    return ApiError(
+        503,
+        "The credit ledger is unavailable; try again shortly.",
+        error_type="api_error",
+        code="ledger_unavailable",
+    )

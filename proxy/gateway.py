@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from ledger import LedgerStore, LedgerUnavailable, open_store, spus_to_units
-from ledger.sqlite import SqliteLedger
 from pricing import PricingPolicy
 from proxy.auth import Principal, TokenAuthenticator, bearer_token
-from proxy.metering import Meter
+from proxy.call.meter import Meter
+from proxy.call.policy import PolicySource
 from proxy.model_registry import ModelRegistry
 from proxy.observability import Metrics
 from proxy.settings import Settings
@@ -30,6 +30,7 @@ class Gateway:
     settings: Settings
     store: LedgerStore
     registry: ModelRegistry
+    pricing: PolicySource
     meter: Meter
     auth: TokenAuthenticator
     upstreams: Upstreams
@@ -43,26 +44,27 @@ class Gateway:
             # Imported in Stripe mode only: stripe and its HTTP stack cost ~5 MB of memory.
             from proxy.billing.service import StripeBilling
 
-            self.billing = StripeBilling.from_settings(self.settings, self.store, self.meter)
+            self.billing = StripeBilling.from_settings(self.settings, self.store, self.pricing)
 
     @classmethod
     def build(cls, settings: Settings, store: LedgerStore | None = None) -> "Gateway":
         store = store or open_store(settings.ledger_url)
         metrics = Metrics()
-        policy = PricingPolicy(markup=settings.markup, usd_per_spu=settings.usd_per_spu)
+        pricing = PolicySource(
+            PricingPolicy(markup=settings.markup, usd_per_spu=settings.usd_per_spu)
+        )
         meter = Meter(
             store,
-            policy,
+            pricing,
             hold_ttl_s=settings.hold_ttl_s,
             max_in_flight_per_org=settings.max_in_flight_per_org,
             metrics=metrics,
         )
-        if isinstance(store, SqliteLedger):
-            store.commit_inline_while(meter.alone)
         return cls(
             settings=settings,
             store=store,
             registry=ModelRegistry(settings.model_list, include_demo=settings.demo_model),
+            pricing=pricing,
             meter=meter,
             auth=TokenAuthenticator(store, cache_ttl_s=settings.token_cache_ttl_s),
             upstreams=Upstreams(

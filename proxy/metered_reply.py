@@ -5,7 +5,6 @@ Whatever goes wrong before the debit releases the hold, so a failed call never
 keeps credit reserved; only the body each route sends back differs.
 """
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -14,9 +13,9 @@ from fastapi.responses import Response
 
 from ledger import format_spus
 from pricing import TokenCounts
+from proxy.call.metered_call import MeteredCall
 from proxy.errors import ApiError
 from proxy.gateway import Gateway
-from proxy.metering import MeteredCall
 from proxy.model_registry import ServedModel
 from proxy.upstream.clients import upstream_failure
 from proxy.upstream.network import UpstreamResponse
@@ -101,14 +100,7 @@ async def read_json(metered: MeteredCall, upstream: UpstreamResponse) -> tuple[b
 
 async def settle_reply(metered: MeteredCall, usage: TokenCounts) -> dict[str, str]:
     """Debit the call and return the headers that tell the client what it was charged."""
-    # Awaited, so that a balance read after the answer sees its debit; shielded, so
-    # that the debit lands even if this handler is cancelled meanwhile.
-    result = await asyncio.shield(metered.meter.spawn(metered.settle(usage)))
-    return {
-        "x-request-id": metered.request_id,
-        "x-spu-charged": format_spus(result.record.charged_units),
-        "x-spu-remaining": format_spus(result.available_units),
-    }
+    return await metered.settle_receipt(usage)
 
 
 def stream_headers(metered: MeteredCall) -> dict[str, str]:

@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from pricing import TokenCounts
-from proxy.metering import MeteredCall
+from proxy.call.metered_call import MeteredCall
 from proxy.upstream.network import UpstreamResponse
 
 logger = logging.getLogger("spu.stream")
@@ -116,8 +116,7 @@ class MeteredStreamResponse(StreamingResponse):
         if self._finished:
             return
         self._finished = True
-        meter = self._metered.meter
-        meter.spawn(self._upstream.aclose())
+        self._metered.meter.endings.spawn(self._upstream.aclose())
         try:
             usage = self._usage_of(status)
         except Exception:

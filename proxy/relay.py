@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from pricing import InvalidTokenCounts, TokenCounts, count_text_tokens, counts_from_openai
 from proxy.auth import Principal
+from proxy.call.metered_call import MeteredCall
 from proxy.gateway import Gateway
 from proxy.metered_reply import (
     open_upstream,
@@ -19,7 +20,6 @@ from proxy.metered_reply import (
     stream_headers,
 )
 from proxy.metered_stream import STATUS_OK, MeteredStreamResponse
-from proxy.metering import MeteredCall
 from proxy.model_registry import ServedModel
 from proxy.openai_stream import OpenAIStreamTap
 from proxy.upstream.network import UpstreamResponse

@@ -9,13 +9,12 @@ import stripe
 from pydantic import SecretStr
 
 from ledger import LedgerError, LedgerStore
-from pricing import PricingPolicy
 from pricing.catalogue import Catalogue
 from proxy.billing.catalogue_source import CatalogueHolder
 from proxy.billing.client import ListingTooLong, StripeConnection, connect
 from proxy.billing.events import EventHandlers, process_event
 from proxy.billing.sync import SyncReport, sync_all
-from proxy.metering import Meter
+from proxy.call.policy import PolicySource
 from proxy.settings import Settings
 
 logger = logging.getLogger("spu.billing")
@@ -29,14 +28,17 @@ def secret_value(secret: SecretStr | None) -> str | None:
 
 class StripeBilling:
     def __init__(
-        self, settings: Settings, store: LedgerStore, meter: Meter, connection: StripeConnection
+        self,
+        settings: Settings,
+        store: LedgerStore,
+        pricing: PolicySource,
+        connection: StripeConnection,
     ) -> None:
         self.settings = settings
         self.store = store
         self.client = connection.client
         self._connection = connection
-        self._meter = meter
-        self._configured_policy = meter.policy
+        self._pricing = pricing
         self.catalogue = CatalogueHolder(
             self.client, settings.stripe_product_tag, on_change=self._apply_policy
         )
@@ -47,13 +49,13 @@ class StripeBilling:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, store: LedgerStore, meter: Meter
+        cls, settings: Settings, store: LedgerStore, pricing: PolicySource
     ) -> "StripeBilling | None":
         """None in local-only mode (no ``STRIPE_SECRET_KEY``)."""
         secret_key = secret_value(settings.stripe_secret_key)
         if secret_key is None:
             return None
-        return cls(settings, store, meter, connect(secret_key))
+        return cls(settings, store, pricing, connect(secret_key))
 
     @property
     def webhook_secret(self) -> str | None:
@@ -100,19 +102,10 @@ class StripeBilling:
 
     def _apply_policy(self, catalogue: Catalogue) -> None:
         """Product metadata ``markup``/``usd_per_spu`` reprice calls with no deploy."""
-        configured = self._configured_policy
-        policy = PricingPolicy(
-            markup=catalogue.markup if catalogue.markup is not None else configured.markup,
-            usd_per_spu=(
-                catalogue.usd_per_spu
-                if catalogue.usd_per_spu is not None
-                else configured.usd_per_spu
-            ),
-        )
-        if policy != self._meter.policy:
+        if self._pricing.override(markup=catalogue.markup, usd_per_spu=catalogue.usd_per_spu):
+            policy = self._pricing.current
             logger.info(
                 "pricing policy from Stripe: markup %s, usd_per_spu %s",
                 policy.markup,
                 policy.usd_per_spu,
             )
-            self._meter.policy = policy

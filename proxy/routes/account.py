@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from ledger import Balance, LedgerUnavailable, UsageRecord, UsageTotal, format_spus
 from ledger.models import PICO_USD_PER_USD
 from proxy.auth import Principal
+from proxy.errors import ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
-from proxy.metering import ledger_down
 from proxy.usage_window import usage_window
 
 router = APIRouter()
@@ -102,7 +102,7 @@ async def balance(request: Request, principal: Caller) -> dict[str, Any]:
     try:
         current = await gateway_of(request).store.balance(principal.org_id)
     except LedgerUnavailable as error:
-        raise ledger_down() from error
+        raise ledger_unavailable() from error
     return balance_json(current)
 
 
@@ -129,7 +129,7 @@ async def usage(
             )
             data = [{group_by: total.group, **usage_total_json(total)} for total in totals]
     except LedgerUnavailable as error:
-        raise ledger_down() from error
+        raise ledger_unavailable() from error
     return {
         "object": "list",
         "from": window.start,

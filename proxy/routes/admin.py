@@ -45,9 +45,8 @@ from proxy.admin_models import (
     UsageTotalList,
 )
 from proxy.auth import issue_token
-from proxy.errors import ApiError, bad_request
+from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import gateway_of
-from proxy.metering import ledger_down
 from proxy.routes.account import balance_json, usage_record_json, usage_total_json
 from proxy.usage_window import open_window, usage_window
 
@@ -85,7 +84,7 @@ def _ledger_errors() -> Iterator[None]:
             409, str(error), error_type="idempotency_error", code="idempotency_conflict"
         ) from error
     except LedgerUnavailable as error:
-        raise ledger_down() from error
+        raise ledger_unavailable() from error
 
 
 def _balance(balance: LedgerBalance) -> Balance:

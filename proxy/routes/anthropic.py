@@ -24,6 +24,7 @@ from pricing import (
 from proxy import anthropic_translate as translate
 from proxy.anthropic_stream import AnthropicStreamTap
 from proxy.auth import Principal
+from proxy.call.metered_call import MeteredCall
 from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.metered_reply import (
@@ -37,7 +38,6 @@ from proxy.metered_reply import (
     stream_headers,
 )
 from proxy.metered_stream import STATUS_OK, MeteredStreamResponse
-from proxy.metering import MeteredCall
 from proxy.model_registry import ServedModel
 from proxy.requests import positive_int, read_json_object
 from proxy.upstream.network import UpstreamResponse

@@ -14,9 +14,8 @@ from fastapi import APIRouter, Depends, Request
 
 from ledger import UNITS_PER_SPU, LedgerUnavailable
 from proxy.auth import Principal
-from proxy.errors import ApiError, bad_request
+from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
-from proxy.metering import ledger_down
 from proxy.requests import positive_int, read_json_object
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ def _failures_as_api_errors() -> Iterator[None]:
     try:
         yield
     except LedgerUnavailable as error:
-        raise ledger_down() from error
+        raise ledger_unavailable() from error
     except CatalogueUnavailable as error:
         raise ApiError(
             503,

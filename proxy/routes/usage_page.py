@@ -18,9 +18,8 @@ from pydantic import BaseModel, Field
 from ledger import AccountNotFound, LedgerUnavailable
 from proxy import request_log
 from proxy.auth import Principal, bearer_token
-from proxy.errors import ApiError
+from proxy.errors import ApiError, ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
-from proxy.metering import ledger_down
 from proxy.usage_links import (
     DEFAULT_LINK_TTL_S,
     LINK_PREFIX,
@@ -147,5 +146,5 @@ async def summary(
             404, "No usage for this organization.", code="organization_not_found"
         ) from error
     except LedgerUnavailable as error:
-        raise ledger_down() from error
+        raise ledger_unavailable() from error
     return {**data, "via_link": who.via_link}

@@ -4,7 +4,8 @@ from decimal import Decimal
 
 from pricing import PricingPolicy
 from proxy.auth import Principal
-from proxy.metering import Meter, MeteredCall
+from proxy.call.meter import Meter
+from proxy.call.metered_call import MeteredCall
 from proxy.model_registry import ModelRegistry, ServedModel
 from proxy.settings import ModelRoute
 

@@ -16,8 +16,9 @@ from pricing import (
     units_for_cost,
     worst_case_units,
 )
+from proxy.call.meter import Meter
+from proxy.call.policy import PolicySource
 from proxy.errors import ApiError
-from proxy.metering import Meter
 from proxy.observability import Metrics
 from tests.fakes.ledger import SwitchableLedger
 from tests.unit.metering_support import MODEL, POLICY, open_call
@@ -41,7 +42,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SwitchableLedger]:
 
 @pytest.fixture
 async def meter(store: SwitchableLedger) -> AsyncIterator[Meter]:
-    meter = Meter(store, POLICY, hold_ttl_s=60, max_in_flight_per_org=CAP, metrics=Metrics())
+    meter = Meter(
+        store, PolicySource(POLICY), hold_ttl_s=60, max_in_flight_per_org=CAP, metrics=Metrics()
+    )
     yield meter
     await meter.drain(5)
 

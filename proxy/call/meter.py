@@ -1,0 +1,133 @@
+"""Opening a metered call: the in-flight cap, then a hold for the worst case, or a refusal.
+
+Fail closed: a call that cannot be held (no credit, too many in flight, the
+ledger unreachable) is refused with 402, 429 or 503 and never forwarded. What
+happens after the hold is ``MeteredCall``'s: it ends exactly once.
+"""
+
+import secrets
+
+from ledger import HoldRefused, LedgerStore, LedgerUnavailable, format_spus
+from pricing import PricingPolicy, affordable_max_tokens, worst_case_units
+from proxy import request_log
+from proxy.auth import Principal
+from proxy.call.endings import Endings
+from proxy.call.in_flight import InFlightCap
+from proxy.call.metered_call import MeteredCall
+from proxy.call.policy import PolicySource
+from proxy.errors import ApiError, ledger_unavailable
+from proxy.model_registry import ServedModel
+from proxy.observability import Metrics
+
+
+class Meter:
+    def __init__(
+        self,
+        store: LedgerStore,
+        pricing: PolicySource,
+        *,
+        hold_ttl_s: float,
+        max_in_flight_per_org: int,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.pricing = pricing
+        self.metrics = metrics
+        self.in_flight_cap = InFlightCap(max_in_flight_per_org)
+        self.endings = Endings()
+        self._hold_ttl_s = hold_ttl_s
+
+    @property
+    def policy(self) -> PricingPolicy:
+        """The policy calls are charged at now."""
+        return self.pricing.current
+
+    async def open(
+        self,
+        principal: Principal,
+        model: ServedModel,
+        *,
+        operation: str,
+        source: str,
+        prompt_tokens: int,
+        max_output_tokens: int,
+    ) -> MeteredCall:
+        """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
+        org_id = principal.org_id
+        request_log.note(org_id=org_id, model=model.name)
+        if not self.in_flight_cap.enter(org_id):
+            raise ApiError(
+                429,
+                "Too many requests in flight for this organization"
+                f" (limit {self.in_flight_cap.limit}).",
+                error_type="rate_limit_error",
+                code="too_many_in_flight",
+            )
+        policy = self.pricing.current
+        needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
+        request_id = f"req_{secrets.token_hex(16)}"
+        try:
+            placed = await self.store.hold(
+                org_id, needed, request_id, self._hold_ttl_s, key_id=principal.key_id
+            )
+        except LedgerUnavailable as error:
+            self.in_flight_cap.leave(org_id)
+            raise ledger_unavailable() from error
+        except BaseException:
+            self.in_flight_cap.leave(org_id)
+            raise
+        if isinstance(placed, HoldRefused):
+            self.in_flight_cap.leave(org_id)
+            self.metrics.refusals.labels(model=model.name).inc()
+            raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
+        overhead_s = request_log.elapsed_s()
+        if overhead_s is not None:
+            self.metrics.gateway_overhead.labels(route=operation).observe(overhead_s)
+        return MeteredCall(
+            meter=self,
+            principal=principal,
+            model=model,
+            request_id=request_id,
+            operation=operation,
+            source=source,
+            prompt_tokens_estimate=prompt_tokens,
+            hold_units=needed,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Calls between their hold and their ending, in this worker."""
+        return self.in_flight_cap.total
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for every detached settlement or release (graceful shutdown)."""
+        await self.endings.drain(timeout_s)
+
+
+def _insufficient(
+    refusal: HoldRefused,
+    prompt_tokens: int,
+    max_output_tokens: int,
+    model: ServedModel,
+    policy: PricingPolicy,
+) -> ApiError:
+    affordable = affordable_max_tokens(refusal.available_units, prompt_tokens, model.rates, policy)
+    available, needed = format_spus(refusal.available_units), format_spus(refusal.needed_units)
+    advice = (
+        f" The largest max_tokens you can afford now is {affordable}."
+        if affordable > 0
+        else " Not even the prompt is affordable now; buy credits or wait for your allowance."
+    )
+    return ApiError(
+        402,
+        f"Insufficient SPU credits: {available} SPUs available, {needed} SPUs needed for this"
+        f" request ({prompt_tokens} prompt tokens + up to {max_output_tokens} output tokens)."
+        + advice,
+        error_type="insufficient_quota",
+        code="insufficient_credits",
+        extra={
+            "available_spus": available,
+            "needed_spus": needed,
+            "max_affordable_tokens": affordable,
+        },
+    )

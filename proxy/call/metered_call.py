@@ -1,0 +1,136 @@
+"""One metered call from its hold to its one ending: settle (what was used) or release.
+
+A call ends exactly once, by ``settle`` or ``release``; a second ending is a
+bug and raises. Settlement is idempotent by request id, so a ledger hiccup is
+retried rather than lost; a release that fails leaves a hold that stops
+counting when it expires.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ledger import LedgerStore, LedgerUnavailable, SettleResult, UsageDetails, format_spus
+from pricing import TokenCounts, cost_pico_usd, units_for_cost
+from proxy import request_log
+from proxy.auth import Principal
+from proxy.model_registry import ServedModel
+
+if TYPE_CHECKING:
+    from proxy.call.meter import Meter
+
+logger = logging.getLogger("spu.metering")
+
+SETTLE_ATTEMPTS = 6
+SETTLE_FIRST_BACKOFF_S = 0.5
+
+
+class Ending(StrEnum):
+    """How a call ended: the status its usage record keeps."""
+
+    OK = "ok"
+    CLIENT_DISCONNECTED = "client_disconnected"
+    UPSTREAM_INTERRUPTED = "upstream_interrupted"
+
+
+@dataclass(slots=True)
+class MeteredCall:
+    meter: "Meter"
+    principal: Principal
+    model: ServedModel
+    request_id: str
+    operation: str
+    source: str
+    prompt_tokens_estimate: int
+    hold_units: int
+    started_s: float = field(default_factory=time.perf_counter)
+    ended: bool = False
+
+    def charge_for(
+        self, counts: TokenCounts, *, status: Ending = Ending.OK
+    ) -> tuple[int, UsageDetails]:
+        """What ``counts`` cost in ledger units, and the usage record that goes with it."""
+        cost = cost_pico_usd(counts, self.model.rates)
+        details = UsageDetails(
+            model=self.model.name,
+            provider=self.model.provider,
+            key_id=self.principal.key_id,
+            operation=self.operation,
+            source=self.source,
+            prompt_tokens=counts.prompt_tokens,
+            completion_tokens=counts.output_tokens,
+            total_tokens=counts.total_tokens,
+            cost_pico_usd=cost,
+            latency_ms=int((time.perf_counter() - self.started_s) * 1000),
+            status=str(status),
+        )
+        return units_for_cost(cost, self.meter.policy), details
+
+    async def settle(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> SettleResult:
+        """Debit what the call used and write its usage record (idempotent by request id)."""
+        self._end()
+        units, details = self.charge_for(counts, status=status)
+        return await self._debit(units, details)
+
+    async def settle_receipt(self, counts: TokenCounts) -> dict[str, str]:
+        """Settle a complete reply and return the headers that tell the client what it paid.
+
+        Awaited, so that a balance read after the answer sees its debit; shielded,
+        so that the debit lands even if the handler is cancelled meanwhile.
+        """
+        result = await asyncio.shield(self.meter.endings.spawn(self.settle(counts)))
+        return {
+            "x-request-id": self.request_id,
+            "x-spu-charged": format_spus(result.record.charged_units),
+            "x-spu-remaining": format_spus(result.available_units),
+        }
+
+    def settle_detached(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> int:
+        """Settle in a tracked background task (a stream's end); returns the units it debits."""
+        self._end()
+        units, details = self.charge_for(counts, status=status)
+        self.meter.endings.spawn(self._debit(units, details))
+        return units
+
+    async def release(self) -> None:
+        """Nothing was produced: free the hold, debit nothing."""
+        self._end()
+        try:
+            await self.meter.store.release(self.request_id)
+        except LedgerUnavailable:
+            logger.warning("release of %s failed; its hold expires on its own", self.request_id)
+
+    def release_detached(self) -> None:
+        self.meter.endings.spawn(self.release())
+
+    async def _debit(self, units: int, details: UsageDetails) -> SettleResult:
+        result = await settle_with_retry(self.meter.store, self.request_id, units, details)
+        self.meter.metrics.spus_debited.labels(model=self.model.name).inc(units)
+        request_log.note(charged_units=units)
+        return result
+
+    def _end(self) -> None:
+        if self.ended:
+            raise RuntimeError(f"metered call {self.request_id} ended twice")
+        self.ended = True
+        self.meter.in_flight_cap.leave(self.principal.org_id)
+
+
+async def settle_with_retry(
+    store: LedgerStore, request_id: str, units: int, details: UsageDetails
+) -> SettleResult:
+    """Settlement is idempotent by request id, so a ledger hiccup is retried, not lost."""
+    backoff_s = SETTLE_FIRST_BACKOFF_S
+    for attempt in range(1, SETTLE_ATTEMPTS + 1):
+        try:
+            return await store.settle(request_id, units, details)
+        except LedgerUnavailable:
+            if attempt == SETTLE_ATTEMPTS:
+                raise
+            logger.warning("settle of %s failed (attempt %d); retrying", request_id, attempt)
+            await asyncio.sleep(backoff_s)
+            backoff_s *= 2
+    raise AssertionError("unreachable")
