@@ -71,18 +71,20 @@ def _details(usage: Mapping[str, object], *names: str) -> Mapping[str, object]:
     return {}
 
 
-def counts_from_openai(usage: Mapping[str, object]) -> TokenCounts:
-    """Read an OpenAI-shaped usage object (Chat Completions or Responses).
+def counts_from_openai(usage: Mapping[str, object], *, output_required: bool = True) -> TokenCounts:
+    """Read an OpenAI-shaped usage object (Chat Completions, Embeddings or Responses).
 
     ``prompt_tokens`` includes the cached reads in ``prompt_tokens_details.
     cached_tokens``. litellm, relaying providers that charge for cache writes,
     also includes those in ``prompt_tokens`` and reports them as
     ``cache_creation_input_tokens`` (top level) or ``cache_creation_tokens`` /
     ``cache_write_tokens`` (in the details); the largest report is taken so a
-    write is never billed as a cheaper read or plain input.
+    write is never billed as a cheaper read or plain input. Embeddings generate
+    nothing and report no output count (``output_required=False``); any other
+    report without one cannot be read, rather than be taken as free output.
     """
     prompt_tokens = _count(usage, "prompt_tokens", "input_tokens", required=True)
-    output_tokens = _count(usage, "completion_tokens", "output_tokens", required=True)
+    output_tokens = _count(usage, "completion_tokens", "output_tokens", required=output_required)
     details = _details(usage, "prompt_tokens_details", "input_tokens_details")
     cache_read_tokens = _count(details, "cached_tokens")
     cache_creation_tokens = max(

@@ -13,6 +13,7 @@ from pricing import PricingPolicy
 from proxy.auth import Principal, TokenAuthenticator, bearer_token
 from proxy.call.meter import Meter
 from proxy.call.policy import PolicySource
+from proxy.call.relay import Relay
 from proxy.model_registry import ModelRegistry
 from proxy.observability import Metrics
 from proxy.settings import Settings
@@ -34,6 +35,7 @@ class Gateway:
     meter: Meter
     auth: TokenAuthenticator
     upstreams: Upstreams
+    relay: Relay
     metrics: Metrics
     _sweeper: "asyncio.Task[None] | None" = field(default=None, init=False)
     billing: "StripeBilling | None" = field(default=None, init=False)
@@ -60,6 +62,11 @@ class Gateway:
             max_in_flight_per_org=settings.max_in_flight_per_org,
             metrics=metrics,
         )
+        upstreams = Upstreams(
+            timeout_s=settings.upstream_timeout_s,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            demo_stream_delay_s=settings.demo_stream_delay_ms / 1000,
+        )
         return cls(
             settings=settings,
             store=store,
@@ -67,11 +74,8 @@ class Gateway:
             pricing=pricing,
             meter=meter,
             auth=TokenAuthenticator(store, cache_ttl_s=settings.token_cache_ttl_s),
-            upstreams=Upstreams(
-                timeout_s=settings.upstream_timeout_s,
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                demo_stream_delay_s=settings.demo_stream_delay_ms / 1000,
-            ),
+            upstreams=upstreams,
+            relay=Relay(meter, upstreams, metrics),
             metrics=metrics,
         )
 

@@ -39,7 +39,7 @@ from proxy.metered_reply import (
 )
 from proxy.metered_stream import STATUS_OK, MeteredStreamResponse
 from proxy.model_registry import ServedModel
-from proxy.requests import positive_int, read_json_object
+from proxy.request_body import positive_int, read_json_object
 from proxy.upstream.network import UpstreamResponse
 
 router = APIRouter()

@@ -16,7 +16,7 @@ from ledger import UNITS_PER_SPU, LedgerUnavailable
 from proxy.auth import Principal
 from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
-from proxy.requests import positive_int, read_json_object
+from proxy.request_body import positive_int, read_json_object
 
 if TYPE_CHECKING:
     from proxy.billing.checkout import ReturnUrls

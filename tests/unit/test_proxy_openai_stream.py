@@ -7,9 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.openai_stream import MAX_PENDING_BYTES, OpenAIStreamTap
+from pricing import TokenCounts
+from proxy.call.sse import MAX_PENDING_BYTES
+from proxy.openai.stream import OpenAIStreamTap
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+REPORTED = TokenCounts(input_tokens=5, output_tokens=3)
 
 
 def event(payload: object) -> bytes:
@@ -26,6 +29,12 @@ DONE = b"data: [DONE]\n\n"
 STREAM = b"".join([*CONTENT, USAGE_CHUNK, DONE])
 
 
+def new_tap(*, drop_usage_chunk: bool) -> OpenAIStreamTap:
+    return OpenAIStreamTap(
+        drop_usage_chunk=drop_usage_chunk, encoding_model="gpt-4o-mini", prompt_tokens_estimate=5
+    )
+
+
 def relay(tap: OpenAIStreamTap, pieces: list[bytes]) -> bytes:
     return b"".join(tap.feed(piece) for piece in pieces) + tap.flush()
 
@@ -39,30 +48,30 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 def test_usage_chunk_is_dropped_for_a_client_that_did_not_ask_however_bytes_are_split(
     cuts: list[int],
 ) -> None:
-    tap = OpenAIStreamTap(drop_usage_chunk=True)
+    tap = new_tap(drop_usage_chunk=True)
     assert relay(tap, split(STREAM, cuts)) == b"".join([*CONTENT, DONE])
-    assert tap.usage == USAGE
+    assert tap.reported == REPORTED
     assert tap.generated_text == "Hello wörld"
     assert tap.content_events == 3
 
 
 @given(st.lists(st.integers(min_value=0), max_size=12))
 def test_stream_passes_unchanged_when_the_client_asked_for_usage(cuts: list[int]) -> None:
-    tap = OpenAIStreamTap(drop_usage_chunk=False)
+    tap = new_tap(drop_usage_chunk=False)
     assert relay(tap, split(STREAM, cuts)) == STREAM
-    assert tap.usage == USAGE
+    assert tap.reported == REPORTED
 
 
 def test_usage_riding_on_a_content_chunk_is_kept_and_relayed() -> None:
-    tap = OpenAIStreamTap(drop_usage_chunk=True)
+    tap = new_tap(drop_usage_chunk=True)
     last = chunk("!", usage=USAGE)
     assert relay(tap, [last]) == last
-    assert tap.usage == USAGE
+    assert tap.reported == REPORTED
 
 
 def test_crlf_separated_events_and_comments_pass_through() -> None:
     data = b": keep-alive\r\n\r\n" + chunk("a").replace(b"\n\n", b"\r\n\r\n")
-    tap = OpenAIStreamTap(drop_usage_chunk=True)
+    tap = new_tap(drop_usage_chunk=True)
     assert relay(tap, [data[:7], data[7:]]) == data
     assert tap.generated_text == "a"
 
@@ -76,19 +85,19 @@ def test_tool_call_arguments_and_legacy_text_are_counted_as_generated() -> None:
         }
     )
     legacy = event({"choices": [{"text": "done"}]})
-    tap = OpenAIStreamTap(drop_usage_chunk=True)
+    tap = new_tap(drop_usage_chunk=True)
     relay(tap, [tool, legacy])
     assert tap.generated_text == 'f{"x":1}done'
 
 
 def test_an_event_without_separator_beyond_the_bound_is_refused() -> None:
-    tap = OpenAIStreamTap(drop_usage_chunk=True)
+    tap = new_tap(drop_usage_chunk=True)
     with pytest.raises(ValueError, match="larger than"):
         tap.feed(b"data: " + b"x" * MAX_PENDING_BYTES)
 
 
 def test_an_unterminated_last_event_is_flushed() -> None:
-    tap = OpenAIStreamTap(drop_usage_chunk=True)
+    tap = new_tap(drop_usage_chunk=True)
     tail = chunk("end").rstrip(b"\n")
     assert tap.feed(tail) == b""
     assert tap.flush() == tail

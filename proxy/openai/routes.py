@@ -1,8 +1,7 @@
 """OpenAI wire-format routes: chat completions, completions, embeddings, models.
 
-They are plain Starlette routes, not FastAPI ones: these handlers parse their
-own JSON, and FastAPI's per-request dependency solving (query parsing,
-signature inspection) was about a sixth of a metered call's CPU in the gateway.
+Each metered route checks and estimates its request, then hands an
+``OpenAIExchange`` to the gateway's relay (``proxy.call.relay``).
 """
 
 from typing import Any
@@ -15,8 +14,9 @@ from pricing import count_chat_prompt_tokens, count_text_tokens
 from proxy.errors import bad_request
 from proxy.gateway import authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.relay import EMBEDDINGS, OpenAICall, forward
-from proxy.requests import positive_int, read_json_object
+from proxy.openai.relay import EMBEDDINGS, OpenAIExchange
+from proxy.protocol_routes import protocol_route
+from proxy.request_body import positive_int, read_json_object
 
 router = APIRouter()
 
@@ -76,19 +76,18 @@ async def chat_completions(request: Request) -> Response:
     ) + _extras_tokens(body, encoding_model)
     stream = body.get("stream") is True
     payload, client_wants_usage = _upstream_payload(body, model, stream)
-    return await forward(
-        gateway,
-        OpenAICall(
+    return await gateway.relay.forward(
+        OpenAIExchange(
             principal=principal,
             model=model,
-            path="/chat/completions",
             operation="chat.completions",
-            payload=payload,
             prompt_tokens=prompt_tokens,
             max_output_tokens=_output_bound(body, model, gateway.settings.default_max_tokens),
             stream=stream,
+            path="/chat/completions",
+            payload=payload,
             client_wants_usage=client_wants_usage,
-        ),
+        )
     )
 
 
@@ -110,19 +109,18 @@ async def completions(request: Request) -> Response:
     payload, client_wants_usage = _upstream_payload(body, model, stream)
     # Legacy completions default to 16 output tokens per prompt when none is given.
     bound = positive_int(body, "max_tokens") or 16
-    return await forward(
-        gateway,
-        OpenAICall(
+    return await gateway.relay.forward(
+        OpenAIExchange(
             principal=principal,
             model=model,
-            path="/completions",
             operation="completions",
-            payload=payload,
             prompt_tokens=prompt_tokens,
             max_output_tokens=bound * len(prompts) * (positive_int(body, "n") or 1),
             stream=stream,
+            path="/completions",
+            payload=payload,
             client_wants_usage=client_wants_usage,
-        ),
+        )
     )
 
 
@@ -137,17 +135,17 @@ async def embeddings(request: Request) -> Response:
         count_text_tokens(item, encoding_model) if isinstance(item, str) else len(item)
         for item in items
     )
-    return await forward(
-        gateway,
-        OpenAICall(
+    return await gateway.relay.forward(
+        OpenAIExchange(
             principal=principal,
             model=model,
-            path="/embeddings",
             operation=EMBEDDINGS,
-            payload={**body, "model": model.route.provider_model},
             prompt_tokens=prompt_tokens,
             max_output_tokens=0,
-        ),
+            stream=False,
+            path="/embeddings",
+            payload={**body, "model": model.route.provider_model},
+        )
     )
 
 
@@ -163,7 +161,7 @@ async def list_models(request: Request) -> Response:
     return Response(orjson.dumps(listing), media_type="application/json")
 
 
-router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
-router.add_route("/v1/completions", completions, methods=["POST"])
-router.add_route("/v1/embeddings", embeddings, methods=["POST"])
-router.add_route("/v1/models", list_models, methods=["GET"])
+protocol_route(router, "POST", "/v1/chat/completions", chat_completions)
+protocol_route(router, "POST", "/v1/completions", completions)
+protocol_route(router, "POST", "/v1/embeddings", embeddings)
+protocol_route(router, "GET", "/v1/models", list_models)
