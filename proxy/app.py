@@ -8,12 +8,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import LedgerStore
+from proxy.anthropic import routes as anthropic
 from proxy.body_limit import BodyLimitMiddleware
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
 from proxy.gateway import Gateway
 from proxy.openai import routes as openai
 from proxy.request_log import RequestLogMiddleware
-from proxy.routes import account, admin, anthropic, billing, health, metrics, usage_page
+from proxy.routes import account, admin, billing, health, metrics, usage_page
 from proxy.settings import Settings
 
 

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from pricing import count_chat_prompt_tokens, count_text_tokens
+from proxy.auth import Principal
 from proxy.errors import bad_request
-from proxy.gateway import authenticated, gateway_of
+from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
 from proxy.openai.relay import EMBEDDINGS, OpenAIExchange
 from proxy.protocol_routes import protocol_route
@@ -37,16 +38,39 @@ def _extras_tokens(body: dict[str, Any], encoding_model: str) -> int:
     return count_text_tokens(orjson.dumps(extras).decode(), encoding_model) if extras else 0
 
 
-def _upstream_payload(
-    body: dict[str, Any], model: ServedModel, stream: bool
-) -> tuple[dict[str, Any], bool]:
-    """The body to forward, asking a streaming upstream for usage; and whether the client did."""
+async def _relay_generation(
+    gateway: Gateway,
+    principal: Principal,
+    model: ServedModel,
+    body: dict[str, Any],
+    *,
+    operation: str,
+    path: str,
+    prompt_tokens: int,
+    max_output_tokens: int,
+) -> Response:
+    """Chat and legacy completions, streamed when asked: a streaming upstream is always asked
+    for its usage chunk, which reaches the client only if it asked too."""
+    stream = body.get("stream") is True
     payload = {**body, "model": model.route.provider_model}
-    if not stream:
-        return payload, False
-    options = body.get("stream_options") or {}
-    payload["stream_options"] = {**options, "include_usage": True}
-    return payload, bool(options.get("include_usage"))
+    client_wants_usage = False
+    if stream:
+        options = body.get("stream_options") or {}
+        payload["stream_options"] = {**options, "include_usage": True}
+        client_wants_usage = bool(options.get("include_usage"))
+    return await gateway.relay.forward(
+        OpenAIExchange(
+            principal=principal,
+            model=model,
+            operation=operation,
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=max_output_tokens,
+            stream=stream,
+            path=path,
+            payload=payload,
+            client_wants_usage=client_wants_usage,
+        )
+    )
 
 
 def _embedding_inputs(raw: Any) -> list[str | list[int]]:
@@ -74,20 +98,15 @@ async def chat_completions(request: Request) -> Response:
     prompt_tokens = count_chat_prompt_tokens(
         messages, encoding_model, tools if isinstance(tools, list) else None
     ) + _extras_tokens(body, encoding_model)
-    stream = body.get("stream") is True
-    payload, client_wants_usage = _upstream_payload(body, model, stream)
-    return await gateway.relay.forward(
-        OpenAIExchange(
-            principal=principal,
-            model=model,
-            operation="chat.completions",
-            prompt_tokens=prompt_tokens,
-            max_output_tokens=_output_bound(body, model, gateway.settings.default_max_tokens),
-            stream=stream,
-            path="/chat/completions",
-            payload=payload,
-            client_wants_usage=client_wants_usage,
-        )
+    return await _relay_generation(
+        gateway,
+        principal,
+        model,
+        body,
+        operation="chat.completions",
+        path="/chat/completions",
+        prompt_tokens=prompt_tokens,
+        max_output_tokens=_output_bound(body, model, gateway.settings.default_max_tokens),
     )
 
 
@@ -105,22 +124,17 @@ async def completions(request: Request) -> Response:
         raise bad_request("'prompt' must be a string or an array of strings.", param="prompt")
     encoding_model = model.route.provider_model
     prompt_tokens = sum(count_text_tokens(text, encoding_model) for text in prompts)
-    stream = body.get("stream") is True
-    payload, client_wants_usage = _upstream_payload(body, model, stream)
     # Legacy completions default to 16 output tokens per prompt when none is given.
     bound = positive_int(body, "max_tokens") or 16
-    return await gateway.relay.forward(
-        OpenAIExchange(
-            principal=principal,
-            model=model,
-            operation="completions",
-            prompt_tokens=prompt_tokens,
-            max_output_tokens=bound * len(prompts) * (positive_int(body, "n") or 1),
-            stream=stream,
-            path="/completions",
-            payload=payload,
-            client_wants_usage=client_wants_usage,
-        )
+    return await _relay_generation(
+        gateway,
+        principal,
+        model,
+        body,
+        operation="completions",
+        path="/completions",
+        prompt_tokens=prompt_tokens,
+        max_output_tokens=bound * len(prompts) * (positive_int(body, "n") or 1),
     )
 
 

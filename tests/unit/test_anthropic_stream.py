@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from pricing import TokenCounts
 from pricing.tokens import get_encoding
-from proxy.anthropic_stream import MAX_PENDING_BYTES, AnthropicStreamTap
+from proxy.anthropic.stream import AnthropicStreamTap
+from proxy.call.sse import MAX_PENDING_BYTES
 
 CLAUDE = "claude-sonnet-4-6"
 CL100K = get_encoding("cl100k_base")
@@ -80,7 +81,7 @@ def test_bytes_pass_unchanged_and_usage_is_read_however_the_stream_is_cut_up(
     out = b"".join(watcher.feed(WHOLE[a:b]) for a, b in itertools.pairwise(bounds))
     out += watcher.flush()
     assert out == WHOLE
-    assert watcher.final_usage == TokenCounts(
+    assert watcher.reported == TokenCounts(
         input_tokens=12,
         output_tokens=42,
         cache_creation_input_tokens=300,
@@ -99,7 +100,7 @@ def test_message_delta_totals_replace_the_counts_from_message_start() -> None:
             usage={"input_tokens": 15, "cache_read_input_tokens": 4100, "output_tokens": 7},
         )
     )
-    assert watcher.final_usage == TokenCounts(
+    assert watcher.reported == TokenCounts(
         input_tokens=15,
         output_tokens=7,
         cache_creation_input_tokens=300,
@@ -111,9 +112,9 @@ def test_a_cut_stream_has_no_final_usage_and_counts_what_was_sent_with_tiktoken(
     watcher = tap()
     for piece in [START, *TEXT, *TOOL[:2]]:
         watcher.feed(piece)
-    assert watcher.final_usage is None
+    assert watcher.reported is None
     sent_text = "Let me look at that file." + "Read" + '{"file'
-    assert watcher.counted_usage() == TokenCounts(
+    assert watcher.counted() == TokenCounts(
         input_tokens=12,
         output_tokens=len(CL100K.encode(sent_text)),
         cache_creation_input_tokens=300,
@@ -124,7 +125,7 @@ def test_a_cut_stream_has_no_final_usage_and_counts_what_was_sent_with_tiktoken(
 def test_a_stream_cut_before_message_start_falls_back_to_the_prompt_estimate() -> None:
     watcher = tap()
     watcher.feed(TEXT[2])
-    assert watcher.counted_usage().input_tokens == 999
+    assert watcher.counted().input_tokens == 999
 
 
 def test_thinking_counts_as_output_but_signatures_do_not() -> None:
@@ -148,22 +149,22 @@ def test_an_error_event_is_noticed() -> None:
     watcher = tap()
     watcher.feed(START + event("error", error={"type": "overloaded_error", "message": "busy"}))
     assert watcher.error == {"type": "overloaded_error", "message": "busy"}
-    assert watcher.final_usage is None
+    assert watcher.reported is None
 
 
 def test_crlf_separated_events_are_read() -> None:
     watcher = tap()
     watcher.feed(WHOLE.replace(b"\n", b"\r\n"))
-    assert watcher.final_usage is not None
-    assert watcher.final_usage.output_tokens == 42
+    assert watcher.reported is not None
+    assert watcher.reported.output_tokens == 42
 
 
 def test_last_event_without_its_blank_line_is_read_on_flush() -> None:
     watcher = tap()
     watcher.feed(START + END[0].rstrip(b"\n"))
-    assert watcher.final_usage is None
+    assert watcher.reported is None
     assert watcher.flush() == b""
-    assert watcher.final_usage is not None
+    assert watcher.reported is not None
 
 
 def test_an_event_larger_than_the_bound_is_refused() -> None:
@@ -175,4 +176,4 @@ def test_an_event_larger_than_the_bound_is_refused() -> None:
 def test_unreadable_usage_is_not_taken_as_final() -> None:
     watcher = tap()
     watcher.feed(event("message_delta", delta={}, usage={"output_tokens": "many"}))
-    assert watcher.final_usage is None
+    assert watcher.reported is None

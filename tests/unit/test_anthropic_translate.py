@@ -7,14 +7,14 @@ import pytest
 
 from pricing import TokenCounts
 from pricing.tokens import get_encoding
-from proxy.anthropic_translate import (
+from proxy.anthropic.translation import (
     AnthropicStreamFromOpenAI,
     anthropic_error,
     anthropic_message,
     openai_request,
-    reported_openai_usage,
 )
 from proxy.errors import ApiError
+from proxy.openai.counts import reported_openai_counts
 
 MODEL = "gpt-4o-mini"
 
@@ -230,7 +230,7 @@ def test_finish_reasons_map_to_stop_reasons(finish: str | None, stop_reason: str
 
 
 def test_openai_cached_prompt_tokens_become_anthropics_separate_cache_reads() -> None:
-    usage = reported_openai_usage(
+    usage = reported_openai_counts(
         {
             "prompt_tokens": 100,
             "completion_tokens": 5,
@@ -238,8 +238,8 @@ def test_openai_cached_prompt_tokens_become_anthropics_separate_cache_reads() ->
         }
     )
     assert usage == TokenCounts(input_tokens=60, output_tokens=5, cache_read_input_tokens=40)
-    assert reported_openai_usage({"prompt_tokens": "lots"}) is None
-    assert reported_openai_usage(None) is None
+    assert reported_openai_counts({"prompt_tokens": "lots"}) is None
+    assert reported_openai_counts(None) is None
 
 
 def test_an_openai_error_keeps_its_message_and_status_in_anthropics_shape() -> None:
@@ -335,7 +335,7 @@ def test_a_chat_stream_becomes_anthropics_event_sequence_with_the_final_usage() 
     assert sent[12]["delta"]["stop_reason"] == "tool_use"
     assert sent[12]["usage"]["input_tokens"] == 9
     assert sent[12]["usage"]["output_tokens"] == 4
-    assert stream.final_usage == TokenCounts(input_tokens=9, output_tokens=4)
+    assert stream.reported == TokenCounts(input_tokens=9, output_tokens=4)
     assert stream.content_events == 5
 
 
@@ -364,9 +364,9 @@ def test_a_cut_stream_is_not_closed_and_counts_the_text_sent_so_far() -> None:
     stream.feed(chunk({"content": "The first words "}))
     stream.feed(chunk(tool_delta(0, '{"q": "x"}', "call_1", "search")))
     assert stream.flush() == b""
-    assert stream.final_usage is None
+    assert stream.reported is None
     sent = "The first words " + "search" + '{"q": "x"}'
-    assert stream.counted_usage() == TokenCounts(
+    assert stream.counted() == TokenCounts(
         input_tokens=50, output_tokens=len(get_encoding("o200k_base").encode(sent))
     )
 
@@ -377,7 +377,7 @@ def test_a_finished_stream_without_usage_reports_the_counted_usage_to_the_client
     delta = events(raw)[-2]
     assert delta["delta"]["stop_reason"] == "max_tokens"
     assert delta["usage"]["input_tokens"] == 50
-    assert delta["usage"]["output_tokens"] == stream.counted_usage().output_tokens
+    assert delta["usage"]["output_tokens"] == stream.counted().output_tokens
 
 
 def test_an_error_chunk_mid_stream_becomes_anthropics_error_event_and_ends_the_stream() -> None:

@@ -1,0 +1,102 @@
+"""Anthropic's Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+Claude Code and the ``anthropic`` SDK reach the gateway with
+``ANTHROPIC_BASE_URL`` set to it and the org token as their API key. A
+message is metered as every call is (``proxy.call.relay``), relayed natively
+or translated (``proxy.anthropic.relay``). Errors come out in Anthropic's
+shape (``proxy.errors`` picks it by path).
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from pricing import count_anthropic_prompt_tokens
+from proxy.anthropic.relay import NativeExchange, TranslatedExchange, anthropic_headers
+from proxy.anthropic.translation import openai_request
+from proxy.call.relay import read_body, relayed
+from proxy.errors import bad_request
+from proxy.gateway import authenticated, gateway_of
+from proxy.model_registry import ServedModel
+from proxy.protocol_routes import protocol_route
+from proxy.request_body import positive_int, read_json_object
+
+router = APIRouter()
+
+
+def _messages_of(body: dict[str, Any]) -> list[Any]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("messages: must be a non-empty array.", param="messages")
+    return messages
+
+
+def _tools_of(body: dict[str, Any]) -> list[Any] | None:
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise bad_request("tools: must be an array.", param="tools")
+    return tools
+
+
+def _prompt_tokens(body: dict[str, Any], model: ServedModel) -> int:
+    return count_anthropic_prompt_tokens(
+        body.get("system"), _messages_of(body), _tools_of(body), model.route.provider_model
+    )
+
+
+def _native(model: ServedModel) -> bool:
+    """Whether the model's upstream speaks Anthropic's format itself (no translation)."""
+    return model.route.api_format == "anthropic"
+
+
+async def create_message(request: Request) -> Response:
+    principal = await authenticated(request)
+    gateway = gateway_of(request)
+    body = await read_json_object(request)
+    model = gateway.registry.get(body.get("model"))
+    max_tokens = positive_int(body, "max_tokens")
+    if max_tokens is None:
+        raise bad_request("max_tokens: Field required", param="max_tokens")
+    prompt_tokens = _prompt_tokens(body, model)
+    exchange: type[NativeExchange | TranslatedExchange]
+    if _native(model):
+        exchange, path = NativeExchange, "/messages"
+        payload = {**body, "model": model.route.provider_model}
+        headers: dict[str, str] | None = anthropic_headers(request)
+    else:
+        exchange, path = TranslatedExchange, "/chat/completions"
+        payload, headers = openai_request(body, model.route.provider_model), None
+    return await gateway.relay.forward(
+        exchange(
+            principal=principal,
+            model=model,
+            operation="messages",
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=min(max_tokens, model.rates.max_output_tokens or max_tokens),
+            stream=body.get("stream") is True,
+            path=path,
+            payload=payload,
+            headers=headers,
+        )
+    )
+
+
+async def count_tokens(request: Request) -> Response:
+    """Free, as at Anthropic: asked of an Anthropic upstream, counted locally for the others."""
+    await authenticated(request)
+    gateway = gateway_of(request)
+    body = await read_json_object(request)
+    model = gateway.registry.get(body.get("model"))
+    if not _native(model):
+        return JSONResponse({"input_tokens": _prompt_tokens(body, model)})
+    _messages_of(body)
+    payload = {**body, "model": model.route.provider_model}
+    upstream, _latency_s = await gateway.upstreams.open(
+        model, "/messages/count_tokens", payload, headers=anthropic_headers(request)
+    )
+    return relayed(await read_body(model, upstream), upstream)
+
+
+protocol_route(router, "POST", "/v1/messages", create_message)
+protocol_route(router, "POST", "/v1/messages/count_tokens", count_tokens)

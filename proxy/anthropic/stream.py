@@ -1,0 +1,88 @@
+"""A tap on an Anthropic Messages event stream as it is relayed.
+
+The upstream's bytes go to the client unchanged and at once; the tap reads
+each complete event beside them for the counts the provider reports (input
+and cache counts in ``message_start``, cumulative counts in ``message_delta``)
+and keeps the generated text, thinking and tool-input JSON, so that a stream
+cut short can still be counted.
+"""
+
+from typing import Any
+
+from proxy.anthropic.counts import reported_anthropic_counts
+from proxy.call.sse import EventSplitter, event_data
+from proxy.call.tally import Tally
+
+_DELTA_TEXT_FIELDS = {
+    "text_delta": "text",
+    "input_json_delta": "partial_json",
+    "thinking_delta": "thinking",
+}
+_COUNT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
+class AnthropicStreamTap(Tally):
+    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
+        super().__init__(
+            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
+        )
+        self._events = EventSplitter()
+        self._running: dict[str, int] = {}
+        self.running = self._running
+        self._final_counts_sent = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
+        for event in self._events.feed(data):
+            self._read(event_data(event))
+        return data
+
+    def flush(self) -> bytes:
+        self._read(event_data(self._events.flush()))
+        return b""
+
+    def _read(self, event: Any) -> None:
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type")
+        if kind == "message_start":
+            message = event.get("message")
+            if isinstance(message, dict):
+                self._merge_counts(message.get("usage"))
+        elif kind == "message_delta":
+            if isinstance(event.get("usage"), dict):
+                self._final_counts_sent = True
+                self._merge_counts(event["usage"])
+        elif kind == "content_block_start":
+            block = event.get("content_block")
+            if isinstance(block, dict) and isinstance(block.get("name"), str):
+                self._text_parts.append(block["name"])
+        elif kind == "content_block_delta":
+            self.content_events += 1
+            delta = event.get("delta")
+            if isinstance(delta, dict):
+                text = delta.get(_DELTA_TEXT_FIELDS.get(str(delta.get("type")), ""))
+                if isinstance(text, str):
+                    self._text_parts.append(text)
+        elif kind == "error":
+            error = event.get("error")
+            self.error = error if isinstance(error, dict) else {}
+
+    def _merge_counts(self, usage: object) -> None:
+        """Counts in ``message_delta`` are running totals: a present one replaces the last.
+
+        The provider's counts are final once ``message_delta`` has given the output total.
+        """
+        if not isinstance(usage, dict):
+            return
+        for name in _COUNT_FIELDS:
+            value = usage.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                self._running[name] = value
+        if self._final_counts_sent:
+            self.reported = reported_anthropic_counts(self._running)
