@@ -8,13 +8,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import LedgerStore
+from proxy import billing_stub
 from proxy.anthropic import routes as anthropic
 from proxy.body_limit import BodyLimitMiddleware
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
 from proxy.gateway import Gateway
 from proxy.openai import routes as openai
 from proxy.request_log import RequestLogMiddleware
-from proxy.routes import account, admin, billing, health, metrics, usage_page
+from proxy.routes import account, admin, health, metrics, usage_page
 from proxy.settings import Settings
 
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_middleware(
         RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
     )
-    for module in (health, openai, anthropic, account, admin, usage_page, metrics, billing):
+    for module in (health, openai, anthropic, account, admin, usage_page, metrics):
         app.include_router(module.router)
+    app.include_router(billing_stub.router if gateway.billing is None else gateway.billing.router)
     return app

@@ -43,7 +43,8 @@ class Gateway:
 
     def __post_init__(self) -> None:
         if self.settings.stripe_secret_key is not None:
-            # Imported in Stripe mode only: stripe and its HTTP stack cost ~5 MB of memory.
+            # The billing package is imported in Stripe mode only: local-only mode never
+            # loads stripe and its HTTP stack (memory, start-up time).
             from proxy.billing.service import StripeBilling
 
             self.billing = StripeBilling.from_settings(self.settings, self.store, self.pricing)

@@ -12,8 +12,8 @@ from typing import Any
 import stripe
 
 from ledger import Account, LedgerStore, format_spus
-from pricing.catalogue import Catalogue, PurchaseRejected
-from pricing.catalogue_plans import ENDED_STATUSES
+from proxy.billing.catalogue.plans import ENDED_STATUSES
+from proxy.billing.catalogue.prices import Catalogue, PurchaseRejected
 from proxy.billing.customers import ensure_customer
 from proxy.errors import ApiError
 

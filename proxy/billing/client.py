@@ -47,7 +47,7 @@ def connect(
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
-    """A Stripe object as the plain dict ``pricing.catalogue`` reads."""
+    """A Stripe object as the plain dict ``proxy.billing.catalogue.prices`` reads."""
     if isinstance(obj, stripe.StripeObject):
         return obj.to_dict()
     if isinstance(obj, Mapping):

@@ -9,10 +9,16 @@ from typing import Any
 import stripe
 
 from ledger import IdempotencyConflict, LedgerStore, format_spus
-from pricing.catalogue import metadata, object_id
-from pricing.catalogue_purchases import RefundAmount, dispute_share, purchased_units, refund_shares
+from proxy.billing.catalogue.credits import (
+    RefundAmount,
+    dispute_share,
+    purchased_units,
+    refund_shares,
+)
+from proxy.billing.catalogue.prices import metadata, object_id
 from proxy.billing.client import PAGE_LIMIT, embedded_list, list_all
 from proxy.billing.customers import org_for_customer
+from proxy.billing.webhooks.outcomes import Outcome
 
 logger = logging.getLogger("spu.billing.purchases")
 
@@ -68,18 +74,24 @@ async def read_purchase(
 
 async def credit_session(
     client: stripe.StripeClient, store: LedgerStore, product_id: str, session: dict[str, Any]
-) -> str:
+) -> Outcome:
     """Credit a paid credit session once (the ledger is idempotent per session id)."""
     if not is_credit_session(session):
-        return "ignored: not a credit purchase"
+        return Outcome.NOT_A_CREDIT_PURCHASE
     if session.get("payment_status") != "paid":
-        return f"not credited yet: payment_status is {session.get('payment_status')}"
+        return Outcome.NOT_PAID_YET
     purchase = await read_purchase(client, store, product_id, session)
     if purchase is None:
-        return "ignored: no credit price among the line items"
-    applied = await _credit(store, purchase)
-    amount = format_spus(purchase.amount_units)
-    return f"credited {amount} SPUs" if applied else "already credited"
+        return Outcome.NO_CREDITS_BOUGHT
+    if not await _credit(store, purchase):
+        return Outcome.ALREADY_CREDITED
+    logger.info(
+        "session %s credited %s SPUs to org %s",
+        purchase.session_id,
+        format_spus(purchase.amount_units),
+        purchase.org_id,
+    )
+    return Outcome.CREDITED
 
 
 async def _credit(store: LedgerStore, purchase: CreditPurchase) -> bool:
@@ -149,11 +161,11 @@ async def _take_back(
 
 async def take_back_refunds(
     client: stripe.StripeClient, store: LedgerStore, product_id: str, charge: dict[str, Any]
-) -> str:
+) -> Outcome:
     """Every refund of a credit purchase's charge takes back its share of the credits, once."""
     purchase = await _purchase_for_charge(client, store, product_id, charge)
     if purchase is None:
-        return "ignored: not a credit purchase"
+        return Outcome.NOT_A_CREDIT_PURCHASE
     charge_amount = int(charge.get("amount") or 0)
     shares = refund_shares(
         purchase.amount_units, charge_amount, await _refunds(client, charge["id"])
@@ -163,20 +175,21 @@ async def take_back_refunds(
         if units > 0:
             reason = f"Stripe refund {refund_id} of {purchase.session_id}"
             applied += await _take_back(store, refund_id, purchase, units, reason)
-    return f"{applied} refund(s) taken back of {len(shares)}"
+    logger.info("charge %s: %d of %d refund(s) taken back", charge["id"], applied, len(shares))
+    return Outcome.REFUNDS_TAKEN_BACK if applied else Outcome.NOTHING_TO_TAKE_BACK
 
 
 async def take_back_dispute(
     client: stripe.StripeClient, store: LedgerStore, product_id: str, dispute: dict[str, Any]
-) -> str:
+) -> Outcome:
     """A dispute freezes its share of the credits at once, less what refunds already took."""
     charge_id = object_id(dispute.get("charge"))
     if charge_id is None:
-        return "ignored: the dispute names no charge"
+        return Outcome.NO_CHARGE
     charge = (await client.v1.charges.retrieve_async(charge_id)).to_dict()
     purchase = await _purchase_for_charge(client, store, product_id, charge)
     if purchase is None:
-        return "ignored: not a credit purchase"
+        return Outcome.NOT_A_CREDIT_PURCHASE
     charge_amount = int(charge.get("amount") or 0)
     refunded_units = sum(
         units
@@ -188,7 +201,7 @@ async def take_back_dispute(
         purchase.amount_units, charge_amount, int(dispute.get("amount") or 0), refunded_units
     )
     if units == 0:
-        return "nothing left to take back"
+        return Outcome.NOTHING_TO_TAKE_BACK
     reason = f"Stripe dispute {dispute['id']} of {purchase.session_id}"
     applied = await _take_back(store, str(dispute["id"]), purchase, units, reason)
-    return "dispute taken back" if applied else "dispute already taken back"
+    return Outcome.DISPUTE_TAKEN_BACK if applied else Outcome.NOTHING_TO_TAKE_BACK

@@ -1,4 +1,4 @@
-"""The Stripe side of one gateway process: its client, catalogue, event handlers and tasks."""
+"""The Stripe side of one gateway process: client, catalogue, event handlers, tasks, routes."""
 
 import asyncio
 import contextlib
@@ -9,11 +9,13 @@ import stripe
 from pydantic import SecretStr
 
 from ledger import LedgerError, LedgerStore
-from pricing.catalogue import Catalogue
-from proxy.billing.catalogue_source import CatalogueHolder
+from proxy.billing import routes
+from proxy.billing.catalogue.prices import Catalogue
+from proxy.billing.catalogue.source import CatalogueHolder
 from proxy.billing.client import ListingTooLong, StripeConnection, connect
-from proxy.billing.events import EventHandlers, process_event
 from proxy.billing.sync import SyncReport, sync_all
+from proxy.billing.webhooks.events import EventHandlers, process_event
+from proxy.billing.webhooks.outcomes import Outcome
 from proxy.call.policy import PolicySource
 from proxy.settings import Settings
 
@@ -27,6 +29,9 @@ def secret_value(secret: SecretStr | None) -> str | None:
 
 
 class StripeBilling:
+    router = routes.router
+    """The ``/billing`` routes the gateway mounts in Stripe mode."""
+
     def __init__(
         self,
         settings: Settings,
@@ -78,7 +83,7 @@ class StripeBilling:
                     await task
         await self._connection.aclose()
 
-    async def receive(self, event: dict[str, Any]) -> str:
+    async def receive(self, event: dict[str, Any]) -> Outcome:
         return await process_event(self.store, self.handlers, event)
 
     async def _start_up(self) -> SyncReport | None:

@@ -13,18 +13,20 @@ from datetime import UTC, datetime
 import stripe
 
 from ledger import LedgerStore
-from pricing.catalogue_plans import base_item, current_subscription, subscription_plan
+from proxy.billing.catalogue.plans import base_item, current_subscription, subscription_plan
 from proxy.billing.client import PAGE_LIMIT, list_all
+from proxy.billing.webhooks.outcomes import Outcome
 
 logger = logging.getLogger("spu.billing.subscriptions")
 
 
 async def reconcile_customer(
     client: stripe.StripeClient, store: LedgerStore, product_id: str, customer_id: str
-) -> str:
+) -> Outcome:
     org_id = await store.find_org_by_stripe_customer(customer_id)
     if org_id is None:
-        return f"ignored: customer {customer_id} belongs to no org"
+        logger.info("customer %s belongs to no org; its subscriptions are ignored", customer_id)
+        return Outcome.UNKNOWN_CUSTOMER
     as_of = datetime.now(UTC)
     subscriptions = await list_all(
         await client.v1.subscriptions.list_async(
@@ -35,13 +37,14 @@ async def reconcile_customer(
     account = await store.get_account(org_id)
     if account.renews_locally:
         logger.warning("org %s has an operator-managed plan; Stripe subscriptions ignored", org_id)
-        return "skipped: the plan is managed by the operator"
+        return Outcome.PLAN_MANAGED_BY_OPERATOR
     current = current_subscription(ours, product_id)
     if current is None:
         if not ours and account.subscription_price_id is None:
-            return "no plan"
+            return Outcome.NO_PLAN
         await store.clear_subscription(org_id, as_of=as_of)
-        return "plan ended"
+        return Outcome.PLAN_ENDED
     plan = subscription_plan(current, product_id, as_of)
     await store.set_subscription(org_id, plan)
-    return f"plan {plan.tier} ({plan.status})"
+    logger.info("org %s: plan %s (%s)", org_id, plan.tier, plan.status)
+    return Outcome.PLAN_SET

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import stripe
 
 from ledger import Account, LedgerError, LedgerStore
-from pricing.catalogue import CatalogueError
+from proxy.billing.catalogue.prices import CatalogueError
 from proxy.billing.client import PAGE_LIMIT, ListingTooLong, list_all
 from proxy.billing.purchases import UnattributablePayment, credit_session
 from proxy.billing.subscriptions import reconcile_customer
+from proxy.billing.webhooks.outcomes import Outcome
 
 logger = logging.getLogger("spu.billing.sync")
 
@@ -49,7 +50,7 @@ async def sync_org(
     credited = 0
     for session in sessions:
         outcome = await credit_session(client, store, product_id, session)
-        credited += outcome.startswith("credited")
+        credited += outcome is Outcome.CREDITED
     return credited
 
 

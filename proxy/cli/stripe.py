@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from ledger import format_spus
-from pricing.catalogue import Catalogue
-from proxy.billing.catalogue_source import fetch_catalogue
+from proxy.billing.catalogue.prices import Catalogue
+from proxy.billing.catalogue.source import fetch_catalogue
 from proxy.billing.client import STRIPE_API_VERSION, connect
 from proxy.billing.service import secret_value
 from proxy.billing.sync import SyncReport, sync_all

@@ -112,7 +112,7 @@ async def usage_asset(name: str) -> FileResponse:
 
 @router.get("/v1/usage/config", response_model=UsageConfig)
 async def usage_config(request: Request) -> UsageConfig:
-    return UsageConfig(stripe=gateway_of(request).settings.stripe_secret_key is not None)
+    return UsageConfig(stripe=gateway_of(request).billing is not None)
 
 
 @router.post("/v1/usage/link", response_model=UsageLink)

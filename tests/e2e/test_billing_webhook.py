@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ledger import UNITS_PER_SPU, UsageDetails
+from proxy.billing.webhooks.outcomes import Outcome
 from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.stripe_harness import (
     BillingHarness,
@@ -51,9 +52,9 @@ async def test_a_paid_credit_session_credits_its_line_items_exactly_once(
     resent = harness.fake.event("checkout.session.completed", harness.fake.sessions[session_id])
     other_id = await harness.deliver(resent)
 
-    assert first.json()["outcome"] == "credited 1000 SPUs"
-    assert again.json()["outcome"] == "duplicate"
-    assert other_id.json()["outcome"] == "already credited"
+    assert first.json()["outcome"] == Outcome.CREDITED
+    assert again.json()["outcome"] == Outcome.DUPLICATE
+    assert other_id.json()["outcome"] == Outcome.ALREADY_CREDITED
     account = await harness.account("org-a")
     assert account.purchased_credits_units == 1000 * SPU
     assert account.granted_left_units == 100 * SPU
@@ -77,7 +78,7 @@ async def test_a_delayed_payment_credits_only_when_it_succeeds(harness: BillingH
     [succeeded] = harness.fake.async_payment_succeeded(session_id)
     response = await harness.deliver(succeeded)
 
-    assert response.json()["outcome"] == "credited 500 SPUs"
+    assert response.json()["outcome"] == Outcome.CREDITED
     assert (await harness.account("org-a")).purchased_credits_units == 500 * SPU
 
 
@@ -119,7 +120,7 @@ async def test_unknown_events_are_acknowledged_and_ignored(harness: BillingHarne
     response = await harness.deliver(event)
 
     assert response.status_code == 200
-    assert response.json()["outcome"] == "ignored"
+    assert response.json()["outcome"] == Outcome.IGNORED
     assert await harness.store.event_seen(event["id"])
 
 
@@ -140,8 +141,8 @@ async def test_a_handler_failure_answers_500_and_the_retry_credits_once(
     retried = await harness.deliver(completed)
     replayed = await harness.deliver(completed)
 
-    assert retried.json()["outcome"] == "credited 1000 SPUs"
-    assert replayed.json()["outcome"] == "duplicate"
+    assert retried.json()["outcome"] == Outcome.CREDITED
+    assert replayed.json()["outcome"] == Outcome.DUPLICATE
     assert (await harness.account("org-a")).purchased_credits_units == 1000 * SPU
 
 
@@ -186,7 +187,7 @@ async def test_a_dispute_takes_back_what_refunds_have_not(harness: BillingHarnes
     [disputed] = harness.fake.dispute(charge_id)
     response = await harness.deliver(disputed)
 
-    assert response.json()["outcome"] == "dispute taken back"
+    assert response.json()["outcome"] == Outcome.DISPUTE_TAKEN_BACK
     account = await harness.account("org-a")
     assert account.purchased_left_units == 0
     assert account.debt_units == 0
@@ -272,7 +273,7 @@ async def test_events_for_customers_of_no_org_are_acknowledged(harness: BillingH
     response = await harness.deliver(event)
 
     assert response.status_code == 200
-    assert response.json()["outcome"] == "ignored: customer cus_x belongs to no org"
+    assert response.json()["outcome"] == Outcome.UNKNOWN_CUSTOMER
 
 
 async def test_without_a_webhook_secret_the_webhook_answers_503(

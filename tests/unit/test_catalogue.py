@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import UNITS_PER_SPU
-from pricing.catalogue import (
+from proxy.billing.catalogue.prices import (
     DEFAULT_MAX_PURCHASE_UNITS,
     CatalogueError,
     PurchaseRejected,

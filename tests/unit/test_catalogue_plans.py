@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from ledger import UNITS_PER_SPU
-from pricing.catalogue import CatalogueError
-from pricing.catalogue_plans import base_item, current_subscription, subscription_plan
+from proxy.billing.catalogue.plans import base_item, current_subscription, subscription_plan
+from proxy.billing.catalogue.prices import CatalogueError
 from tests.fakes.stripe_objects import price, subscription, subscription_item
 
 SPU = UNITS_PER_SPU

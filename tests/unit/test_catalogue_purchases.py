@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import UNITS_PER_SPU
-from pricing.catalogue_purchases import (
+from proxy.billing.catalogue.credits import (
     RefundAmount,
     dispute_share,
     purchased_units,

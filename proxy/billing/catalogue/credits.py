@@ -10,7 +10,7 @@ currency conversion made the charge differ from ``unit_amount × quantity``.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pricing.catalogue import (
+from proxy.billing.catalogue.prices import (
     CREDIT_PRICE,
     PRICE_TYPE_KEY,
     Json,

@@ -12,10 +12,11 @@ from typing import Any
 import stripe
 
 from ledger import LedgerStore
-from pricing.catalogue import object_id
-from proxy.billing.catalogue_source import CatalogueHolder
+from proxy.billing.catalogue.prices import object_id
+from proxy.billing.catalogue.source import CatalogueHolder
 from proxy.billing.purchases import credit_session, take_back_dispute, take_back_refunds
 from proxy.billing.subscriptions import reconcile_customer
+from proxy.billing.webhooks.outcomes import Outcome
 
 logger = logging.getLogger("spu.billing.events")
 
@@ -58,14 +59,14 @@ class EventHandlers:
         self._store = store
         self._catalogue = catalogue
 
-    async def handle(self, event: dict[str, Any]) -> str:
+    async def handle(self, event: dict[str, Any]) -> Outcome:
         kind = str(event["type"])
         obj: dict[str, Any] = event["data"]["object"]
         if kind.startswith(CATALOGUE_EVENT_PREFIXES):
             await self._catalogue.refresh()
-            return "catalogue refreshed"
+            return Outcome.CATALOGUE_REFRESHED
         if kind not in HANDLED_EVENTS:
-            return "ignored"
+            return Outcome.IGNORED
         product_id = (await self._catalogue.require()).product_id
         if product_id is None:
             raise RuntimeError(
@@ -77,13 +78,13 @@ class EventHandlers:
             return await self._plan(product_id, object_id(obj.get("customer")))
         if kind in INVOICE_EVENTS:
             if invoice_subscription(obj) is None:
-                return "ignored: not a subscription invoice"
+                return Outcome.NOT_A_SUBSCRIPTION_INVOICE
             return await self._plan(product_id, object_id(obj.get("customer")))
         if kind == "charge.refunded":
             return await take_back_refunds(self._client, self._store, product_id, obj)
         return await take_back_dispute(self._client, self._store, product_id, obj)
 
-    async def _checkout_session(self, product_id: str, session_id: str) -> str:
+    async def _checkout_session(self, product_id: str, session_id: str) -> Outcome:
         session = (
             await self._client.v1.checkout.sessions.retrieve_async(
                 session_id, {"expand": ["line_items"]}
@@ -93,18 +94,20 @@ class EventHandlers:
             return await self._plan(product_id, object_id(session.get("customer")))
         return await credit_session(self._client, self._store, product_id, session)
 
-    async def _plan(self, product_id: str, customer_id: str | None) -> str:
+    async def _plan(self, product_id: str, customer_id: str | None) -> Outcome:
         if customer_id is None:
-            return "ignored: no customer"
+            return Outcome.NO_CUSTOMER
         return await reconcile_customer(self._client, self._store, product_id, customer_id)
 
 
-async def process_event(store: LedgerStore, handlers: EventHandlers, event: dict[str, Any]) -> str:
+async def process_event(
+    store: LedgerStore, handlers: EventHandlers, event: dict[str, Any]
+) -> Outcome:
     """Run an event's handler unless its id was processed; a failure raises (500: retried)."""
     event_id = str(event["id"])
     if await store.event_seen(event_id):
-        return "duplicate"
+        return Outcome.DUPLICATE
     outcome = await handlers.handle(event)
     await store.mark_event(event_id, str(event["type"]))
-    logger.info("Stripe event %s (%s): %s", event_id, event["type"], outcome)
+    logger.info("Stripe event %s (%s): %s", event_id, event["type"], outcome.value)
     return outcome

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from ledger.models import Subscription
-from pricing.catalogue import (
+from proxy.billing.catalogue.prices import (
     BASE_PRICE,
     PRICE_TYPE_KEY,
     CatalogueError,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import stripe
 
-from pricing.catalogue import Catalogue, parse_catalogue
+from proxy.billing.catalogue.prices import Catalogue, parse_catalogue
 from proxy.billing.client import PAGE_LIMIT, ListingTooLong, list_all
 
 logger = logging.getLogger("spu.billing.catalogue")

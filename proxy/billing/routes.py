@@ -1,8 +1,7 @@
 """Stripe billing routes: Checkout for credits and plans, the Billing Portal, the webhook.
 
-Callers authenticate with their org token (the webhook with Stripe's signature).
-Without ``STRIPE_SECRET_KEY`` every route answers 503: the gateway is in local-only mode.
-The Stripe modules are imported inside the routes, so that mode never loads stripe (~5 MB).
+Mounted in Stripe mode only (local-only mode mounts ``proxy.billing_stub``).
+Callers authenticate with their org token; the webhook with Stripe's signature.
 """
 
 import contextlib
@@ -10,16 +9,27 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
+import stripe
 from fastapi import APIRouter, Depends, Request
 
 from ledger import UNITS_PER_SPU, LedgerUnavailable
 from proxy.auth import Principal
+from proxy.billing.catalogue.source import CatalogueUnavailable
+from proxy.billing.checkout import (
+    ReturnUrls,
+    credit_checkout,
+    gateway_url,
+    portal_session,
+    return_urls,
+    subscription_checkout,
+)
+from proxy.billing.webhooks.outcomes import Outcome
+from proxy.billing.webhooks.signature import WebhookRejected, verify_event
 from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
 from proxy.request_body import positive_int, read_json_object
 
 if TYPE_CHECKING:
-    from proxy.billing.checkout import ReturnUrls
     from proxy.billing.service import StripeBilling
 
 logger = logging.getLogger("spu.routes.billing")
@@ -27,30 +37,18 @@ logger = logging.getLogger("spu.routes.billing")
 router = APIRouter()
 
 
-def configured_billing(request: Request) -> "StripeBilling":
+def stripe_billing(request: Request) -> "StripeBilling":
     billing = gateway_of(request).billing
-    if billing is None:
-        raise ApiError(
-            503,
-            "Stripe billing is not configured on this gateway (STRIPE_SECRET_KEY is not set):"
-            " it runs in local-only mode, where the operator grants credits and sets plans.",
-            error_type="api_error",
-            code="billing_not_configured",
-        )
+    assert billing is not None, "billing routes are mounted in Stripe mode only"
     return billing
 
 
-Billing = Annotated["StripeBilling", Depends(configured_billing)]
+Billing = Annotated["StripeBilling", Depends(stripe_billing)]
 Caller = Annotated[Principal, Depends(authenticated)]
-"""Declared after ``Billing`` in each route, so local-only mode answers 503 before any auth."""
 
 
 @contextlib.contextmanager
 def _failures_as_api_errors() -> Iterator[None]:
-    import stripe
-
-    from proxy.billing.catalogue_source import CatalogueUnavailable
-
     try:
         yield
     except LedgerUnavailable as error:
@@ -83,9 +81,7 @@ def _optional_url(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _urls(billing: "StripeBilling", body: dict[str, Any]) -> "ReturnUrls":
-    from proxy.billing.checkout import return_urls
-
+def _urls(billing: "StripeBilling", body: dict[str, Any]) -> ReturnUrls:
     return return_urls(
         billing.settings.public_url,
         _optional_url(body, "success_url"),
@@ -100,8 +96,6 @@ async def checkout_credits(
     principal: Caller,
 ) -> dict[str, Any]:
     """Body: ``{"spus": 1000}`` (and optional ``success_url``/``cancel_url`` on this gateway)."""
-    from proxy.billing.checkout import credit_checkout
-
     body = await read_json_object(request)
     spus = positive_int(body, "spus")
     if spus is None:
@@ -121,8 +115,6 @@ async def checkout_subscription(
     principal: Caller,
 ) -> dict[str, Any]:
     """Body: ``{"tier": "individual"}`` (and optional ``success_url``/``cancel_url``)."""
-    from proxy.billing.checkout import subscription_checkout
-
     body = await read_json_object(request)
     tier = body.get("tier")
     if not isinstance(tier, str) or not tier.strip():
@@ -142,8 +134,6 @@ async def portal(
     principal: Caller,
 ) -> dict[str, Any]:
     """Body (optional): ``{"return_url": ...}`` on this gateway."""
-    from proxy.billing.checkout import gateway_url, portal_session
-
     body = await _optional_body(request)
     return_url = gateway_url(
         billing.settings.public_url, "return_url", _optional_url(body, "return_url"), "/"
@@ -154,8 +144,6 @@ async def portal(
 
 @router.post("/billing/webhook")
 async def webhook(request: Request, billing: Billing) -> dict[str, Any]:
-    from proxy.billing.webhook import WebhookRejected, verify_event
-
     secret = billing.webhook_secret
     if secret is None:
         raise ApiError(
@@ -168,15 +156,18 @@ async def webhook(request: Request, billing: Billing) -> dict[str, Any]:
         event = verify_event(await request.body(), request.headers.get("stripe-signature"), secret)
     except WebhookRejected as error:
         raise ApiError(400, str(error), code="invalid_signature") from error
+    counted = gateway_of(request).metrics.webhook_events
     try:
         outcome = await billing.receive(event)
     except Exception as error:
         # Any failure must answer 500 so Stripe delivers the event again.
         logger.exception("Stripe event %s (%s) failed", event["id"], event["type"])
+        counted.labels(type=event["type"], outcome=Outcome.FAILED.value).inc()
         raise ApiError(
             500,
             f"Event {event['id']} could not be processed; Stripe will deliver it again.",
             error_type="api_error",
             code="webhook_handler_failed",
         ) from error
-    return {"received": True, "id": event["id"], "type": event["type"], "outcome": outcome}
+    counted.labels(type=event["type"], outcome=outcome.value).inc()
+    return {"received": True, "id": event["id"], "type": event["type"], "outcome": outcome.value}

@@ -13,7 +13,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ledger.units import UNITS_PER_SPU, format_spus, spus_to_units
-from pricing.errors import PricingError
 
 Json = Mapping[str, Any]
 
@@ -28,11 +27,11 @@ DEFAULT_MAX_PURCHASE_UNITS = 1_000_000 * UNITS_PER_SPU
 """Largest single credit purchase when the price sets no ``max_spu_purchase``."""
 
 
-class CatalogueError(PricingError):
+class CatalogueError(ValueError):
     """A Stripe price cannot be read as a plan or a credit price; the message says why."""
 
 
-class PurchaseRejected(PricingError):
+class PurchaseRejected(ValueError):
     """A credit purchase outside the credit price's bounds or steps."""
 
 
