@@ -9,14 +9,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import LedgerStore
 from proxy import billing_stub
+from proxy.admin import routes as admin
 from proxy.anthropic import routes as anthropic
-from proxy.body_limit import BodyLimitMiddleware
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
 from proxy.gateway import Gateway
 from proxy.openai import routes as openai
-from proxy.request_log import RequestLogMiddleware
-from proxy.routes import account, admin, health, metrics, usage_page
+from proxy.server import routes as server
+from proxy.server.body_limit import BodyLimitMiddleware
+from proxy.server.request_log import RequestLogMiddleware
 from proxy.settings import Settings
+from proxy.usage import page as usage_page
+from proxy.usage import routes as usage
 
 
 def create_app(settings: Settings | None = None, *, store: LedgerStore | None = None) -> FastAPI:
@@ -39,7 +42,7 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_middleware(
         RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
     )
-    for module in (health, openai, anthropic, account, admin, usage_page, metrics):
+    for module in (server, openai, anthropic, usage, usage_page, admin):
         app.include_router(module.router)
     app.include_router(billing_stub.router if gateway.billing is None else gateway.billing.router)
     return app

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from ledger import AccessKey, LedgerStore, LedgerUnavailable
-from proxy import request_log
 from proxy.errors import ApiError, ledger_unavailable
+from proxy.server import request_log
 
 TOKEN_PREFIX = "spu_"
 TOKEN_BYTES = 32

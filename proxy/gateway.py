@@ -15,10 +15,10 @@ from proxy.call.meter import Meter
 from proxy.call.policy import PolicySource
 from proxy.call.relay import Relay
 from proxy.model_registry import ModelRegistry
-from proxy.observability import Metrics
+from proxy.server.metrics import Metrics
+from proxy.server.warmup import warm_up
 from proxy.settings import Settings
 from proxy.upstream.clients import Upstreams
-from proxy.warmup import warm_up
 
 if TYPE_CHECKING:
     from proxy.billing.service import StripeBilling

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from proxy import request_log
+from proxy.server import request_log
 
 logger = logging.getLogger("spu.metering")
 

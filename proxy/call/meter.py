@@ -9,7 +9,6 @@ import secrets
 
 from ledger import HoldRefused, LedgerStore, LedgerUnavailable, format_spus
 from pricing import PricingPolicy, affordable_max_tokens, worst_case_units
-from proxy import request_log
 from proxy.auth import Principal
 from proxy.call.endings import Endings
 from proxy.call.in_flight import InFlightCap
@@ -17,7 +16,8 @@ from proxy.call.metered_call import MeteredCall
 from proxy.call.policy import PolicySource
 from proxy.errors import ApiError, ledger_unavailable
 from proxy.model_registry import ServedModel
-from proxy.observability import Metrics
+from proxy.server import request_log
+from proxy.server.metrics import Metrics
 
 
 class Meter:

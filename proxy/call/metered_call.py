@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from ledger import LedgerStore, LedgerUnavailable, SettleResult, UsageDetails, format_spus
 from pricing import TokenCounts, cost_pico_usd, units_for_cost
-from proxy import request_log
 from proxy.auth import Principal
 from proxy.model_registry import ServedModel
+from proxy.server import request_log
 
 if TYPE_CHECKING:
     from proxy.call.meter import Meter

@@ -31,7 +31,7 @@ from proxy.call.metered_call import MeteredCall
 from proxy.call.stream import MeteredStreamResponse, StreamTap
 from proxy.errors import ApiError
 from proxy.model_registry import ServedModel
-from proxy.observability import Metrics
+from proxy.server.metrics import Metrics
 from proxy.upstream.clients import Upstreams, upstream_failure
 from proxy.upstream.network import UpstreamResponse
 

@@ -14,7 +14,7 @@ def serve(
     config: Path | None = typer.Option(None, help="YAML config file (SPU_CONFIG_FILE)."),
 ) -> None:
     """Start the gateway. Options override the environment; workers read it at start-up."""
-    from proxy.lifecycle import run_server
+    from proxy.server.draining import run_server
     from proxy.settings import Settings
 
     if config is not None:

@@ -8,9 +8,9 @@ from rich.table import Column, Table
 
 from ledger import LedgerStore, UsageRecord, UsageTotal, format_spus
 from proxy.cli.common import console, fail, run, when
-from proxy.routes.account import format_usd
+from proxy.ledger_json import format_usd
 from proxy.settings import Settings
-from proxy.usage_window import usage_window
+from proxy.usage.window import usage_window
 
 MAX_RECORDS = 1000
 

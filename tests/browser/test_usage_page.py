@@ -39,7 +39,7 @@ from ledger.verify import verify
 from proxy.app import create_app
 from proxy.auth import issue_token
 from proxy.settings import Settings
-from proxy.usage_summary import days_left
+from proxy.usage.summary import days_left
 from tests.fakes.server import serve_in_thread
 
 T = TypeVar("T")

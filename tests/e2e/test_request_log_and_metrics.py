@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import LedgerStore, format_spus
-from proxy.observability import Metrics
-from proxy.request_log import RequestLogMiddleware, defer_until, logger, note
+from proxy.server.metrics import Metrics
+from proxy.server.request_log import RequestLogMiddleware, defer_until, logger, note
 from tests.e2e.support import CHAT_MODEL, Org, RunningGateway, expected_units
 from tests.fakes.upstream import FakeUpstream
 

@@ -19,7 +19,7 @@ from pricing import (
 from proxy.call.meter import Meter
 from proxy.call.policy import PolicySource
 from proxy.errors import ApiError
-from proxy.observability import Metrics
+from proxy.server.metrics import Metrics
 from tests.fakes.ledger import SwitchableLedger
 from tests.unit.metering_support import MODEL, POLICY, open_call
 

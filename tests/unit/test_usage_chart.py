@@ -4,7 +4,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from ledger.models import Account
-from proxy.usage_summary import MAX_CHART_DAYS, chart_window, days_left
+from proxy.usage.summary import MAX_CHART_DAYS, chart_window, days_left
 from tests.builders import account
 
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from pydantic import SecretStr
 
-from proxy.usage_links import LINK_PREFIX, UsageLinks, link_key
+from proxy.usage.links import LINK_PREFIX, UsageLinks, link_key
 
 NOW_S = 1_800_000_000.0
 

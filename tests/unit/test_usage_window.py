@@ -13,8 +13,8 @@ import pytest
 from ledger import HoldPlaced, LedgerStore, UsageDetails
 from ledger.sqlite import SqliteLedger
 from proxy.errors import ApiError
-from proxy.usage_summary import usage_summary
-from proxy.usage_window import DEFAULT_USAGE_SPAN, open_window, usage_window
+from proxy.usage.summary import usage_summary
+from proxy.usage.window import DEFAULT_USAGE_SPAN, open_window, usage_window
 
 NOW_S = 1_800_000_000.123
 NOW = datetime.fromtimestamp(NOW_S, UTC)

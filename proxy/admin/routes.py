@@ -1,6 +1,6 @@
 """The operator's HTTP API under ``/admin``: organizations, access keys, credits, plans, usage.
 
-Every route requires ``SPU_ADMIN_TOKEN`` (see ``proxy.admin_auth``) and
+Every route requires ``SPU_ADMIN_TOKEN`` (see ``proxy.admin.auth``) and
 answers errors in the gateway's one error shape (type, code, message).
 """
 
@@ -12,43 +12,43 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from ledger import AccessKey as LedgerAccessKey
 from ledger import (
+    AccessKey,
     AccountNotFound,
+    Balance,
+    CreditTransaction,
     IdempotencyConflict,
     LedgerUnavailable,
     format_spus,
     spus_to_units,
 )
-from ledger import Balance as LedgerBalance
-from ledger import CreditTransaction as LedgerCreditTransaction
 from proxy import org_admin
-from proxy.admin_auth import require_admin
-from proxy.admin_models import (
-    AccessKey,
+from proxy.admin.auth import require_admin
+from proxy.admin.schemas import (
     AccessKeyCreate,
     AccessKeyCreated,
     AccessKeyList,
-    Balance,
+    AccessKeyView,
+    BalanceView,
     CreditGrant,
-    CreditTransaction,
     CreditTransactionList,
+    CreditTransactionView,
     ErrorBody,
     GrantCreate,
     Organization,
     OrganizationCreate,
     OrganizationList,
     PlanSet,
-    UsageRecord,
     UsageRecordList,
-    UsageTotal,
+    UsageRecordView,
     UsageTotalList,
+    UsageTotalView,
 )
 from proxy.auth import issue_token
 from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import gateway_of
-from proxy.routes.account import balance_json, usage_record_json, usage_total_json
-from proxy.usage_window import open_window, usage_window
+from proxy.ledger_json import balance_json, usage_record_json, usage_total_json
+from proxy.usage.window import open_window, usage_window
 
 router = APIRouter(
     prefix="/admin",
@@ -87,11 +87,11 @@ def _ledger_errors() -> Iterator[None]:
         raise ledger_unavailable() from error
 
 
-def _balance(balance: LedgerBalance) -> Balance:
-    return Balance.model_validate(balance_json(balance))
+def _balance(balance: Balance) -> BalanceView:
+    return BalanceView.model_validate(balance_json(balance))
 
 
-def _organization(balance: LedgerBalance) -> Organization:
+def _organization(balance: Balance) -> Organization:
     account = balance.account
     return Organization(
         org_id=account.org_id,
@@ -105,7 +105,7 @@ def _organization(balance: LedgerBalance) -> Organization:
     )
 
 
-def _access_key(key: LedgerAccessKey) -> dict[str, Any]:
+def _access_key(key: AccessKey) -> dict[str, Any]:
     return {
         "key_id": key.key_id,
         "org_id": key.org_id,
@@ -117,8 +117,8 @@ def _access_key(key: LedgerAccessKey) -> dict[str, Any]:
     }
 
 
-def _credit_transaction(transaction: LedgerCreditTransaction) -> CreditTransaction:
-    return CreditTransaction(
+def _credit_transaction(transaction: CreditTransaction) -> CreditTransactionView:
+    return CreditTransactionView(
         transaction_id=transaction.transaction_id,
         kind=transaction.kind.value,
         spus=format_spus(transaction.amount_units),
@@ -172,8 +172,8 @@ async def get_organization(request: Request, org_id: str) -> Organization:
     return _organization(balance)
 
 
-@router.get("/organizations/{org_id}/balance", response_model=Balance)
-async def get_balance(request: Request, org_id: str) -> Balance:
+@router.get("/organizations/{org_id}/balance", response_model=BalanceView)
+async def get_balance(request: Request, org_id: str) -> BalanceView:
     with _ledger_errors():
         balance = await gateway_of(request).store.balance(org_id)
     return _balance(balance)
@@ -198,11 +198,11 @@ async def list_access_keys(request: Request, org_id: str) -> AccessKeyList:
     with _ledger_errors():
         await store.get_account(org_id)
         keys = await store.list_access_keys(org_id)
-    return AccessKeyList(data=[AccessKey(**_access_key(key)) for key in keys])
+    return AccessKeyList(data=[AccessKeyView(**_access_key(key)) for key in keys])
 
 
-@router.delete("/organizations/{org_id}/keys/{key_id}", response_model=AccessKey)
-async def revoke_access_key(request: Request, org_id: str, key_id: str) -> AccessKey:
+@router.delete("/organizations/{org_id}/keys/{key_id}", response_model=AccessKeyView)
+async def revoke_access_key(request: Request, org_id: str, key_id: str) -> AccessKeyView:
     """Revoke at once on this worker; other workers stop accepting it within their cache TTL."""
     gateway = gateway_of(request)
     with _ledger_errors():
@@ -214,7 +214,7 @@ async def revoke_access_key(request: Request, org_id: str, key_id: str) -> Acces
             code="access_key_not_found",
         )
     gateway.auth.forget(key.token_sha256)
-    return AccessKey(**_access_key(key))
+    return AccessKeyView(**_access_key(key))
 
 
 @router.post("/organizations/{org_id}/credit_grants", status_code=201, response_model=CreditGrant)
@@ -316,7 +316,7 @@ async def org_usage(
         group_by=group_by,
         start=window.start,
         end=window.end,
-        data=[UsageTotal(group=total.group, **usage_total_json(total)) for total in totals],
+        data=[UsageTotalView(group=total.group, **usage_total_json(total)) for total in totals],
     )
 
 
@@ -336,5 +336,5 @@ async def recent_usage(
             org_id, start=since, end=until, limit=limit, model=model
         )
     return UsageRecordList(
-        data=[UsageRecord.model_validate(usage_record_json(record)) for record in records]
+        data=[UsageRecordView.model_validate(usage_record_json(record)) for record in records]
     )

@@ -13,8 +13,8 @@ from typing import Any
 
 from ledger import LedgerStore, format_spus
 from ledger.models import Account
-from proxy.routes.account import balance_json, format_usd, usage_record_json
-from proxy.usage_window import through
+from proxy.ledger_json import balance_json, format_usd, usage_record_json
+from proxy.usage.window import through
 
 MAX_CHART_DAYS = 62
 """Two months of bars: a monthly period in full; a longer (Enterprise) one by its latest days."""

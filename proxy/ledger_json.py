@@ -1,23 +1,14 @@
-"""The token holder's own balance and usage (never another org's)."""
+"""The ledger's objects as the JSON every route, page and table shows.
 
-from datetime import UTC, datetime
+SPU amounts are decimal strings and costs exact USD strings (``Decimal``,
+never ``float``), the same on ``/v1/*``, on the usage page and in the admin API.
+"""
+
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
-
-from ledger import Balance, LedgerUnavailable, UsageRecord, UsageTotal, format_spus
+from ledger import Balance, UsageRecord, UsageTotal, format_spus
 from ledger.models import PICO_USD_PER_USD
-from proxy.auth import Principal
-from proxy.errors import ledger_unavailable
-from proxy.gateway import authenticated, gateway_of
-from proxy.usage_window import usage_window
-
-router = APIRouter()
-
-Caller = Annotated[Principal, Depends(authenticated)]
-
-MAX_USAGE_RECORDS = 1000
 
 
 def format_usd(cost_pico_usd: int) -> str:
@@ -94,46 +85,4 @@ def usage_total_json(total: UsageTotal) -> dict[str, Any]:
         "total_tokens": total.total_tokens,
         "cost_usd": format_usd(total.cost_pico_usd),
         "spus": format_spus(total.charged_units),
-    }
-
-
-@router.get("/v1/balance")
-async def balance(request: Request, principal: Caller) -> dict[str, Any]:
-    try:
-        current = await gateway_of(request).store.balance(principal.org_id)
-    except LedgerUnavailable as error:
-        raise ledger_unavailable() from error
-    return balance_json(current)
-
-
-@router.get("/v1/usage")
-async def usage(
-    request: Request,
-    principal: Caller,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
-    group_by: Literal["model", "day", "key"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_USAGE_RECORDS)] = 100,
-) -> dict[str, Any]:
-    window = usage_window(start, end, now=datetime.now(UTC))
-    store = gateway_of(request).store
-    try:
-        if group_by is None:
-            records = await store.usage_records(
-                principal.org_id, start=window.start, end=window.end, limit=limit
-            )
-            data: list[dict[str, Any]] = [usage_record_json(record) for record in records]
-        else:
-            totals = await store.usage_totals(
-                principal.org_id, group_by, start=window.start, end=window.end
-            )
-            data = [{group_by: total.group, **usage_total_json(total)} for total in totals]
-    except LedgerUnavailable as error:
-        raise ledger_unavailable() from error
-    return {
-        "object": "list",
-        "from": window.start,
-        "to": window.end,
-        "group_by": group_by,
-        "data": data,
     }

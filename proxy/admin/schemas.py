@@ -1,7 +1,8 @@
 """Request and response bodies of the admin API, so ``/openapi.json`` documents every field.
 
 SPU amounts travel as decimal strings (exact, never floats), as on ``/v1/balance``;
-the ledger's integer units stay inside the gateway.
+the ledger's integer units stay inside the gateway. A body that shows a ledger
+object is named after it with ``View`` (``BalanceView`` shows a ``ledger.Balance``).
 """
 
 from datetime import datetime
@@ -54,7 +55,7 @@ class Plan(BaseModel):
     period_end: datetime | None
 
 
-class Balance(BaseModel):
+class BalanceView(BaseModel):
     object: Literal["balance"] = "balance"
     org_id: str
     available_spus: str = Field(description="Buckets minus debt minus open holds.")
@@ -73,7 +74,7 @@ class Organization(BaseModel):
     stripe_customer_id: str | None
     renews_locally: bool = Field(description="True for plans set by hand (Enterprise).")
     created_at: datetime
-    balance: Balance
+    balance: BalanceView
 
 
 class OrganizationList(BaseModel):
@@ -87,7 +88,7 @@ class AccessKeyCreate(BaseModel):
     expires_at: datetime | None = None
 
 
-class AccessKey(BaseModel):
+class AccessKeyView(BaseModel):
     object: Literal["access_key"] = "access_key"
     key_id: str
     org_id: str
@@ -98,13 +99,13 @@ class AccessKey(BaseModel):
     revoked_at: datetime | None
 
 
-class AccessKeyCreated(AccessKey):
+class AccessKeyCreated(AccessKeyView):
     token: str = Field(description="The access token itself: shown this once, never again.")
 
 
 class AccessKeyList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[AccessKey]
+    data: list[AccessKeyView]
 
 
 class GrantCreate(BaseModel):
@@ -125,10 +126,10 @@ class CreditGrant(BaseModel):
     reason: str
     applied: bool = Field(description="False when this idempotency key had already granted.")
     created_at: datetime
-    balance: Balance
+    balance: BalanceView
 
 
-class CreditTransaction(BaseModel):
+class CreditTransactionView(BaseModel):
     object: Literal["credit_transaction"] = "credit_transaction"
     transaction_id: str
     kind: str
@@ -140,7 +141,7 @@ class CreditTransaction(BaseModel):
 
 class CreditTransactionList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[CreditTransaction]
+    data: list[CreditTransactionView]
 
 
 class PlanSet(BaseModel):
@@ -161,7 +162,7 @@ class UsageSplit(BaseModel):
     debt: str
 
 
-class UsageRecord(BaseModel):
+class UsageRecordView(BaseModel):
     object: Literal["usage_record"] = "usage_record"
     request_id: str
     org_id: str
@@ -183,10 +184,10 @@ class UsageRecord(BaseModel):
 
 class UsageRecordList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[UsageRecord]
+    data: list[UsageRecordView]
 
 
-class UsageTotal(BaseModel):
+class UsageTotalView(BaseModel):
     group: str
     calls: int
     prompt_tokens: int
@@ -202,4 +203,4 @@ class UsageTotalList(BaseModel):
     group_by: Literal["model", "day", "key"]
     start: datetime = Field(serialization_alias="from")
     end: datetime = Field(serialization_alias="to")
-    data: list[UsageTotal]
+    data: list[UsageTotalView]

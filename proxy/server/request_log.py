@@ -20,7 +20,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import format_spus
-from proxy.observability import Metrics
+from proxy.server.metrics import Metrics
 
 logger = logging.getLogger("spu.request")
 

@@ -16,18 +16,18 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from ledger import AccountNotFound, LedgerUnavailable
-from proxy import request_log
 from proxy.auth import Principal, bearer_token
 from proxy.errors import ApiError, ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
-from proxy.usage_links import (
+from proxy.server import request_log
+from proxy.usage.links import (
     DEFAULT_LINK_TTL_S,
     LINK_PREFIX,
     MAX_LINK_TTL_S,
     UsageLinks,
     link_key,
 )
-from proxy.usage_summary import usage_summary
+from proxy.usage.summary import usage_summary
 
 router = APIRouter()
 
