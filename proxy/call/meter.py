@@ -63,7 +63,7 @@ class Meter:
                 error_type="rate_limit_error",
                 code="too_many_in_flight",
             )
-        policy = self.pricing.current
+        policy = self.policy
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
         request_id = f"req_{secrets.token_hex(16)}"
         try:
