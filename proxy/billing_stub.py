@@ -34,5 +34,6 @@ for path in BILLING_PATHS:
         path,
         billing_not_configured,
         methods=["POST"],
-        responses={503: {"description": "Local-only mode: Stripe billing is not configured"}},
+        status_code=503,
+        response_description="Local-only mode: Stripe billing is not configured",
     )
