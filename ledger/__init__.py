@@ -28,13 +28,21 @@ from ledger.models import (
     UsageRecord,
     UsageTotal,
 )
-from ledger.store import LedgerStore
+from ledger.store import (
+    AccessKeyStore,
+    LedgerReports,
+    LedgerStore,
+    MoneyLedger,
+    StoreLifecycle,
+    WebhookEventStore,
+)
 from ledger.units import UNITS_PER_SPU, format_spus, spus_to_units, units_to_spus
 from ledger.waterfall import BucketSplit, split_debit
 
 __all__ = [
     "UNITS_PER_SPU",
     "AccessKey",
+    "AccessKeyStore",
     "Account",
     "AccountNotFound",
     "Balance",
@@ -49,13 +57,17 @@ __all__ = [
     "HoldState",
     "IdempotencyConflict",
     "LedgerError",
+    "LedgerReports",
     "LedgerStore",
     "LedgerUnavailable",
+    "MoneyLedger",
     "SettleResult",
+    "StoreLifecycle",
     "Subscription",
     "UsageDetails",
     "UsageRecord",
     "UsageTotal",
+    "WebhookEventStore",
     "format_spus",
     "open_store",
     "split_debit",

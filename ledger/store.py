@@ -1,8 +1,12 @@
-"""The one storage protocol every ledger backend implements.
+"""The storage protocol every ledger backend implements, split by concern.
 
 Each method is one atomic operation; callers never compose transactions.
 Idempotent writes take the id that makes them so (request id, checkout
 session id, idempotency key, event id), because every caller may retry.
+
+A caller asks for the part it needs (``verify`` reads ``LedgerReports``, token
+lookups need ``AccessKeyStore``); ``LedgerStore`` is their union, for the
+gateway, which needs everything.
 """
 
 from datetime import datetime
@@ -26,7 +30,7 @@ from ledger.models import (
 )
 
 
-class LedgerStore(Protocol):
+class StoreLifecycle(Protocol):
     async def open(self) -> None:
         """Connect and bring the schema or indexes up to date (idempotent)."""
 
@@ -35,7 +39,10 @@ class LedgerStore(Protocol):
     async def ping(self) -> None:
         """Raise ``LedgerUnavailable`` when the store cannot serve a hold right now."""
 
-    # accounts
+
+class MoneyLedger(Protocol):
+    """Accounts and every change to their money: holds, settlements, credits, plans."""
+
     async def create_account(
         self,
         org_id: str,
@@ -57,7 +64,6 @@ class LedgerStore(Protocol):
 
     async def find_org_by_stripe_customer(self, customer_id: str) -> str | None: ...
 
-    # holds and settlement
     async def hold(
         self,
         org_id: str,
@@ -79,7 +85,6 @@ class LedgerStore(Protocol):
 
     async def balance(self, org_id: str) -> Balance: ...
 
-    # credits
     async def credit_purchase(
         self, session_id: str, org_id: str, amount_units: int, reason: str = "purchase"
     ) -> CreditResult: ...
@@ -93,11 +98,6 @@ class LedgerStore(Protocol):
     ) -> CreditResult:
         """Take back unspent purchased credits; what was already spent becomes debt."""
 
-    async def credit_transactions(
-        self, org_id: str, *, limit: int = 100
-    ) -> list[CreditTransaction]: ...
-
-    # subscriptions
     async def set_subscription(self, org_id: str, subscription: Subscription) -> Account:
         """Apply a plan unless a newer one (``as_of``) is already recorded.
 
@@ -107,7 +107,31 @@ class LedgerStore(Protocol):
     async def clear_subscription(self, org_id: str, *, as_of: datetime) -> Account:
         """End the plan: the unused allowance lapses; purchased and granted stay."""
 
-    # queries
+
+class AccessKeyStore(Protocol):
+    """Organizations' access tokens, stored as hashes."""
+
+    async def add_access_key(self, key: AccessKey) -> None: ...
+
+    async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None: ...
+
+    async def list_access_keys(self, org_id: str) -> list[AccessKey]: ...
+
+    async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None: ...
+
+
+class WebhookEventStore(Protocol):
+    """Processed webhook events, so each is handled once however often it is delivered."""
+
+    async def event_seen(self, event_id: str) -> bool: ...
+
+    async def mark_event(self, event_id: str, kind: str) -> bool:
+        """Record an event as processed; False if it already was."""
+
+
+class LedgerReports(Protocol):
+    """Read-only views: usage, the credit audit trail, and the figures ``verify`` checks."""
+
     async def usage_records(
         self,
         org_id: str | None,
@@ -123,21 +147,15 @@ class LedgerStore(Protocol):
         self, org_id: str, group_by: UsageGroup, *, start: datetime, end: datetime
     ) -> list[UsageTotal]: ...
 
-    # access keys
-    async def add_access_key(self, key: AccessKey) -> None: ...
+    async def credit_transactions(
+        self, org_id: str, *, limit: int = 100
+    ) -> list[CreditTransaction]: ...
 
-    async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None: ...
-
-    async def list_access_keys(self, org_id: str) -> list[AccessKey]: ...
-
-    async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None: ...
-
-    # processed events (webhook deduplication)
-    async def event_seen(self, event_id: str) -> bool: ...
-
-    async def mark_event(self, event_id: str, kind: str) -> bool:
-        """Record an event as processed; False if it already was."""
-
-    # verification
     async def ledger_figures(self) -> list[OrgLedgerFigures]:
         """Per-org figures for ``verify``, all read in one consistent snapshot."""
+
+
+class LedgerStore(
+    StoreLifecycle, MoneyLedger, AccessKeyStore, WebhookEventStore, LedgerReports, Protocol
+):
+    """Everything a backend offers: what the gateway holds."""

@@ -9,7 +9,7 @@ smaller plan may take credit away from under it later, and that is no fault.
 """
 
 from ledger.models import OrgLedgerFigures
-from ledger.store import LedgerStore
+from ledger.store import LedgerReports
 
 
 def violations(figures: OrgLedgerFigures) -> list[str]:
@@ -53,7 +53,7 @@ def violations(figures: OrgLedgerFigures) -> list[str]:
     return found
 
 
-async def verify(store: LedgerStore) -> tuple[int, list[str]]:
+async def verify(store: LedgerReports) -> tuple[int, list[str]]:
     """Check every org; returns how many were checked and every violation found."""
     all_figures = await store.ledger_figures()
     found: list[str] = []

@@ -133,10 +133,6 @@ async def place_hold(
     key_id: str | None,
     now_ms: int,
 ) -> HoldPlaced | HoldRefused:
-    if amount_units < 0:
-        raise ValueError("a hold cannot be negative")
-    if ttl_s <= 0:
-        raise ValueError("a hold needs a positive time to live")
     hold = OpenHold(request_id, amount_units, key_id, now_ms, now_ms + int(ttl_s * 1000))
     for _ in range(HOLD_ATTEMPTS):
         try:

@@ -8,6 +8,7 @@ from bson.int64 import Int64
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
+from ledger import checks
 from ledger.clock import Clock, system_clock, to_ms
 from ledger.errors import AccountNotFound, IdempotencyConflict, LedgerUnavailable
 from ledger.models import (
@@ -143,8 +144,7 @@ class MongoLedger:
         user_name: str | None = None,
         user_email: str | None = None,
     ) -> Account:
-        if free_grant_units < 0:
-            raise ValueError("a free grant cannot be negative")
+        checks.free_grant(free_grant_units)
         client, collections = self._connected
         try:
             return await run_transaction(
@@ -221,6 +221,7 @@ class MongoLedger:
         ttl_s: float,
         key_id: str | None = None,
     ) -> HoldPlaced | HoldRefused:
+        checks.hold(amount_units, ttl_s)
         client, collections = self._connected
         return await holds.place_hold(
             client, collections, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms()
@@ -230,8 +231,7 @@ class MongoLedger:
     async def settle(
         self, request_id: str, actual_units: int, details: UsageDetails
     ) -> SettleResult:
-        if actual_units < 0:
-            raise ValueError("a settled amount cannot be negative")
+        checks.settlement(actual_units)
         client, collections = self._connected
         return await run_transaction(
             client,
@@ -268,8 +268,7 @@ class MongoLedger:
     async def _credit(
         self, transaction_id: str, org_id: str, kind: CreditKind, amount_units: int, reason: str
     ) -> CreditResult:
-        if amount_units <= 0:
-            raise ValueError("a credit must be positive")
+        checks.credit(amount_units)
         client, collections = self._connected
         return await run_transaction(
             client,
@@ -305,8 +304,7 @@ class MongoLedger:
     async def refund_purchase(
         self, refund_id: str, org_id: str, amount_units: int, reason: str
     ) -> CreditResult:
-        if amount_units <= 0:
-            raise ValueError("a refund must be positive")
+        checks.refund(amount_units)
         client, collections = self._connected
         return await run_transaction(
             client,
@@ -336,8 +334,7 @@ class MongoLedger:
     # subscriptions
     @translate_failures
     async def set_subscription(self, org_id: str, subscription: Subscription) -> Account:
-        if subscription.allowance_units < 0:
-            raise ValueError("an allowance cannot be negative")
+        checks.plan(subscription)
         client, collections = self._connected
         return await run_transaction(
             client,

@@ -1,17 +1,30 @@
-"""The group-commit writer's shortcut for a lone caller: commit on the caller's own thread."""
+"""The group-commit writer's shortcut for a lone caller: commit on the caller's own thread.
+
+The SQLite ledger asks for it (``inline=True``) when its process has no call
+underway but the one a write ends, which it counts itself: the tests at the
+end check that trigger through the ledger's own methods.
+"""
 
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from ledger import UNITS_PER_SPU, HoldPlaced, HoldRefused, UsageDetails
+from ledger.sql.routine import Routine
+from ledger.sqlite import SqliteLedger, runner
+from ledger.sqlite import store as store_module
 from ledger.sqlite.writer import GroupCommitWriter
 
+T = TypeVar("T")
+DETAILS = UsageDetails(model="gpt-4o-mini", provider="openai", total_tokens=1)
 
-def _writer(tmp_path: Path, *, alone: bool) -> GroupCommitWriter:
+
+def _writer(tmp_path: Path) -> GroupCommitWriter:
     def connect() -> sqlite3.Connection:
         connection = sqlite3.connect(
             tmp_path / "w.db", isolation_level=None, check_same_thread=False, timeout=0
@@ -20,9 +33,7 @@ def _writer(tmp_path: Path, *, alone: bool) -> GroupCommitWriter:
         connection.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER NOT NULL CHECK (v > 0))")
         return connection
 
-    writer = GroupCommitWriter(connect, max_batch=8, busy_timeout_s=5)
-    writer.commit_inline_while(lambda: alone)
-    return writer
+    return GroupCommitWriter(connect, max_batch=8, busy_timeout_s=5)
 
 
 def _committed(tmp_path: Path) -> list[int]:
@@ -44,11 +55,11 @@ def _insert_on(threads: list[int], value: int = 1) -> Callable[[sqlite3.Connecti
 
 
 async def test_a_lone_write_commits_on_the_callers_thread(tmp_path: Path) -> None:
-    writer = _writer(tmp_path, alone=True)
+    writer = _writer(tmp_path)
     writer.start()
     threads: list[int] = []
     try:
-        assert await writer.run(_insert_on(threads, 7)) == 7
+        assert await writer.run(_insert_on(threads, 7), inline=True) == 7
         assert _committed(tmp_path) == [7]
     finally:
         writer.stop()
@@ -56,11 +67,11 @@ async def test_a_lone_write_commits_on_the_callers_thread(tmp_path: Path) -> Non
 
 
 async def test_writes_that_are_not_alone_go_through_the_writer_thread(tmp_path: Path) -> None:
-    writer = _writer(tmp_path, alone=False)
+    writer = _writer(tmp_path)
     writer.start()
     threads: list[int] = []
     try:
-        await writer.run(_insert_on(threads))
+        await writer.run(_insert_on(threads), inline=False)
     finally:
         writer.stop()
     assert threads != [threading.get_ident()]
@@ -68,7 +79,7 @@ async def test_writes_that_are_not_alone_go_through_the_writer_thread(tmp_path: 
 
 
 async def test_a_lone_write_that_fails_after_writing_leaves_no_trace(tmp_path: Path) -> None:
-    writer = _writer(tmp_path, alone=True)
+    writer = _writer(tmp_path)
     writer.start()
 
     def insert_then_fail(connection: sqlite3.Connection) -> None:
@@ -77,8 +88,8 @@ async def test_a_lone_write_that_fails_after_writing_leaves_no_trace(tmp_path: P
 
     try:
         with pytest.raises(sqlite3.IntegrityError):
-            await writer.run(insert_then_fail)
-        await writer.run(_insert_on([], 6))
+            await writer.run(insert_then_fail, inline=True)
+        await writer.run(_insert_on([], 6), inline=True)
     finally:
         writer.stop()
     assert _committed(tmp_path) == [6]
@@ -86,13 +97,13 @@ async def test_a_lone_write_that_fails_after_writing_leaves_no_trace(tmp_path: P
 
 async def test_a_lone_write_never_waits_on_the_loop_for_another_process(tmp_path: Path) -> None:
     """Another writer holds the lock: the write queues for the thread, the loop stays free."""
-    writer = _writer(tmp_path, alone=True)
+    writer = _writer(tmp_path)
     writer.start()
     other = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     threads: list[int] = []
     try:
-        call = asyncio.ensure_future(writer.run(_insert_on(threads)))
+        call = asyncio.ensure_future(writer.run(_insert_on(threads), inline=True))
         await asyncio.sleep(0.05)
         assert not call.done()
         other.execute("COMMIT")
@@ -105,7 +116,7 @@ async def test_a_lone_write_never_waits_on_the_loop_for_another_process(tmp_path
 
 
 async def test_a_lone_write_queues_while_the_writer_thread_has_a_batch(tmp_path: Path) -> None:
-    writer = _writer(tmp_path, alone=False)
+    writer = _writer(tmp_path)
     writer.start()
     started, release = threading.Event(), threading.Event()
 
@@ -117,8 +128,7 @@ async def test_a_lone_write_queues_while_the_writer_thread_has_a_batch(tmp_path:
     try:
         gated = asyncio.ensure_future(writer.run(gate))
         await asyncio.to_thread(started.wait, 5)
-        writer.commit_inline_while(lambda: True)
-        call = asyncio.ensure_future(writer.run(_insert_on(threads)))
+        call = asyncio.ensure_future(writer.run(_insert_on(threads), inline=True))
         await asyncio.sleep(0.05)
         assert not call.done()
         release.set()
@@ -127,3 +137,64 @@ async def test_a_lone_write_queues_while_the_writer_thread_has_a_batch(tmp_path:
         writer.stop()
     assert threads != [threading.get_ident()]
     assert _committed(tmp_path) == [1]
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
+    store = SqliteLedger(tmp_path / "ledger.db")
+    await store.open()
+    await store.create_account("org-1", free_grant_units=100 * UNITS_PER_SPU)
+    yield store
+    await store.close()
+
+
+def _threads_of_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The thread each write routine runs on, in order (its body runs where it is run)."""
+    threads: list[str] = []
+    original = runner.run
+
+    def noting(connection: sqlite3.Connection, routine: Routine[T]) -> T:
+        threads.append(threading.current_thread().name)
+        return original(connection, routine)
+
+    monkeypatch.setattr(store_module, "run", noting)
+    return threads
+
+
+async def test_a_lone_calls_hold_and_settlement_commit_on_the_callers_thread(
+    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _threads_of_writes(monkeypatch)
+    for request_id in ("req-1", "req-2"):
+        assert isinstance(await ledger.hold("org-1", 10, request_id, 60), HoldPlaced)
+        await ledger.settle(request_id, 5, DETAILS)
+    await ledger.hold("org-1", 10, "req-3", 60)
+    await ledger.release("req-3")
+    assert threads == [threading.current_thread().name] * 6
+
+
+async def test_writes_while_another_call_is_underway_go_through_the_writer_thread(
+    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _threads_of_writes(monkeypatch)
+    here = threading.current_thread().name
+    await ledger.hold("org-1", 10, "first", 60)
+    await ledger.hold("org-1", 10, "second", 60)
+    await ledger.settle("first", 5, DETAILS)
+    await ledger.release("second")
+    await ledger.hold("org-1", 10, "third", 60)
+    assert threads[0] == here, "nothing else was underway"
+    assert threads[1] != here and threads[2] != here, "two calls were underway"
+    assert threads[3] == here, "only the call it ends was underway"
+    assert threads[4] == here, "both earlier calls had ended"
+
+
+async def test_a_refused_hold_leaves_nothing_underway(
+    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _threads_of_writes(monkeypatch)
+    refused = await ledger.hold("org-1", 10**4 * UNITS_PER_SPU, "too-big", 60)
+    assert isinstance(refused, HoldRefused)
+    await ledger.hold("org-1", 10, "next", 60)
+    await ledger.settle("next", 5, DETAILS)
+    assert threads == [threading.current_thread().name] * 3

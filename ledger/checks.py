@@ -1,0 +1,58 @@
+"""Input checks every backend applies before it touches its store, written once.
+
+A caller's mistake (a negative amount, a zero time to live, an amount no
+column can hold) is a ``ValueError`` raised before any read or write, the same
+on every backend; what the store itself decides (not enough credit, an id
+reused with other content) comes back from the operation.
+"""
+
+import math
+
+from ledger.models import Subscription
+
+MAX_UNITS = 2**53
+"""The largest amount one operation may carry (about 9 billion SPU): far below the
+stores' signed 64-bit integers, so that sums of many such amounts still fit."""
+
+
+def _within_range(amount_units: int, what: str) -> None:
+    if amount_units > MAX_UNITS:
+        raise ValueError(f"{what} of {amount_units} units is beyond the ledger's range")
+
+
+def free_grant(amount_units: int) -> None:
+    if amount_units < 0:
+        raise ValueError("a free grant cannot be negative")
+    _within_range(amount_units, "a free grant")
+
+
+def hold(amount_units: int, ttl_s: float) -> None:
+    if amount_units < 0:
+        raise ValueError("a hold cannot be negative")
+    if not (ttl_s > 0 and math.isfinite(ttl_s)):
+        raise ValueError("a hold needs a positive, finite time to live")
+    _within_range(amount_units, "a hold")
+
+
+def settlement(actual_units: int) -> None:
+    if actual_units < 0:
+        raise ValueError("a settled amount cannot be negative")
+    _within_range(actual_units, "a settled amount")
+
+
+def credit(amount_units: int) -> None:
+    if amount_units <= 0:
+        raise ValueError("a credit must be positive")
+    _within_range(amount_units, "a credit")
+
+
+def refund(amount_units: int) -> None:
+    if amount_units <= 0:
+        raise ValueError("a refund must be positive")
+    _within_range(amount_units, "a refund")
+
+
+def plan(subscription: Subscription) -> None:
+    if subscription.allowance_units < 0:
+        raise ValueError("an allowance cannot be negative")
+    _within_range(subscription.allowance_units, "an allowance")

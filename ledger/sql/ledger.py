@@ -1,0 +1,248 @@
+"""``LedgerStore`` on SQL, once for both dialects: checks, the clock, one routine per method.
+
+A backend supplies an ``SqlEngine``: the transactions around the routines and
+a runner for its driver. SQLite's runs every write in its group-commit writer
+thread and reads on a thread pool (``ledger.sqlite``); PostgreSQL's batches the
+writes of one process into one transaction and reads from a connection pool
+(``ledger.postgres``).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
+
+from ledger import checks
+from ledger.clock import Clock, to_ms
+from ledger.models import (
+    AccessKey,
+    Account,
+    Balance,
+    CreditKind,
+    CreditResult,
+    CreditTransaction,
+    HoldPlaced,
+    HoldRefused,
+    OrgLedgerFigures,
+    SettleResult,
+    Subscription,
+    UsageDetails,
+    UsageGroup,
+    UsageRecord,
+    UsageTotal,
+)
+from ledger.sql import operations as ops
+from ledger.sql import reads
+from ledger.sql.routine import Routine
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Write(Generic[T]):
+    """One write as an engine receives it."""
+
+    routine: Callable[[], Routine[T]]
+    """Makes the routine; an engine may run it again (a batch rerun after a failure)."""
+    org_ids: tuple[str, ...] = ()
+    """The accounts it may change, which PostgreSQL locks before it runs."""
+    places_hold: str | None = None
+    """The request id whose hold it places."""
+    ends_hold: str | None = None
+    """The request id whose hold it ends (settle, release): its org is that hold's."""
+
+
+class SqlEngine(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def write(self, write: Write[T]) -> T:
+        """Run the routine in a write transaction; it has committed when this returns."""
+
+    async def read(self, routine: Routine[T]) -> T:
+        """Run the routine in one read snapshot."""
+
+
+class SqlLedger:
+    """The storage protocol on an ``SqlEngine`` (see the module's doc)."""
+
+    def __init__(self, engine: SqlEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def _write(self, routine: Callable[[], Routine[T]], *org_ids: str, **hints: Any) -> T:
+        return await self._engine.write(Write(routine, org_ids, **hints))
+
+    async def open(self) -> None:
+        await self._engine.open()
+
+    async def close(self) -> None:
+        await self._engine.close()
+
+    async def ping(self) -> None:
+        await self._engine.ping()
+
+    # money: accounts
+    async def create_account(
+        self,
+        org_id: str,
+        *,
+        free_grant_units: int,
+        user_id: str | None = None,
+        user_name: str | None = None,
+        user_email: str | None = None,
+    ) -> Account:
+        checks.free_grant(free_grant_units)
+        routine = partial(
+            ops.create_account,
+            org_id,
+            free_grant_units,
+            user_id,
+            user_name,
+            user_email,
+            self._now_ms(),
+        )
+        return await self._write(routine, org_id)
+
+    async def get_account(self, org_id: str) -> Account:
+        return await self._engine.read(reads.load_account(org_id))
+
+    async def list_accounts(self, *, limit: int = 100, after_org_id: str = "") -> list[Account]:
+        return await self._engine.read(reads.list_accounts(limit, after_org_id))
+
+    async def set_stripe_customer(self, org_id: str, customer_id: str) -> str:
+        routine = partial(ops.set_stripe_customer, org_id, customer_id, self._now_ms())
+        return await self._write(routine, org_id)
+
+    async def find_org_by_stripe_customer(self, customer_id: str) -> str | None:
+        return await self._engine.read(reads.org_by_stripe_customer(customer_id))
+
+    # money: holds and settlement
+    async def hold(
+        self,
+        org_id: str,
+        amount_units: int,
+        request_id: str,
+        ttl_s: float,
+        key_id: str | None = None,
+    ) -> HoldPlaced | HoldRefused:
+        checks.hold(amount_units, ttl_s)
+        routine = partial(ops.hold, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms())
+        return await self._write(routine, org_id, places_hold=request_id)
+
+    async def settle(
+        self, request_id: str, actual_units: int, details: UsageDetails
+    ) -> SettleResult:
+        checks.settlement(actual_units)
+        routine = partial(ops.settle, request_id, actual_units, details, self._now_ms())
+        return await self._write(routine, ends_hold=request_id)
+
+    async def release(self, request_id: str) -> bool:
+        routine = partial(ops.release, request_id, self._now_ms())
+        return await self._write(routine, ends_hold=request_id)
+
+    async def expire_holds(self, *, limit: int = 1000) -> int:
+        now_ms = self._now_ms()
+        org_ids = await self._engine.read(reads.due_orgs(limit, now_ms))
+        if not org_ids:
+            return 0
+        return await self._write(partial(ops.expire_holds, org_ids, limit, now_ms), *org_ids)
+
+    async def balance(self, org_id: str) -> Balance:
+        return await self._engine.read(reads.balance(org_id, self._now_ms()))
+
+    # money: credits
+    async def _credit(
+        self, transaction_id: str, org_id: str, kind: CreditKind, amount_units: int, reason: str
+    ) -> CreditResult:
+        checks.credit(amount_units)
+        routine = partial(
+            ops.credit, transaction_id, org_id, kind, amount_units, reason, self._now_ms()
+        )
+        return await self._write(routine, org_id)
+
+    async def credit_purchase(
+        self, session_id: str, org_id: str, amount_units: int, reason: str = "purchase"
+    ) -> CreditResult:
+        return await self._credit(
+            f"purchase:{session_id}", org_id, CreditKind.PURCHASE, amount_units, reason
+        )
+
+    async def grant(
+        self, org_id: str, amount_units: int, reason: str, idempotency_key: str
+    ) -> CreditResult:
+        return await self._credit(
+            f"grant:{idempotency_key}", org_id, CreditKind.GRANT, amount_units, reason
+        )
+
+    async def refund_purchase(
+        self, refund_id: str, org_id: str, amount_units: int, reason: str
+    ) -> CreditResult:
+        checks.refund(amount_units)
+        routine = partial(
+            ops.refund_purchase, f"refund:{refund_id}", org_id, amount_units, reason, self._now_ms()
+        )
+        return await self._write(routine, org_id)
+
+    # money: plans
+    async def set_subscription(self, org_id: str, subscription: Subscription) -> Account:
+        checks.plan(subscription)
+        routine = partial(ops.set_subscription, org_id, subscription, self._now_ms())
+        return await self._write(routine, org_id)
+
+    async def clear_subscription(self, org_id: str, *, as_of: datetime) -> Account:
+        routine = partial(ops.clear_subscription, org_id, to_ms(as_of), self._now_ms())
+        return await self._write(routine, org_id)
+
+    # access keys
+    async def add_access_key(self, key: AccessKey) -> None:
+        await self._write(partial(ops.add_access_key, key), key.org_id)
+
+    async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None:
+        return await self._engine.read(reads.access_key_by_hash(token_sha256))
+
+    async def list_access_keys(self, org_id: str) -> list[AccessKey]:
+        return await self._engine.read(reads.list_access_keys(org_id))
+
+    async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None:
+        routine = partial(ops.revoke_access_key, org_id, key_id, self._now_ms())
+        return await self._write(routine, org_id)
+
+    # processed webhook events
+    async def event_seen(self, event_id: str) -> bool:
+        return await self._engine.read(reads.event_seen(event_id))
+
+    async def mark_event(self, event_id: str, kind: str) -> bool:
+        return await self._write(partial(ops.mark_event, event_id, kind, self._now_ms()))
+
+    # reports
+    async def usage_records(
+        self,
+        org_id: str | None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 100,
+        model: str | None = None,
+    ) -> list[UsageRecord]:
+        return await self._engine.read(reads.usage_records(org_id, start, end, limit, model))
+
+    async def usage_totals(
+        self, org_id: str, group_by: UsageGroup, *, start: datetime, end: datetime
+    ) -> list[UsageTotal]:
+        return await self._engine.read(reads.usage_totals(org_id, group_by, start, end))
+
+    async def credit_transactions(
+        self, org_id: str, *, limit: int = 100
+    ) -> list[CreditTransaction]:
+        return await self._engine.read(reads.credit_transactions(org_id, limit))
+
+    async def ledger_figures(self) -> list[OrgLedgerFigures]:
+        return await self._engine.read(reads.ledger_figures(self._now_ms()))

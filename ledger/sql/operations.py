@@ -1,0 +1,455 @@
+"""Every ledger write, once, as a routine both SQL backends run (see ``ledger.sql.routine``).
+
+Each routine is one atomic operation inside the transaction its backend opens:
+SQLite's ``BEGIN IMMEDIATE`` (the whole file is locked), PostgreSQL's READ
+COMMITTED transaction in which the accounts a batch touches were locked first
+(``ledger.postgres``). Either way nothing else changes the org's money between a
+routine's reads and its writes. Nothing is cached between operations: another
+process may have written since.
+
+``hold`` and ``settle`` are the hot path and are kept to one read and two or
+three writes each; everything else favours plain code over statement counts.
+"""
+
+from collections.abc import Sequence
+
+from ledger.clock import from_ms, optional_to_ms, to_ms
+from ledger.errors import AccountNotFound, HoldNotFound, HoldNotOpen, IdempotencyConflict
+from ledger.models import (
+    AccessKey,
+    Account,
+    CreditKind,
+    CreditResult,
+    CreditTransaction,
+    HoldPlaced,
+    HoldRefused,
+    HoldState,
+    SettleResult,
+    Subscription,
+    UsageDetails,
+    UsageRecord,
+)
+from ledger.periods import (
+    AllowanceChange,
+    audit_lines,
+    is_stale,
+    lapse_allowance,
+    plan_period,
+    renewed_period,
+)
+from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
+from ledger.sql.funds import FUNDS_AND_HOLD_SQL, HOLD_AND_FUNDS_SQL, Funds, read_funds
+from ledger.sql.reads import load_account
+from ledger.sql.routine import Command, Query, Routine, fetch
+from ledger.sql.rows import (
+    CREDIT_COLUMNS,
+    KEY_COLUMNS,
+    USAGE_COLUMNS,
+    credit_from_row,
+    key_from_row,
+    usage_from_row,
+    usage_row,
+)
+from ledger.waterfall import debt_payoff, settlement_split
+
+_INSERT_HOLD_SQL = (
+    "INSERT INTO holds (request_id, org_id, key_id, amount_units, state, created_at_ms,"
+    " expires_at_ms) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)"
+)
+_ADD_HELD_SQL = "UPDATE accounts SET open_hold_units = open_hold_units + ?1 WHERE org_id = ?2"
+_DEBIT_SQL = (
+    "UPDATE accounts SET subscription_used_units = subscription_used_units + ?1,"
+    " purchased_used_units = purchased_used_units + ?2,"
+    " granted_used_units = granted_used_units + ?3, debt_units = debt_units + ?4,"
+    " open_hold_units = open_hold_units - ?5, updated_at_ms = ?6 WHERE org_id = ?7"
+)
+_SETTLE_HOLD_SQL = "UPDATE holds SET state = 'settled', ended_at_ms = ?1 WHERE request_id = ?2"
+_INSERT_USAGE_SQL = (
+    f"INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+)
+_USAGE_SQL = f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?1"
+_RELEASE_SQL = (
+    "UPDATE holds SET state = 'released', ended_at_ms = ?1 WHERE request_id = ?2"
+    " AND state = 'open' RETURNING org_id, amount_units"
+)
+_HOLD_EXISTS_SQL = "SELECT 1 FROM holds WHERE request_id = ?1"
+_EXPIRE_ORG_SQL = (
+    "UPDATE holds SET state = 'expired', ended_at_ms = ?1 WHERE request_id IN"
+    " (SELECT request_id FROM holds WHERE org_id = ?2 AND state = 'open'"
+    " AND expires_at_ms <= ?1 LIMIT ?3) RETURNING amount_units"
+)
+_CREDIT_SQL = f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE transaction_id = ?1"
+_INSERT_CREDIT_SQL = (
+    f"INSERT INTO credit_transactions ({CREDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+)
+_WRITE_ALLOWANCE_SQL = (
+    "UPDATE accounts SET subscription_allowance_units = ?1, subscription_used_units = ?2,"
+    " debt_units = ?3, updated_at_ms = ?4 WHERE org_id = ?5"
+)
+_KEY_CLASH_SQL = f"SELECT {KEY_COLUMNS} FROM access_keys WHERE key_id = ?1 OR token_sha256 = ?2"
+_KEY_SQL = f"SELECT {KEY_COLUMNS} FROM access_keys WHERE org_id = ?1 AND key_id = ?2"
+
+
+def current_funds(org_id: str, now_ms: int) -> Routine[Funds]:
+    """The account's funds, after renewing a locally renewed plan whose period has ended."""
+    funds = yield from read_funds(org_id, now_ms)
+    if funds.renewal_due(now_ms):
+        yield from _renew_period((yield from load_account(org_id)), now_ms)
+        funds = yield from read_funds(org_id, now_ms)
+    return funds
+
+
+def _insert_credit(line: CreditTransaction, now_ms: int) -> Command:
+    return Command(
+        _INSERT_CREDIT_SQL,
+        (
+            line.transaction_id,
+            line.org_id,
+            line.kind.value,
+            line.amount_units,
+            line.debt_paid_units,
+            line.reason,
+            now_ms,
+        ),
+    )
+
+
+def _record_allowance_change(
+    org_id: str, change: AllowanceChange, reason: str, now_ms: int
+) -> Routine[None]:
+    for line in audit_lines(org_id, change):
+        transaction = CreditTransaction(
+            line.transaction_id,
+            org_id,
+            line.kind,
+            line.amount_units,
+            line.debt_paid_units,
+            reason,
+            from_ms(now_ms),
+        )
+        yield _insert_credit(transaction, now_ms)
+
+
+def _write_allowance(org_id: str, change: AllowanceChange, now_ms: int) -> Command:
+    return Command(
+        _WRITE_ALLOWANCE_SQL,
+        (change.allowance_units, change.used_units, change.debt_units, now_ms, org_id),
+    )
+
+
+def _renew_period(account: Account, now_ms: int) -> Routine[None]:
+    """Renew a locally renewed plan whose period has ended; once, however many notice,
+    because the period end moves forward in the same transaction."""
+    assert account.period_start is not None and account.period_end is not None
+    period = renewed_period(
+        to_ms(account.period_start),
+        to_ms(account.period_end),
+        now_ms,
+        allowance_units=account.subscription_allowance_units,
+        used_units=account.subscription_used_units,
+        debt_units=account.debt_units,
+    )
+    yield _write_allowance(account.org_id, period.change, now_ms)
+    yield Command(
+        "UPDATE accounts SET period_start_ms = ?1, period_end_ms = ?2 WHERE org_id = ?3",
+        (period.start_ms, period.end_ms, account.org_id),
+    )
+    yield from _record_allowance_change(account.org_id, period.change, "period renewed", now_ms)
+
+
+def create_account(
+    org_id: str,
+    free_grant_units: int,
+    user_id: str | None,
+    user_name: str | None,
+    user_email: str | None,
+    now_ms: int,
+) -> Routine[Account]:
+    inserted = yield Query(
+        "INSERT INTO accounts (org_id, user_id, user_name, user_email, granted_credits_units,"
+        " created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
+        " ON CONFLICT DO NOTHING RETURNING org_id",
+        (org_id, user_id, user_name, user_email, free_grant_units, now_ms),
+    )
+    if inserted and free_grant_units:
+        grant = CreditTransaction(
+            f"free_tier:{org_id}",
+            org_id,
+            CreditKind.FREE_TIER,
+            free_grant_units,
+            0,
+            "free tier",
+            from_ms(now_ms),
+        )
+        yield _insert_credit(grant, now_ms)
+    return (yield from load_account(org_id))
+
+
+def set_stripe_customer(org_id: str, customer_id: str, now_ms: int) -> Routine[str]:
+    account = yield from load_account(org_id)
+    if account.stripe_customer_id:
+        return account.stripe_customer_id
+    owner = yield Query("SELECT org_id FROM accounts WHERE stripe_customer_id = ?1", (customer_id,))
+    if owner:
+        raise IdempotencyConflict("stripe customer", customer_id, "it belongs to another org")
+    yield Command(
+        "UPDATE accounts SET stripe_customer_id = ?1, updated_at_ms = ?2 WHERE org_id = ?3",
+        (customer_id, now_ms, org_id),
+    )
+    return customer_id
+
+
+def hold(
+    org_id: str,
+    amount_units: int,
+    request_id: str,
+    ttl_s: float,
+    key_id: str | None,
+    now_ms: int,
+) -> Routine[HoldPlaced | HoldRefused]:
+    rows = yield from fetch(FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id))
+    if not rows:
+        raise AccountNotFound(org_id)
+    row = rows[0]
+    held_org_id, held_amount, held_expires_ms = row[7:]
+    if held_org_id is not None:
+        return hold_replay(
+            request_id,
+            org_id,
+            amount_units,
+            held_org_id=held_org_id,
+            held_amount_units=held_amount,
+            expires_at_ms=held_expires_ms,
+        )
+    funds = Funds(*row[:7])
+    if funds.renewal_due(now_ms):
+        funds = yield from current_funds(org_id, now_ms)
+    available = funds.available_units
+    if amount_units > available:
+        return HoldRefused(request_id, org_id, max(available, 0), amount_units)
+    expires_ms = now_ms + int(ttl_s * 1000)
+    yield Command(_INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms))
+    yield Command(_ADD_HELD_SQL, (amount_units, org_id))
+    return HoldPlaced(request_id, org_id, amount_units, from_ms(expires_ms))
+
+
+def settle(
+    request_id: str, actual_units: int, details: UsageDetails, now_ms: int
+) -> Routine[SettleResult]:
+    rows = yield from fetch(HOLD_AND_FUNDS_SQL, (request_id, now_ms))
+    if not rows:
+        raise HoldNotFound(request_id)
+    org_id, hold_units, state, expires_ms = rows[0][:4]
+    if state == HoldState.SETTLED:
+        return (yield from _replay_settlement(request_id, org_id, actual_units, now_ms))
+    if state != HoldState.OPEN:
+        raise HoldNotOpen(request_id, state)
+    funds = Funds(*rows[0][4:])
+    if funds.renewal_due(now_ms):
+        funds = yield from current_funds(org_id, now_ms)
+    # A hold whose expiry has passed (but that no sweep has ended) no longer
+    # counts in ``funds.held_units``, and reserves nothing for this settlement.
+    reserved_units = hold_units if expires_ms > now_ms else 0
+    split = settlement_split(actual_units, reserved_units, funds.held_units, funds)
+    yield Command(
+        _DEBIT_SQL,
+        (
+            split.subscription_units,
+            split.purchased_units,
+            split.granted_units,
+            split.debt_units,
+            hold_units,
+            now_ms,
+            org_id,
+        ),
+    )
+    yield Command(_SETTLE_HOLD_SQL, (now_ms, request_id))
+    record = UsageRecord(request_id, org_id, actual_units, split, details, from_ms(now_ms))
+    yield Command(_INSERT_USAGE_SQL, usage_row(record, now_ms))
+    # Every charged unit left the buckets or became debt; the hold no longer counts.
+    available = funds.available_units - actual_units + reserved_units
+    return SettleResult(record, max(available, 0))
+
+
+def _replay_settlement(
+    request_id: str, org_id: str, actual_units: int, now_ms: int
+) -> Routine[SettleResult]:
+    record = usage_from_row((yield from fetch(_USAGE_SQL, (request_id,)))[0])
+    check_settlement_replay(request_id, record.charged_units, actual_units)
+    funds = yield from read_funds(org_id, now_ms)
+    return SettleResult(record, max(funds.available_units, 0), replayed=True)
+
+
+def release(request_id: str, now_ms: int) -> Routine[bool]:
+    ended = yield from fetch(_RELEASE_SQL, (now_ms, request_id))
+    if ended:
+        ((org_id, amount_units),) = ended
+        yield Command(_ADD_HELD_SQL, (-amount_units, org_id))
+        return True
+    if not (yield Query(_HOLD_EXISTS_SQL, (request_id,))):
+        raise HoldNotFound(request_id)
+    return False
+
+
+def expire_holds(org_ids: Sequence[str], limit: int, now_ms: int) -> Routine[int]:
+    """End the open holds past their expiry of ``org_ids`` (``reads.due_orgs``), at most
+    ``limit`` of them; an org with none left due ends none."""
+    expired = 0
+    for org_id in org_ids:
+        if expired >= limit:
+            break
+        ended = yield from fetch(_EXPIRE_ORG_SQL, (now_ms, org_id, limit - expired))
+        if ended:
+            yield Command(_ADD_HELD_SQL, (-sum(amount for (amount,) in ended), org_id))
+        expired += len(ended)
+    return expired
+
+
+def _existing_credit(
+    transaction_id: str, org_id: str, kind: CreditKind, amount_units: int
+) -> Routine[CreditResult | None]:
+    rows = yield from fetch(_CREDIT_SQL, (transaction_id,))
+    return credit_replay(credit_from_row(rows[0]), org_id, kind, amount_units) if rows else None
+
+
+def credit(
+    transaction_id: str,
+    org_id: str,
+    kind: CreditKind,
+    amount_units: int,
+    reason: str,
+    now_ms: int,
+) -> Routine[CreditResult]:
+    """Add purchased or granted credit once per id; recorded debt is paid first."""
+    already = yield from _existing_credit(transaction_id, org_id, kind, amount_units)
+    if already is not None:
+        return already
+    account = yield from load_account(org_id)
+    bucket = "purchased" if kind is CreditKind.PURCHASE else "granted"
+    paid = debt_payoff(amount_units, account.debt_units)
+    yield Command(
+        f"UPDATE accounts SET {bucket}_credits_units = {bucket}_credits_units + ?1,"
+        f" {bucket}_used_units = {bucket}_used_units + ?2, debt_units = debt_units - ?2,"
+        " updated_at_ms = ?3 WHERE org_id = ?4",
+        (amount_units, paid, now_ms, org_id),
+    )
+    line = CreditTransaction(
+        transaction_id, org_id, kind, amount_units, paid, reason, from_ms(now_ms)
+    )
+    yield _insert_credit(line, now_ms)
+    return CreditResult(line, applied=True)
+
+
+def refund_purchase(
+    refund_id: str, org_id: str, amount_units: int, reason: str, now_ms: int
+) -> Routine[CreditResult]:
+    already = yield from _existing_credit(refund_id, org_id, CreditKind.REFUND, -amount_units)
+    if already is not None:
+        return already
+    account = yield from load_account(org_id)
+    taken_back = min(amount_units, account.purchased_left_units)
+    yield Command(
+        "UPDATE accounts SET purchased_credits_units = purchased_credits_units - ?1,"
+        " debt_units = debt_units + ?2, updated_at_ms = ?3 WHERE org_id = ?4",
+        (taken_back, amount_units - taken_back, now_ms, org_id),
+    )
+    line = CreditTransaction(
+        refund_id, org_id, CreditKind.REFUND, -amount_units, 0, reason, from_ms(now_ms)
+    )
+    yield _insert_credit(line, now_ms)
+    return CreditResult(line, applied=True)
+
+
+def set_subscription(org_id: str, plan: Subscription, now_ms: int) -> Routine[Account]:
+    account = yield from load_account(org_id)
+    as_of_ms = to_ms(plan.as_of)
+    if is_stale(optional_to_ms(account.subscription_as_of), as_of_ms):
+        return account
+    period = plan_period(
+        plan,
+        stored_start_ms=optional_to_ms(account.period_start),
+        stored_end_ms=optional_to_ms(account.period_end),
+        allowance_units=account.subscription_allowance_units,
+        used_units=account.subscription_used_units,
+        debt_units=account.debt_units,
+    )
+    yield _write_allowance(org_id, period.change, now_ms)
+    yield Command(
+        "UPDATE accounts SET subscription_type = ?1, subscription_status = ?2,"
+        " subscription_price_id = ?3, subscription_item_id = ?4, period_start_ms = ?5,"
+        " period_end_ms = ?6, subscription_as_of_ms = ?7, renews_locally = ?8 WHERE org_id = ?9",
+        (
+            plan.tier,
+            plan.status,
+            plan.price_id,
+            plan.item_id,
+            period.start_ms,
+            period.end_ms,
+            as_of_ms,
+            plan.renews_locally,
+            org_id,
+        ),
+    )
+    reason = f"{plan.tier} period starting {plan.period_start.isoformat()}"
+    yield from _record_allowance_change(org_id, period.change, reason, now_ms)
+    return (yield from load_account(org_id))
+
+
+def clear_subscription(org_id: str, as_of_ms: int, now_ms: int) -> Routine[Account]:
+    account = yield from load_account(org_id)
+    if is_stale(optional_to_ms(account.subscription_as_of), as_of_ms):
+        return account
+    change = lapse_allowance(
+        account.subscription_allowance_units, account.subscription_used_units, account.debt_units
+    )
+    yield _write_allowance(org_id, change, now_ms)
+    yield Command(
+        "UPDATE accounts SET subscription_type = 'free', subscription_status = 'canceled',"
+        " subscription_price_id = NULL, subscription_item_id = NULL, period_start_ms = NULL,"
+        " period_end_ms = NULL, subscription_as_of_ms = ?1, renews_locally = FALSE"
+        " WHERE org_id = ?2",
+        (as_of_ms, org_id),
+    )
+    yield from _record_allowance_change(org_id, change, "subscription ended", now_ms)
+    return (yield from load_account(org_id))
+
+
+def add_access_key(key: AccessKey) -> Routine[None]:
+    """Store a key once; adding the same key again is a no-op, a different one a conflict."""
+    yield from load_account(key.org_id)
+    rows = yield from fetch(_KEY_CLASH_SQL, (key.key_id, key.token_sha256))
+    if rows:
+        check_key_replay(key_from_row(rows[0]), key)
+        return
+    yield Command(
+        f"INSERT INTO access_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+        (
+            key.key_id,
+            key.org_id,
+            key.prefix,
+            key.token_sha256,
+            key.name,
+            to_ms(key.created_at),
+            optional_to_ms(key.expires_at),
+        ),
+    )
+
+
+def revoke_access_key(org_id: str, key_id: str, now_ms: int) -> Routine[AccessKey | None]:
+    yield Command(
+        "UPDATE access_keys SET revoked_at_ms = ?1 WHERE org_id = ?2 AND key_id = ?3"
+        " AND revoked_at_ms IS NULL",
+        (now_ms, org_id, key_id),
+    )
+    rows = yield from fetch(_KEY_SQL, (org_id, key_id))
+    return key_from_row(rows[0]) if rows else None
+
+
+def mark_event(event_id: str, kind: str, now_ms: int) -> Routine[bool]:
+    inserted = yield Query(
+        "INSERT INTO processed_events (event_id, kind, processed_at_ms) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        (event_id, kind, now_ms),
+    )
+    return bool(inserted)

@@ -1,0 +1,195 @@
+"""Every ledger read, once, as a routine both SQL backends run in one read snapshot."""
+
+from datetime import datetime
+
+from ledger.clock import to_ms
+from ledger.errors import AccountNotFound
+from ledger.models import (
+    AccessKey,
+    Account,
+    Balance,
+    CreditTransaction,
+    OrgLedgerFigures,
+    UsageGroup,
+    UsageRecord,
+    UsageTotal,
+)
+from ledger.sql.funds import HELD_EXPRESSION
+from ledger.sql.routine import Routine, Row, fetch
+from ledger.sql.rows import (
+    ACCOUNT_COLUMNS,
+    CREDIT_COLUMNS,
+    KEY_COLUMNS,
+    USAGE_COLUMNS,
+    account_from_row,
+    credit_from_row,
+    key_from_row,
+    usage_from_row,
+)
+from ledger.waterfall import BucketSplit
+
+FAR_FUTURE_MS = 2**62
+"""The end of an open-ended time range."""
+
+_GROUP_EXPRESSIONS: dict[str, str] = {
+    "model": "model",
+    "key": "COALESCE(key_id, '')",
+    "day": "{day}",
+}
+_ACCOUNT_SQL = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE org_id = ?1"
+_ACCOUNTS_AFTER_SQL = (
+    f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE org_id > ?1 ORDER BY org_id LIMIT ?2"
+)
+_ORG_BY_CUSTOMER_SQL = "SELECT org_id FROM accounts WHERE stripe_customer_id = ?1"
+_HELD_SQL = f"SELECT {HELD_EXPRESSION} FROM accounts a WHERE a.org_id = ?1"
+_DUE_ORGS_SQL = (
+    "SELECT DISTINCT org_id FROM holds WHERE state = 'open' AND expires_at_ms <= ?1"
+    " ORDER BY org_id LIMIT ?2"
+)
+_CREDITS_SQL = (
+    f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE org_id = ?1"
+    " ORDER BY created_at_ms DESC, {insertion_order} DESC LIMIT ?2"
+)
+_KEY_BY_HASH_SQL = f"SELECT {KEY_COLUMNS} FROM access_keys WHERE token_sha256 = ?1"
+_KEYS_SQL = (
+    f"SELECT {KEY_COLUMNS} FROM access_keys WHERE org_id = ?1"
+    " ORDER BY created_at_ms, {insertion_order}"
+)
+_CREDITED_SQL = "SELECT org_id, SUM(amount_units) FROM credit_transactions GROUP BY org_id"
+_DEBITED_SQL = (
+    "SELECT org_id, SUM(charged_units), COUNT(*), SUM(subscription_units),"
+    " SUM(purchased_units), SUM(granted_units), SUM(debt_units)"
+    " FROM usage_records GROUP BY org_id"
+)
+_SETTLED_SQL = (
+    "SELECT org_id, COUNT(*), SUM(amount_units) FROM holds WHERE state = 'settled' GROUP BY org_id"
+)
+_OPEN_HOLDS_SQL = (
+    "SELECT org_id, SUM(CASE WHEN expires_at_ms > ?1 THEN amount_units ELSE 0 END),"
+    " SUM(CASE WHEN expires_at_ms <= ?1 THEN amount_units ELSE 0 END)"
+    " FROM holds WHERE state = 'open' GROUP BY org_id"
+)
+_ALL_ACCOUNTS_SQL = f"SELECT {ACCOUNT_COLUMNS}, open_hold_units FROM accounts ORDER BY org_id"
+
+
+def load_account(org_id: str) -> Routine[Account]:
+    rows = yield from fetch(_ACCOUNT_SQL, (org_id,))
+    if not rows:
+        raise AccountNotFound(org_id)
+    return account_from_row(rows[0])
+
+
+def list_accounts(limit: int, after_org_id: str) -> Routine[list[Account]]:
+    rows = yield from fetch(_ACCOUNTS_AFTER_SQL, (after_org_id, limit))
+    return [account_from_row(row) for row in rows]
+
+
+def org_by_stripe_customer(customer_id: str) -> Routine[str | None]:
+    rows = yield from fetch(
+        "SELECT org_id FROM accounts WHERE stripe_customer_id = ?1", (customer_id,)
+    )
+    return str(rows[0][0]) if rows else None
+
+
+def balance(org_id: str, now_ms: int) -> Routine[Balance]:
+    account = yield from load_account(org_id)
+    rows = yield from fetch(_HELD_SQL, (org_id, now_ms))
+    return Balance(account, int(rows[0][0]) if rows else 0)
+
+
+def due_orgs(limit: int, now_ms: int) -> Routine[list[str]]:
+    """Orgs with open holds past their expiry, for ``operations.expire_holds``."""
+    rows = yield from fetch(_DUE_ORGS_SQL, (now_ms, limit))
+    return [str(row[0]) for row in rows]
+
+
+def credit_transactions(org_id: str, limit: int) -> Routine[list[CreditTransaction]]:
+    rows = yield from fetch(_CREDITS_SQL, (org_id, limit))
+    return [credit_from_row(row) for row in rows]
+
+
+def usage_records(
+    org_id: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    model: str | None,
+) -> Routine[list[UsageRecord]]:
+    conditions = ["created_at_ms >= ?1", "created_at_ms < ?2"]
+    parameters: list[object] = [
+        0 if start is None else to_ms(start),
+        FAR_FUTURE_MS if end is None else to_ms(end),
+    ]
+    for column, value in (("org_id", org_id), ("model", model)):
+        if value is not None:
+            parameters.append(value)
+            conditions.append(f"{column} = ?{len(parameters)}")
+    parameters.append(limit)
+    sql = (
+        f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE {' AND '.join(conditions)}"
+        f" ORDER BY created_at_ms DESC, {{insertion_order}} DESC LIMIT ?{len(parameters)}"
+    )
+    rows = yield from fetch(sql, tuple(parameters))
+    return [usage_from_row(row) for row in rows]
+
+
+def usage_totals(
+    org_id: str, group_by: UsageGroup, start: datetime, end: datetime
+) -> Routine[list[UsageTotal]]:
+    sql = (
+        f"SELECT {_GROUP_EXPRESSIONS[group_by]} AS grp, COUNT(*), SUM(prompt_tokens),"
+        " SUM(completion_tokens), SUM(total_tokens), SUM(cost_pico_usd), SUM(charged_units)"
+        " FROM usage_records WHERE org_id = ?1 AND created_at_ms >= ?2 AND created_at_ms < ?3"
+        " GROUP BY grp ORDER BY grp"
+    )
+    rows = yield from fetch(sql, (org_id, to_ms(start), to_ms(end)))
+    return [UsageTotal(str(row[0]), *(int(value) for value in row[1:])) for row in rows]
+
+
+def access_key_by_hash(token_sha256: str) -> Routine[AccessKey | None]:
+    rows = yield from fetch(_KEY_BY_HASH_SQL, (token_sha256,))
+    return key_from_row(rows[0]) if rows else None
+
+
+def list_access_keys(org_id: str) -> Routine[list[AccessKey]]:
+    rows = yield from fetch(_KEYS_SQL, (org_id,))
+    return [key_from_row(row) for row in rows]
+
+
+def event_seen(event_id: str) -> Routine[bool]:
+    rows = yield from fetch("SELECT 1 FROM processed_events WHERE event_id = ?1", (event_id,))
+    return bool(rows)
+
+
+def _by_org(rows: list[Row]) -> dict[str, tuple[int, ...]]:
+    """Sums by org as integers (PostgreSQL sums integers as numeric)."""
+    return {str(row[0]): tuple(int(value or 0) for value in row[1:]) for row in rows}
+
+
+def ledger_figures(now_ms: int) -> Routine[list[OrgLedgerFigures]]:
+    """Per-org figures for ``verify``; the backend runs this in one read snapshot."""
+    credited = _by_org((yield from fetch(_CREDITED_SQL)))
+    debited_by_org = _by_org((yield from fetch(_DEBITED_SQL)))
+    settled = _by_org((yield from fetch(_SETTLED_SQL)))
+    open_holds = _by_org((yield from fetch(_OPEN_HOLDS_SQL, (now_ms,))))
+    figures = []
+    for row in (yield from fetch(_ALL_ACCOUNTS_SQL)):
+        account = account_from_row(row)
+        org_id = account.org_id
+        debited, count, sub, bought, granted, debt = debited_by_org.get(org_id, (0,) * 6)
+        settled_count, settled_units = settled.get(org_id, (0, 0))
+        held, expired_open = open_holds.get(org_id, (0, 0))
+        figures.append(
+            OrgLedgerFigures(
+                account=account,
+                credited_units=credited.get(org_id, (0,))[0],
+                debited_units=debited,
+                usage_record_count=count,
+                settled_hold_count=settled_count,
+                settled_hold_units=settled_units,
+                held_units=held,
+                split_sums=BucketSplit(sub, bought, granted, debt),
+                counted_held_units=int(row[-1]) - expired_open,
+            )
+        )
+    return figures
