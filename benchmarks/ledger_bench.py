@@ -1,42 +1,48 @@
-"""Hold+settle pairs per second and pair latency on the SQLite ledger, durable commits.
+"""Hold+settle pairs per second and pair latency on the ledger backends, durable commits.
 
-Every commit is ``synchronous=FULL`` (the store's only mode) on a fresh file in
-``--dir`` (default: the system's temporary folder; put it on the disk you mean
-to measure, a tmpfs makes fsync free). One *pair* is what a metered call costs
-the ledger: ``hold`` then ``settle`` of the same request, each awaited. Each
-process keeps exactly ``in-flight`` pairs running at all times, all on one org.
+SQLite commits with ``synchronous=FULL`` (the store's only mode) on a fresh file
+in ``--dir`` (default: the system's temporary folder; put it on the disk you
+mean to measure, a tmpfs makes fsync free). With ``--url postgresql://…`` the
+same rows run on PostgreSQL too, each in a fresh database created on that
+server (and dropped afterwards), whose commits are as durable as the server is
+set (``synchronous_commit=on``, the default; the benchmark prints it).
 
-Rows printed, each with pairs/s and the p50/p99 latency of one pair (from the
-hold call to the settle result) at that concurrency:
+One *pair* is what a metered call costs the ledger: ``hold`` then ``settle`` of
+the same request, each awaited. Each process keeps exactly ``in flight`` pairs
+running at all times, spread over ``orgs`` organizations (1: one hot org).
 
-- 1 process x ``--concurrency`` in flight, and ``--processes`` processes (spawned,
-  sharing the file) x ``--concurrency`` each: throughput;
-- 1 process x each of ``--latency-inflight``: latency at modest concurrency;
-- ``--processes`` processes x ``--shared-latency-inflight`` each: the same, with
-  the processes taking turns at the file's write lock.
+Rows printed per backend, each with pairs/s and the p50/p99 latency of one pair
+(from the hold call to the settle result):
 
-Run from the repository root: ``python benchmarks/ledger_bench.py`` (``--profile``
-prints a cProfile of the event-loop thread of a one-process run instead).
+- 1 process at each of ``--inflight`` (default 1, 16, 64) pairs in flight, on
+  one hot org and on ``--orgs`` (64) orgs;
+- 1 and ``--processes`` processes (spawned, sharing the store) x
+  ``--concurrency`` in flight each, on one org: throughput;
+- ``--processes`` processes x ``--shared-latency-inflight`` each: latency with
+  the processes taking turns at the store.
+
+Run from the repository root: ``python benchmarks/ledger_bench.py [--url …]``.
 """
 
 import argparse
 import asyncio
-import cProfile
 import multiprocessing
 import multiprocessing.queues
 import multiprocessing.synchronize
-import pstats
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+from ledger.factory import open_store
 from ledger.models import HoldPlaced, UsageDetails
-from ledger.sqlite import SqliteLedger
+from ledger.store import LedgerStore
 from ledger.units import UNITS_PER_SPU
 
-ORG_ID = "bench-org"
 HOLD_UNITS = 2_000
 SETTLE_UNITS = 1_500
 DETAILS = UsageDetails(model="gpt-4o-mini", provider="openai", prompt_tokens=12, total_tokens=20)
@@ -50,32 +56,38 @@ class RunFigures:
     latencies_s: list[float]
 
 
-async def _one_pair(store: SqliteLedger, request_id: str) -> float:
+def org_ids(orgs: int) -> list[str]:
+    return [f"bench-org-{n}" for n in range(orgs)]
+
+
+async def _one_pair(store: LedgerStore, org_id: str, request_id: str) -> float:
     started = time.perf_counter()
-    placed = await store.hold(ORG_ID, HOLD_UNITS, request_id, ttl_s=600)
+    placed = await store.hold(org_id, HOLD_UNITS, request_id, ttl_s=600)
     if not isinstance(placed, HoldPlaced):
         raise RuntimeError(f"benchmark balance ran out: {placed}")
     await store.settle(request_id, SETTLE_UNITS, DETAILS)
     return time.perf_counter() - started
 
 
-async def _run_pairs(path: Path, pairs: int, inflight: int) -> RunFigures:
+async def _run_pairs(url: str, pairs: int, inflight: int, orgs: int) -> RunFigures:
     """``inflight`` workers share a counter of pairs left, so exactly ``pairs`` run."""
-    store = SqliteLedger(path)
+    store = open_store(url)
     await store.open()
     prefix = uuid.uuid4().hex[:8]
+    targets = org_ids(orgs)
     left = pairs
     latencies: list[float] = []
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal left
+        org_id = targets[index % orgs]
         while left > 0:
             left -= 1
-            latencies.append(await _one_pair(store, f"{prefix}-{left}"))
+            latencies.append(await _one_pair(store, org_id, f"{prefix}-{left}"))
 
     try:
         started = time.time()
-        await asyncio.gather(*(worker() for _ in range(inflight)))
+        await asyncio.gather(*(worker(index) for index in range(inflight)))
         finished = time.time()
     finally:
         await store.close()
@@ -83,23 +95,25 @@ async def _run_pairs(path: Path, pairs: int, inflight: int) -> RunFigures:
 
 
 def _process_entry(
-    path: Path,
+    url: str,
     pairs: int,
     inflight: int,
+    orgs: int,
     start_together: multiprocessing.synchronize.Barrier,
     results: "multiprocessing.queues.Queue[RunFigures]",
 ) -> None:
     start_together.wait()
-    results.put(asyncio.run(_run_pairs(path, pairs, inflight)))
+    results.put(asyncio.run(_run_pairs(url, pairs, inflight, orgs)))
 
 
-async def _prepare(path: Path, total_pairs: int) -> None:
-    store = SqliteLedger(path)
+async def _prepare(url: str, total_pairs: int, orgs: int) -> None:
+    store = open_store(url)
     await store.open()
     try:
-        await store.create_account(ORG_ID, free_grant_units=0)
-        budget = total_pairs * HOLD_UNITS + 1_000 * UNITS_PER_SPU
-        await store.grant(ORG_ID, budget, "benchmark budget", f"bench-{uuid.uuid4().hex}")
+        for org_id in org_ids(orgs):
+            await store.create_account(org_id, free_grant_units=0)
+            budget = total_pairs * HOLD_UNITS + 1_000 * UNITS_PER_SPU
+            await store.grant(org_id, budget, "benchmark budget", f"bench-{uuid.uuid4().hex}")
     finally:
         await store.close()
 
@@ -109,79 +123,119 @@ def _percentile_ms(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index] * 1e3
 
 
-def measure(folder: Path, processes: int, pairs_per_process: int, inflight: int) -> str:
-    """Run the pairs in ``processes`` spawned processes at once; one printable row."""
-    path = folder / f"bench-{uuid.uuid4().hex[:8]}.db"
-    asyncio.run(_prepare(path, processes * pairs_per_process))
-    context = multiprocessing.get_context("spawn")
-    start_together = context.Barrier(processes)
-    results: multiprocessing.queues.Queue[RunFigures] = context.Queue()
-    workers = [
-        context.Process(
-            target=_process_entry,
-            args=(path, pairs_per_process, inflight, start_together, results),
+class Backend:
+    """Where one benchmark row's store lives: a fresh SQLite file or PostgreSQL database."""
+
+    def __init__(self, folder: Path, server_url: str | None) -> None:
+        self.folder = folder
+        self.server_url = server_url
+        self.name = "PostgreSQL" if server_url else "SQLite"
+
+    @contextmanager
+    def fresh_store(self) -> Iterator[str]:
+        if self.server_url is None:
+            yield f"sqlite:///{self.folder / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+            return
+        import psycopg
+
+        name = f"spu_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit(urlsplit(self.server_url)._replace(path=f"/{name}"))
+        finally:
+            with psycopg.connect(self.server_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+    def describe(self) -> str:
+        if self.server_url is None:
+            return "SQLite ledger, WAL, synchronous=FULL"
+        import psycopg
+
+        with psycopg.connect(self.server_url, autocommit=True) as connection:
+            version = connection.execute("SHOW server_version").fetchone()
+            durability = connection.execute("SHOW synchronous_commit").fetchone()
+            fsync = connection.execute("SHOW fsync").fetchone()
+        assert version and durability and fsync
+        return (
+            f"PostgreSQL {version[0]} ledger, synchronous_commit={durability[0]},"
+            f" fsync={fsync[0]}"
         )
-        for _ in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    runs = [results.get(timeout=900) for _ in workers]
-    for worker in workers:
-        worker.join()
+
+
+def measure(
+    backend: Backend, processes: int, pairs_per_process: int, inflight: int, orgs: int
+) -> str:
+    """Run the pairs in ``processes`` spawned processes at once; one printable row."""
+    with backend.fresh_store() as url:
+        asyncio.run(_prepare(url, processes * pairs_per_process, orgs))
+        context = multiprocessing.get_context("spawn")
+        start_together = context.Barrier(processes)
+        results: multiprocessing.queues.Queue[RunFigures] = context.Queue()
+        workers = [
+            context.Process(
+                target=_process_entry,
+                args=(url, pairs_per_process, inflight, orgs, start_together, results),
+            )
+            for _ in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+        runs = [results.get(timeout=900) for _ in workers]
+        for worker in workers:
+            worker.join()
     pairs = sum(run.pairs for run in runs)
     elapsed_s = max(run.finished_s for run in runs) - min(run.started_s for run in runs)
     latencies = sorted(latency for run in runs for latency in run.latencies_s)
+    where = "1 hot org" if orgs == 1 else f"{orgs} orgs"
     return (
-        f"{processes} process(es) x {inflight:>4} in flight: {pairs / elapsed_s:>9,.0f} pairs/s,"
-        f" pair latency p50 {_percentile_ms(latencies, 0.50):6.3f} ms,"
+        f"{backend.name:>10}: {processes} process(es) x {inflight:>4} in flight, {where:>9}:"
+        f" {pairs / elapsed_s:>9,.0f} pairs/s, pair latency"
+        f" p50 {_percentile_ms(latencies, 0.50):6.3f} ms,"
         f" p99 {_percentile_ms(latencies, 0.99):6.3f} ms"
     )
 
 
-def profile_one_process(folder: Path, pairs: int, inflight: int) -> None:
-    path = folder / "profile.db"
-    asyncio.run(_prepare(path, pairs))
-    profiler = cProfile.Profile()
-    profiler.enable()
-    asyncio.run(_run_pairs(path, pairs, inflight))
-    profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=40_000, help="pairs per throughput run")
+    parser.add_argument("--url", default=None, help="a PostgreSQL server URL: also bench it")
+    parser.add_argument("--pairs", type=int, default=20_000, help="pairs per throughput run")
     parser.add_argument("--concurrency", type=int, default=256, help="pairs in flight/process")
     parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument("--latency-pairs", type=int, default=10_000)
-    parser.add_argument("--latency-inflight", type=int, nargs="*", default=[1, 16])
+    parser.add_argument("--inflight", type=int, nargs="*", default=[1, 16, 64])
+    parser.add_argument("--orgs", type=int, default=64, help="orgs of the many-org rows")
+    parser.add_argument("--latency-pairs", type=int, default=5_000)
     parser.add_argument(
         "--shared-latency-inflight",
         type=int,
         default=4,
         help="pairs in flight per process for the multi-process latency row (0: skip it)",
     )
-    parser.add_argument("--dir", type=Path, default=None, help="where the ledger files go")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--dir", type=Path, default=None, help="where the SQLite files go")
     arguments = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ledger-bench-", dir=arguments.dir) as tmp:
-        folder = Path(tmp)
-        if arguments.profile:
-            profile_one_process(folder, arguments.pairs, arguments.concurrency)
-            return
-        print("SQLite ledger, WAL, synchronous=FULL; one pair = hold + settle, both awaited")
+        backends = [Backend(Path(tmp), None)]
+        if arguments.url:
+            backends.append(Backend(Path(tmp), arguments.url))
+        for backend in backends:
+            print(f"{backend.describe()}; one pair = hold + settle, both awaited", flush=True)
+        for inflight in arguments.inflight:
+            pairs = arguments.latency_pairs if inflight == 1 else arguments.pairs // 2
+            for orgs in (1, arguments.orgs):
+                for backend in backends:
+                    print(measure(backend, 1, pairs, inflight, orgs), flush=True)
         for processes in sorted({1, arguments.processes}):
-            per_process = arguments.pairs // processes
-            print(measure(folder, processes, per_process, arguments.concurrency), flush=True)
-        for inflight in arguments.latency_inflight:
-            print(measure(folder, 1, arguments.latency_pairs, inflight), flush=True)
+            for backend in backends:
+                per_process = arguments.pairs // processes
+                print(measure(backend, processes, per_process, arguments.concurrency, 1))
         if arguments.processes > 1 and arguments.shared_latency_inflight:
             per_process = arguments.latency_pairs // arguments.processes
-            row = measure(
-                folder, arguments.processes, per_process, arguments.shared_latency_inflight
-            )
-            print(row, flush=True)
+            for backend in backends:
+                row = measure(
+                    backend, arguments.processes, per_process, arguments.shared_latency_inflight, 1
+                )
+                print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Choose a backend from the store URL: ``sqlite:///path`` (default) or ``mongodb://…``."""
+"""Choose a backend from the store URL: ``sqlite:///path`` (default), ``postgresql://…``
+(or ``postgres://…``) or ``mongodb://…``; each is imported only when used."""
 
 import importlib.util
 from urllib.parse import urlsplit
@@ -11,11 +12,20 @@ DEFAULT_MONGO_DATABASE = "spu_gateway"
 
 
 def open_store(url: str, *, clock: Clock = system_clock) -> LedgerStore:
-    """Build (not yet open) the store a URL names; MongoDB is imported only when used."""
+    """Build (not yet open) the store a URL names."""
     if url.startswith("sqlite:///"):
         from ledger.sqlite import SqliteLedger
 
         return SqliteLedger(url.removeprefix("sqlite:///"), clock=clock)
+    if url.startswith(("postgresql://", "postgres://")):
+        if importlib.util.find_spec("psycopg_pool") is None:
+            raise ValueError(
+                "a PostgreSQL ledger needs psycopg, which is not installed: install the gateway's"
+                " [postgresql] extra (SPU_EXTRAS=postgresql ./scripts/run.sh)"
+            )
+        from ledger.postgres import PostgresLedger
+
+        return PostgresLedger(url, clock=clock)
     if url.startswith(("mongodb://", "mongodb+srv://")):
         if importlib.util.find_spec("pymongo") is None:
             raise ValueError(
@@ -26,4 +36,6 @@ def open_store(url: str, *, clock: Clock = system_clock) -> LedgerStore:
 
         database = urlsplit(url).path.lstrip("/") or DEFAULT_MONGO_DATABASE
         return MongoLedger(url, database=database, clock=clock)
-    raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path or mongodb://…")
+    raise ValueError(
+        f"unsupported ledger URL {url!r}: use sqlite:///path, postgresql://… or mongodb://…"
+    )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ledger import checks
 from ledger.clock import Clock, to_ms
@@ -34,6 +34,7 @@ from ledger.models import (
 )
 from ledger.sql import operations as ops
 from ledger.sql import reads
+from ledger.sql.holds_here import HoldsHere
 from ledger.sql.routine import Routine
 
 T = TypeVar("T")
@@ -47,10 +48,9 @@ class Write(Generic[T]):
     """Makes the routine; an engine may run it again (a batch rerun after a failure)."""
     org_ids: tuple[str, ...] = ()
     """The accounts it may change, which PostgreSQL locks before it runs."""
-    places_hold: str | None = None
-    """The request id whose hold it places."""
     ends_hold: str | None = None
-    """The request id whose hold it ends (settle, release): its org is that hold's."""
+    """The request id whose hold it ends (settle, release); the hold's org is in
+    ``org_ids`` when this process placed it, else the engine finds it."""
 
 
 class SqlEngine(Protocol):
@@ -63,22 +63,23 @@ class SqlEngine(Protocol):
     async def write(self, write: Write[T]) -> T:
         """Run the routine in a write transaction; it has committed when this returns."""
 
-    async def read(self, routine: Routine[T]) -> T:
-        """Run the routine in one read snapshot."""
+    async def read(self, routine: Callable[[], Routine[T]]) -> T:
+        """Run the routine in one read snapshot (an engine may make it again to retry)."""
 
 
 class SqlLedger:
     """The storage protocol on an ``SqlEngine`` (see the module's doc)."""
 
-    def __init__(self, engine: SqlEngine, clock: Clock) -> None:
+    def __init__(self, engine: SqlEngine, clock: Clock, holds_here: HoldsHere) -> None:
         self._engine = engine
         self._clock = clock
+        self._holds_here = holds_here
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    async def _write(self, routine: Callable[[], Routine[T]], *org_ids: str, **hints: Any) -> T:
-        return await self._engine.write(Write(routine, org_ids, **hints))
+    async def _write(self, routine: Callable[[], Routine[T]], *org_ids: str) -> T:
+        return await self._engine.write(Write(routine, org_ids))
 
     async def open(self) -> None:
         await self._engine.open()
@@ -112,17 +113,17 @@ class SqlLedger:
         return await self._write(routine, org_id)
 
     async def get_account(self, org_id: str) -> Account:
-        return await self._engine.read(reads.load_account(org_id))
+        return await self._engine.read(partial(reads.load_account, org_id))
 
     async def list_accounts(self, *, limit: int = 100, after_org_id: str = "") -> list[Account]:
-        return await self._engine.read(reads.list_accounts(limit, after_org_id))
+        return await self._engine.read(partial(reads.list_accounts, limit, after_org_id))
 
     async def set_stripe_customer(self, org_id: str, customer_id: str) -> str:
         routine = partial(ops.set_stripe_customer, org_id, customer_id, self._now_ms())
         return await self._write(routine, org_id)
 
     async def find_org_by_stripe_customer(self, customer_id: str) -> str | None:
-        return await self._engine.read(reads.org_by_stripe_customer(customer_id))
+        return await self._engine.read(partial(reads.org_by_stripe_customer, customer_id))
 
     # money: holds and settlement
     async def hold(
@@ -135,28 +136,39 @@ class SqlLedger:
     ) -> HoldPlaced | HoldRefused:
         checks.hold(amount_units, ttl_s)
         routine = partial(ops.hold, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms())
-        return await self._write(routine, org_id, places_hold=request_id)
+        placed = await self._write(routine, org_id)
+        if isinstance(placed, HoldPlaced):
+            self._holds_here.placed(placed)
+        return placed
+
+    async def _end_hold(self, request_id: str, routine: Callable[[], Routine[T]]) -> T:
+        org_id = self._holds_here.org_of(request_id)
+        org_ids = () if org_id is None else (org_id,)
+        try:
+            return await self._engine.write(Write(routine, org_ids, ends_hold=request_id))
+        finally:
+            self._holds_here.ended(request_id)
 
     async def settle(
         self, request_id: str, actual_units: int, details: UsageDetails
     ) -> SettleResult:
         checks.settlement(actual_units)
         routine = partial(ops.settle, request_id, actual_units, details, self._now_ms())
-        return await self._write(routine, ends_hold=request_id)
+        return await self._end_hold(request_id, routine)
 
     async def release(self, request_id: str) -> bool:
-        routine = partial(ops.release, request_id, self._now_ms())
-        return await self._write(routine, ends_hold=request_id)
+        return await self._end_hold(request_id, partial(ops.release, request_id, self._now_ms()))
 
     async def expire_holds(self, *, limit: int = 1000) -> int:
         now_ms = self._now_ms()
-        org_ids = await self._engine.read(reads.due_orgs(limit, now_ms))
+        self._holds_here.forget_expired(now_ms)
+        org_ids = await self._engine.read(partial(reads.due_orgs, limit, now_ms))
         if not org_ids:
             return 0
         return await self._write(partial(ops.expire_holds, org_ids, limit, now_ms), *org_ids)
 
     async def balance(self, org_id: str) -> Balance:
-        return await self._engine.read(reads.balance(org_id, self._now_ms()))
+        return await self._engine.read(partial(reads.balance, org_id, self._now_ms()))
 
     # money: credits
     async def _credit(
@@ -206,10 +218,10 @@ class SqlLedger:
         await self._write(partial(ops.add_access_key, key), key.org_id)
 
     async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None:
-        return await self._engine.read(reads.access_key_by_hash(token_sha256))
+        return await self._engine.read(partial(reads.access_key_by_hash, token_sha256))
 
     async def list_access_keys(self, org_id: str) -> list[AccessKey]:
-        return await self._engine.read(reads.list_access_keys(org_id))
+        return await self._engine.read(partial(reads.list_access_keys, org_id))
 
     async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None:
         routine = partial(ops.revoke_access_key, org_id, key_id, self._now_ms())
@@ -217,7 +229,7 @@ class SqlLedger:
 
     # processed webhook events
     async def event_seen(self, event_id: str) -> bool:
-        return await self._engine.read(reads.event_seen(event_id))
+        return await self._engine.read(partial(reads.event_seen, event_id))
 
     async def mark_event(self, event_id: str, kind: str) -> bool:
         return await self._write(partial(ops.mark_event, event_id, kind, self._now_ms()))
@@ -232,17 +244,19 @@ class SqlLedger:
         limit: int = 100,
         model: str | None = None,
     ) -> list[UsageRecord]:
-        return await self._engine.read(reads.usage_records(org_id, start, end, limit, model))
+        return await self._engine.read(
+            partial(reads.usage_records, org_id, start, end, limit, model)
+        )
 
     async def usage_totals(
         self, org_id: str, group_by: UsageGroup, *, start: datetime, end: datetime
     ) -> list[UsageTotal]:
-        return await self._engine.read(reads.usage_totals(org_id, group_by, start, end))
+        return await self._engine.read(partial(reads.usage_totals, org_id, group_by, start, end))
 
     async def credit_transactions(
         self, org_id: str, *, limit: int = 100
     ) -> list[CreditTransaction]:
-        return await self._engine.read(reads.credit_transactions(org_id, limit))
+        return await self._engine.read(partial(reads.credit_transactions, org_id, limit))
 
     async def ledger_figures(self) -> list[OrgLedgerFigures]:
-        return await self._engine.read(reads.ledger_figures(self._now_ms()))
+        return await self._engine.read(partial(reads.ledger_figures, self._now_ms()))

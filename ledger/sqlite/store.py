@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ledger.clock import Clock, system_clock
 from ledger.errors import LedgerUnavailable
-from ledger.models import HoldPlaced
+from ledger.sql.holds_here import HoldsHere
 from ledger.sql.ledger import SqlLedger, Write
 from ledger.sql.routine import Routine
 from ledger.sqlite.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
@@ -61,17 +61,17 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
 class SqliteEngine:
     """Transactions for the shared routines on one SQLite file (see the module's doc)."""
 
-    def __init__(self, path: Path, *, max_batch: int) -> None:
+    def __init__(self, path: Path, holds_here: HoldsHere, *, max_batch: int) -> None:
         self.path = path
+        self._holds_here = holds_here
         self._writer = GroupCommitWriter(
             self._open_writer, max_batch=max_batch, busy_timeout_s=BUSY_TIMEOUT_MS / 1000
         )
         self._checkpointer = Checkpointer(partial(_connect, self.path, read_only=False))
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
-        self._underway: dict[str, int] = {}
-        """Holds this process placed and has not yet ended, by request id, with their expiry:
-        the calls underway here, whose writes a group commit could share."""
+        self._writing = 0
+        """Writes of this process submitted and not yet answered."""
 
     def _open_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,27 +102,29 @@ class SqliteEngine:
         await self._in_snapshot(lambda connection: connection.execute("SELECT 1").fetchone())
 
     def alone(self, write: Write[Any]) -> bool:
-        """No call of this process is underway but the one this write ends, if any: nothing
-        could share this write's commit, so it may commit on the caller's thread."""
-        underway = len(self._underway)
-        return underway == 0 or (underway == 1 and write.ends_hold in self._underway)
+        """No other write of this process is under way, and no call (``HoldsHere``) but the
+        one this write ends: nothing could share this write's commit, so it may commit on
+        the caller's thread."""
+        underway = len(self._holds_here)
+        return self._writing == 1 and (
+            underway == 0 or (underway == 1 and write.ends_hold in self._holds_here)
+        )
 
     async def write(self, write: Write[T]) -> T:
-        operation = partial(_run_write_fresh, write)
+        self._writing += 1
         try:
-            result = await self._writer.run(operation, inline=self.alone(write))
+            inline = self.alone(write)
+            if inline:
+                # Tasks that are ready run first: any write they send makes this one
+                # share a group commit, and a caller that writes in a loop cannot
+                # starve them by committing inline over and over.
+                await asyncio.sleep(0)
+                inline = self.alone(write)
+            operation = partial(_run_write_fresh, write)
+            result = await self._writer.run(operation, inline=inline)
         finally:
-            if write.ends_hold is not None:
-                self._underway.pop(write.ends_hold, None)
-        if write.places_hold is not None and isinstance(result, HoldPlaced):
-            self._underway[write.places_hold] = int(result.expires_at.timestamp() * 1000)
+            self._writing -= 1
         return result
-
-    def forget_expired(self, now_ms: int) -> None:
-        """Calls whose holds expired were abandoned (their ending never came here)."""
-        for request_id, expires_ms in list(self._underway.items()):
-            if expires_ms <= now_ms:
-                del self._underway[request_id]
 
     def _reader(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -131,8 +133,8 @@ class SqliteEngine:
             self._local.connection = connection
         return connection
 
-    async def read(self, routine: Routine[T]) -> T:
-        return await self._in_snapshot(lambda connection: run(connection, routine))
+    async def read(self, routine: Callable[[], Routine[T]]) -> T:
+        return await self._in_snapshot(lambda connection: run(connection, routine()))
 
     async def _in_snapshot(self, query: Callable[[sqlite3.Connection], T]) -> T:
         if self._readers is None:
@@ -164,10 +166,7 @@ class SqliteLedger(SqlLedger):
         self, path: str | Path, *, clock: Clock = system_clock, max_batch: int = DEFAULT_MAX_BATCH
     ) -> None:
         self.path = Path(path)
-        self._sqlite = SqliteEngine(self.path, max_batch=max_batch)
-        super().__init__(self._sqlite, clock)
-
-    async def expire_holds(self, *, limit: int = 1000) -> int:
-        expired = await super().expire_holds(limit=limit)
-        self._sqlite.forget_expired(self._now_ms())
-        return expired
+        holds_here = HoldsHere()
+        super().__init__(
+            SqliteEngine(self.path, holds_here, max_batch=max_batch), clock, holds_here
+        )

@@ -1,0 +1,66 @@
+"""Runs a shared ledger routine (``ledger.sql.routine``) on psycopg's async cursor.
+
+In pipeline mode ``execute`` only queues a statement, and only ``fetchall``
+waits for the server: a routine's commands travel with its next query, so a
+hold or a settle costs one round trip, however many statements it writes.
+``Step`` runs a routine up to its next query, so that a batch can send the
+queries of several routines (of different orgs) before waiting for any.
+"""
+
+from typing import Any, Generic, TypeVar
+
+from psycopg import AsyncRawCursor
+
+from ledger.sql.dialect import POSTGRESQL
+from ledger.sql.routine import Query, Routine, Row
+
+T = TypeVar("T")
+
+Cursor = AsyncRawCursor[Row]
+
+
+class Step(Generic[T]):
+    """One routine on one cursor, advanced a query at a time."""
+
+    __slots__ = ("_answer", "_cursor", "_routine", "result", "wrote")
+
+    def __init__(self, cursor: Cursor, routine: Routine[T]) -> None:
+        self._cursor = cursor
+        self._routine = routine
+        self._answer: list[Row] | None = None
+        self.result: Any = None
+        self.wrote = False
+        """It has sent a write: if it raises now, only a rollback undoes it."""
+
+    async def advance(self) -> bool:
+        """Send statements up to the next query; False once the routine has returned.
+
+        Raises what the routine raises.
+        """
+        answer, self._answer = self._answer, None
+        while True:
+            try:
+                statement = self._routine.send(answer)
+            except StopIteration as done:
+                self.result = done.value
+                return False
+            sql = POSTGRESQL.render(statement.sql)
+            if not sql.startswith("SELECT"):
+                self.wrote = True
+            await self._cursor.execute(sql, statement.params)
+            if type(statement) is Query:
+                return True
+            answer = None
+
+    async def receive(self) -> None:
+        """Wait for the rows of the query ``advance`` sent."""
+        self._answer = await self._cursor.fetchall()
+
+
+async def run(cursor: Cursor, routine: Routine[T]) -> T:
+    """Every statement in turn, in the cursor's transaction; returns the routine's result."""
+    step = Step(cursor, routine)
+    while await step.advance():
+        await step.receive()
+    result: T = step.result
+    return result
