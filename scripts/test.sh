@@ -22,4 +22,5 @@ export LITELLM_LOCAL_MODEL_COST_MAP=True
 "$VENV/bin/ruff" format --check .
 "$VENV/bin/mypy"
 # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
-"$VENV/bin/pytest" -q -p no:cacheprovider "$@"
+# It runs beside a throw-away PostgreSQL cluster (TEST_POSTGRES_URL), dropped afterwards.
+bash scripts/with-postgres.sh "$VENV/bin/pytest" -q -p no:cacheprovider "$@"

@@ -114,16 +114,14 @@ class SqliteEngine:
         self._writing += 1
         try:
             inline = self.alone(write)
-            if inline:
-                # Tasks that are ready run first: any write they send makes this one
-                # share a group commit, and a caller that writes in a loop cannot
-                # starve them by committing inline over and over.
-                await asyncio.sleep(0)
-                inline = self.alone(write)
-            operation = partial(_run_write_fresh, write)
-            result = await self._writer.run(operation, inline=inline)
+            result = await self._writer.run(partial(_run_write_fresh, write), inline=inline)
         finally:
             self._writing -= 1
+        if inline:
+            # A commit on the caller's thread never yielded to the loop: let the tasks
+            # that are ready run before this caller goes on, so that one that writes in
+            # a loop cannot keep them waiting.
+            await asyncio.sleep(0)
         return result
 
     def _reader(self) -> sqlite3.Connection:

@@ -1,4 +1,5 @@
-"""What each OS process of the multi-process test runs: many concurrent calls on one org.
+"""What each OS process of the multi-process test runs: many concurrent calls on one org,
+on the store a ledger URL names (a SQLite file or a PostgreSQL database).
 
 A module of its own so that spawned processes import it without importing pytest
 test modules.
@@ -7,10 +8,10 @@ test modules.
 import asyncio
 import multiprocessing.synchronize
 from dataclasses import dataclass
-from pathlib import Path
 
+from ledger.factory import open_store
 from ledger.models import HoldPlaced, UsageDetails
-from ledger.sqlite import SqliteLedger
+from ledger.store import LedgerStore
 
 DETAILS = UsageDetails(model="gpt-4o-mini", provider="openai", total_tokens=1)
 
@@ -27,7 +28,7 @@ class CallOutcome:
 
 
 async def _one_call(
-    store: SqliteLedger,
+    store: LedgerStore,
     org_id: str,
     request_id: str,
     hold_units: int,
@@ -48,14 +49,14 @@ async def _one_call(
 
 
 async def _calls(
-    path: Path,
+    url: str,
     org_id: str,
     worker: int,
     tasks: int,
     hold_units: int,
     start_together: multiprocessing.synchronize.Barrier,
 ) -> list[CallOutcome]:
-    store = SqliteLedger(path)
+    store = open_store(url)
     await store.open()
     try:
         # Open first, then wait for the others, so that all four writers really race.
@@ -79,24 +80,24 @@ async def _calls(
 
 
 def run_call_worker(
-    path: Path,
+    url: str,
     org_id: str,
     worker: int,
     tasks: int,
     hold_units: int,
     start_together: multiprocessing.synchronize.Barrier,
 ) -> list[CallOutcome]:
-    return asyncio.run(_calls(path, org_id, worker, tasks, hold_units, start_together))
+    return asyncio.run(_calls(url, org_id, worker, tasks, hold_units, start_together))
 
 
 async def _credits(
-    path: Path,
+    url: str,
     org_id: str,
     sessions: list[str],
     amount_units: int,
     start_together: multiprocessing.synchronize.Barrier,
 ) -> int:
-    store = SqliteLedger(path)
+    store = open_store(url)
     await store.open()
     try:
         await asyncio.to_thread(start_together.wait, 60)
@@ -109,11 +110,11 @@ async def _credits(
 
 
 def run_credit_worker(
-    path: Path,
+    url: str,
     org_id: str,
     sessions: list[str],
     amount_units: int,
     start_together: multiprocessing.synchronize.Barrier,
 ) -> int:
     """Create the org and credit every session; returns how many credits this process applied."""
-    return asyncio.run(_credits(path, org_id, sessions, amount_units, start_together))
+    return asyncio.run(_credits(url, org_id, sessions, amount_units, start_together))

@@ -1,4 +1,5 @@
-"""Four OS processes, each with many concurrent tasks, writing ONE org on one SQLite file.
+"""Four OS processes, each with many concurrent tasks, writing ONE org on one store: a SQLite
+file, and a PostgreSQL database (each process with its own connection pool, as replicas).
 
 Whatever order the four writers commit in, credit is never spent twice: the
 debits stay within the balance, each accepted call has exactly one usage
@@ -8,17 +9,17 @@ books balance to the unit.
 
 import asyncio
 import multiprocessing
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
+from ledger.factory import open_store
 from ledger.models import CreditKind
-from ledger.sqlite import SqliteLedger
+from ledger.store import LedgerStore
 from ledger.units import UNITS_PER_SPU
 from ledger.verify import verify
 from tests.concurrency.ledger_workers import run_call_worker, run_credit_worker
+from tests.stores import query
 
 T = TypeVar("T")
 
@@ -40,28 +41,19 @@ def _in_processes(worker: Callable[..., T], arguments: list[tuple[object, ...]])
         return [future.result(timeout=120) for future in futures]
 
 
-def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
-
-
-async def _open(path: Path) -> SqliteLedger:
-    store = SqliteLedger(path)
+async def _open(url: str) -> LedgerStore:
+    store = open_store(url)
     await store.open()
     return store
 
 
-async def test_four_processes_never_spend_credit_twice(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    store = await _open(path)
+async def test_four_processes_never_spend_credit_twice(ledger_url: str) -> None:
+    store = await _open(ledger_url)
     await store.create_account(ORG_ID, free_grant_units=BALANCE_UNITS)
     await store.close()
 
     arguments = [
-        (path, ORG_ID, worker, TASKS_PER_PROCESS, HOLD_UNITS) for worker in range(PROCESSES)
+        (ledger_url, ORG_ID, worker, TASKS_PER_PROCESS, HOLD_UNITS) for worker in range(PROCESSES)
     ]
     per_process = await asyncio.to_thread(_in_processes, run_call_worker, arguments)
 
@@ -74,11 +66,13 @@ async def test_four_processes_never_spend_credit_twice(tmp_path: Path) -> None:
     charged_total = sum(accepted.values())
     assert charged_total <= BALANCE_UNITS
 
-    assert dict(_query(path, "SELECT request_id, charged_units FROM usage_records")) == accepted
-    holds = _query(path, "SELECT state, COUNT(*) FROM holds GROUP BY state")
+    assert (
+        dict(query(ledger_url, "SELECT request_id, charged_units FROM usage_records")) == accepted
+    )
+    holds = query(ledger_url, "SELECT state, COUNT(*) FROM holds GROUP BY state")
     assert holds == [("settled", len(accepted))]
-    [buckets] = _query(
-        path,
+    [buckets] = query(
+        ledger_url,
         "SELECT subscription_allowance_units - subscription_used_units,"
         " purchased_credits_units - purchased_used_units,"
         " granted_credits_units - granted_used_units, debt_units, open_hold_units"
@@ -86,7 +80,7 @@ async def test_four_processes_never_spend_credit_twice(tmp_path: Path) -> None:
     )
     assert min(buckets) >= 0
     assert buckets == (0, 0, BALANCE_UNITS - charged_total, 0, 0)
-    store = await _open(path)
+    store = await _open(ledger_url)
     try:
         assert await verify(store) == (1, [])
         assert (await store.balance(ORG_ID)).available_units == BALANCE_UNITS - charged_total
@@ -94,16 +88,15 @@ async def test_four_processes_never_spend_credit_twice(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_four_processes_create_and_credit_each_id_once(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    await (await _open(path)).close()
+async def test_four_processes_create_and_credit_each_id_once(ledger_url: str) -> None:
+    await (await _open(ledger_url)).close()
     sessions = [f"cs_{n}" for n in range(25)]
 
-    arguments = [(path, ORG_ID, sessions, UNITS_PER_SPU) for _ in range(PROCESSES)]
+    arguments = [(ledger_url, ORG_ID, sessions, UNITS_PER_SPU) for _ in range(PROCESSES)]
     applied = await asyncio.to_thread(_in_processes, run_credit_worker, arguments)
 
     assert sum(applied) == len(sessions)
-    store = await _open(path)
+    store = await _open(ledger_url)
     try:
         kinds = [t.kind for t in await store.credit_transactions(ORG_ID, limit=1_000)]
         assert kinds.count(CreditKind.FREE_TIER) == 1

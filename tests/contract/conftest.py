@@ -16,7 +16,7 @@ import pytest
 from ledger.clock import Clock
 from ledger.store import LedgerStore
 from ledger.verify import verify
-from tests.postgres import fresh_database, needs_postgres
+from tests.stores import fresh_database, needs_postgres
 
 
 class FakeClock:

@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,8 +21,9 @@ from pathlib import Path
 import httpx
 
 from ledger import UNITS_PER_SPU
-from ledger.sqlite import SqliteLedger
+from ledger.factory import open_store
 from proxy.auth import issue_token
+from tests.stores import query
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -95,7 +95,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def gateway_environment(ledger_path: Path, **settings: object) -> dict[str, str]:
+def gateway_environment(ledger_url: str, **settings: object) -> dict[str, str]:
     """The environment ``spu serve`` runs with: this test's store, the demo model, no files."""
     environment = {
         name: value
@@ -104,7 +104,7 @@ def gateway_environment(ledger_path: Path, **settings: object) -> dict[str, str]
     }
     environment.update(
         LITELLM_LOCAL_MODEL_COST_MAP="True",
-        SPU_LEDGER_URL=f"sqlite:///{ledger_path}",
+        SPU_LEDGER_URL=ledger_url,
         SPU_LOG_LEVEL="warning",
         PYTHONPATH=str(Path(__file__).resolve().parents[2]),
     )
@@ -114,7 +114,7 @@ def gateway_environment(ledger_path: Path, **settings: object) -> dict[str, str]
 
 @contextmanager
 def running_gateway(
-    ledger_path: Path, log_dir: Path, *, workers: int, **settings: object
+    ledger_url: str, log_dir: Path, *, workers: int, **settings: object
 ) -> Iterator[Gateway]:
     """``spu serve --workers N`` until the block ends; ready (``/readyz`` 200) on entry."""
     port = free_port()
@@ -134,7 +134,7 @@ def running_gateway(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
-            env=gateway_environment(ledger_path, **settings),
+            env=gateway_environment(ledger_url, **settings),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -180,9 +180,9 @@ class Org:
     grant_units: int
 
 
-async def seed_orgs(ledger_path: Path, grants_spus: Mapping[str, float]) -> list[Org]:
+async def seed_orgs(ledger_url: str, grants_spus: Mapping[str, float]) -> list[Org]:
     """Create orgs with the given free grants and one token each, before the gateway starts."""
-    store = SqliteLedger(ledger_path)
+    store = open_store(ledger_url)
     await store.open()
     try:
         orgs = []
@@ -196,10 +196,9 @@ async def seed_orgs(ledger_path: Path, grants_spus: Mapping[str, float]) -> list
         await store.close()
 
 
-def hold_states(ledger_path: Path) -> dict[str, int]:
-    """How many holds are in each state, read straight from the file."""
-    with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as connection:
-        rows = connection.execute("SELECT state, COUNT(*) FROM holds GROUP BY state").fetchall()
+def hold_states(ledger_url: str) -> dict[str, int]:
+    """How many holds are in each state, read straight from the store."""
+    rows = query(ledger_url, "SELECT state, COUNT(*) FROM holds GROUP BY state")
     return {str(state): int(count) for state, count in rows}
 
 

@@ -9,11 +9,14 @@ environment variables the gateway really reads.
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from pymongo.uri_parser import parse_uri
 
+from ledger.factory import open_store
+from ledger.postgres import PostgresLedger
 from proxy.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -268,3 +271,81 @@ def test_the_build_context_holds_exactly_what_the_dockerfile_copies() -> None:
     assert rules[0] == "**", "the context starts empty and lets in only what is named"
     let_in = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     assert let_in == sources
+
+
+POSTGRES_OVERRIDE = DOCKER / "compose.postgres.yaml"
+POSTGRES_SERVICES = {"postgres", "ledger-init", "gateway", "lb"}
+
+
+class _Override(dict[str, Any]):
+    """A mapping tagged ``!override``: it replaces the base file's value instead of merging."""
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Reads compose's ``!override`` tag, which a plain safe loader refuses."""
+
+
+_ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: _Override(loader.construct_mapping(node, deep=True)),  # type: ignore[arg-type]
+)
+
+
+def _merged(base: Any, layer: Any) -> Any:
+    """Compose's merge of an override file onto a base: mappings merge, ``!override`` replaces."""
+    if isinstance(layer, _Override) or not (isinstance(base, dict) and isinstance(layer, dict)):
+        return dict(layer) if isinstance(layer, _Override) else layer
+    merged = dict(base)
+    for key, value in layer.items():
+        merged[key] = _merged(base[key], value) if key in base else _merged(None, value)
+    return merged
+
+
+@pytest.fixture(scope="module")
+def postgres_services(compose: dict[str, Any]) -> dict[str, Any]:
+    """The services that ``up`` starts with compose.postgres.yaml layered on compose.yaml."""
+    layer = yaml.load(POSTGRES_OVERRIDE.read_text(), Loader=_ComposeLoader)
+    merged: dict[str, Any] = _merged(compose, layer)["services"]
+    return {name: service for name, service in merged.items() if not service.get("profiles")}
+
+
+def test_the_postgres_option_runs_the_gateways_on_postgresql_without_mongodb(
+    postgres_services: dict[str, Any],
+) -> None:
+    assert set(postgres_services) == POSTGRES_SERVICES
+    for name in ("gateway", "ledger-init"):
+        environment = postgres_services[name]["environment"]
+        url = urlsplit(_interpolate(environment["SPU_LEDGER_URL"]))
+        assert (url.scheme, url.hostname, url.port, url.path) == (
+            "postgresql",
+            "postgres",
+            5432,
+            "/spu",
+        )
+        assert isinstance(open_store(url.geturl()), PostgresLedger)
+    database = postgres_services["postgres"]["environment"]
+    assert (database["POSTGRES_USER"], database["POSTGRES_DB"]) == ("spu", "spu")
+
+
+def test_the_postgres_option_starts_the_database_then_migrations_then_gateways(
+    postgres_services: dict[str, Any],
+) -> None:
+    healthcheck = postgres_services["postgres"]["healthcheck"]["test"]
+    assert healthcheck[:2] == ["CMD", "pg_isready"]
+    assert postgres_services["ledger-init"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"}
+    }
+    assert postgres_services["gateway"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "ledger-init": {"condition": "service_completed_successfully"},
+    }
+    assert "ports" not in postgres_services["postgres"], "only the load balancer publishes"
+    assert postgres_services["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
+
+
+def test_the_postgres_option_needs_a_password_and_documents_it() -> None:
+    text = POSTGRES_OVERRIDE.read_text()
+    assert "${POSTGRES_PASSWORD:?" in text, "no default password for the ledger's database"
+    example = (DOCKER / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
+    assert set(re.findall(r"\$\{([A-Z0-9_]+)", text)) <= documented

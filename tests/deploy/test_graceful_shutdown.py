@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from ledger.sqlite import SqliteLedger
+from ledger.factory import open_store
 from ledger.verify import verify
 from tests.deploy.processes import chat_body, hold_states, running_gateway, seed_orgs, start_streams
 
@@ -56,11 +56,11 @@ async def _refused_within(base_url: str, timeout_s: float) -> bool:
 async def test_sigterm_drains_streams_within_the_grace_period_and_leaves_no_hold_open(
     tmp_path: Path,
 ) -> None:
-    ledger_path = tmp_path / "ledger.db"
-    [org] = await seed_orgs(ledger_path, {"org_streaming": 100})
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    [org] = await seed_orgs(ledger_url, {"org_streaming": 100})
 
     with running_gateway(
-        ledger_path,
+        ledger_url,
         tmp_path,
         workers=2,
         demo_stream_delay_ms=WORD_DELAY_MS,
@@ -89,8 +89,8 @@ async def test_sigterm_drains_streams_within_the_grace_period_and_leaves_no_hold
     assert complete and cut, "the grace period should let short streams finish and cut long ones"
     assert all(end.error and "incomplete" in end.error for end in cut), cut
 
-    assert hold_states(ledger_path) == {"settled": STREAMS}
-    store = SqliteLedger(ledger_path)
+    assert hold_states(ledger_url) == {"settled": STREAMS}
+    store = open_store(ledger_url)
     await store.open()
     try:
         assert await verify(store) == (1, [])

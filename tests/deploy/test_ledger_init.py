@@ -1,14 +1,19 @@
-"""``spu ledger init`` (the compose ledger-init job): current schema, or a clear error."""
+"""``spu ledger init`` (the compose ledger-init job): current schema, or a clear error; on
+SQLite and PostgreSQL, with ``spu ledger verify`` on the latter."""
 
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from ledger.postgres.schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from ledger.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
+from proxy.cli.ledger import app as ledger_app
 from proxy.cli.ledger_init import ledger_init
+from tests.stores import fresh_database, needs_postgres
 
 
 def _cli() -> typer.Typer:
@@ -50,3 +55,20 @@ def test_ledger_init_fails_with_the_reason_on_a_store_it_cannot_open(
     result = CliRunner().invoke(_cli(), [])
     assert result.exit_code == 1
     assert "newer than this gateway" in result.output
+
+
+@needs_postgres
+def test_ledger_init_and_verify_work_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    with fresh_database() as url:
+        monkeypatch.setenv("SPU_LEDGER_URL", url)
+        for _ in range(2):
+            result = CliRunner().invoke(_cli(), [])
+            assert result.exit_code == 0, result.output
+            assert "ledger ready (postgresql)" in result.output
+        with psycopg.connect(url) as connection:
+            versions = connection.execute("SELECT version FROM ledger_schema_versions").fetchall()
+        assert versions == [(version,) for version in range(1, POSTGRES_SCHEMA_VERSION + 1)]
+
+        verified = CliRunner().invoke(ledger_app, ["verify"])
+        assert verified.exit_code == 0, verified.output
+        assert "Ledger OK: 0 organizations checked" in verified.output

@@ -1,4 +1,5 @@
-"""SIGKILL a worker mid-stream: its holds expire, the sweep ends them, the ledger verifies clean.
+"""SIGKILL a worker mid-stream: its holds expire, the sweep ends them, the ledger verifies clean
+(on a SQLite file and on a PostgreSQL database).
 
 A killed worker settles nothing, so its streams' holds stay open in the store.
 They carry an expiry (``SPU_HOLD_TTL_S``): past it they stop counting against
@@ -14,7 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from ledger.sqlite import SqliteLedger
+from ledger.factory import open_store
 from ledger.verify import verify
 from tests.deploy.processes import (
     chat_body,
@@ -37,25 +38,24 @@ SETTLE_TIMEOUT_S = 2.0
 """Well under the hold TTL: a survivor still open after it would be the bug, not the expiry."""
 
 
-def _wait_for_open_holds(ledger_path: Path, count: int, timeout_s: float) -> dict[str, int]:
+def _wait_for_open_holds(ledger_url: str, count: int, timeout_s: float) -> dict[str, int]:
     """The hold states once exactly ``count`` holds are open (settling runs after a stream ends)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        states = hold_states(ledger_path)
+        states = hold_states(ledger_url)
         if states.get("open", 0) == count:
             return states
         time.sleep(0.05)
-    raise AssertionError(f"not {count} open holds after {timeout_s} s: {hold_states(ledger_path)}")
+    raise AssertionError(f"not {count} open holds after {timeout_s} s: {hold_states(ledger_url)}")
 
 
 async def test_a_killed_workers_holds_are_swept_after_expiry_and_the_ledger_verifies_clean(
-    tmp_path: Path,
+    ledger_url: str, tmp_path: Path
 ) -> None:
-    ledger_path = tmp_path / "ledger.db"
-    [org] = await seed_orgs(ledger_path, {"org_crash": 100})
+    [org] = await seed_orgs(ledger_url, {"org_crash": 100})
 
     with running_gateway(
-        ledger_path,
+        ledger_url,
         tmp_path,
         workers=2,
         demo_stream_delay_ms=WORD_DELAY_MS,
@@ -76,10 +76,10 @@ async def test_a_killed_workers_holds_are_swept_after_expiry_and_the_ledger_veri
         killed_streams = [end.complete for end in ends].count(False)
         assert killed_streams == serving[victim] > 0
         # The survivors settle; the dead worker's holds stay open until they expire.
-        _wait_for_open_holds(ledger_path, killed_streams, SETTLE_TIMEOUT_S)
+        _wait_for_open_holds(ledger_url, killed_streams, SETTLE_TIMEOUT_S)
 
         gateway.wait_for_workers(2, excluding={victim}, timeout_s=RESPAWN_TIMEOUT_S)
-        states = _wait_for_open_holds(ledger_path, 0, HOLD_TTL_S + RESPAWN_TIMEOUT_S)
+        states = _wait_for_open_holds(ledger_url, 0, HOLD_TTL_S + RESPAWN_TIMEOUT_S)
         expected = {"settled": STREAMS - killed_streams, "expired": killed_streams}
         assert states == {state: count for state, count in expected.items() if count}
 
@@ -92,7 +92,7 @@ async def test_a_killed_workers_holds_are_swept_after_expiry_and_the_ledger_veri
             assert reply.status_code == 200
         assert gateway.stop() == 0, gateway.log()
 
-    store = SqliteLedger(ledger_path)
+    store = open_store(ledger_url)
     await store.open()
     try:
         assert await verify(store) == (1, [])

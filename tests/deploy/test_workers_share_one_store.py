@@ -1,4 +1,5 @@
-"""Three worker processes on one SQLite file stay exactly right under 300 concurrent requests.
+"""Three worker processes on one store (a SQLite file, a PostgreSQL database) stay exactly right
+under 300 concurrent requests.
 
 All coordination is in the store: each hold is one atomic check-and-reserve,
 whichever worker places it, so three orgs with small balances hammering three
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from ledger import UNITS_PER_SPU
-from ledger.sqlite import SqliteLedger
+from ledger.factory import open_store
 from ledger.verify import verify
 from tests.deploy.processes import (
     Org,
@@ -66,14 +67,13 @@ async def _call(client: httpx.AsyncClient, org: Org, index: int) -> Outcome:
     )
 
 
-async def test_three_workers_on_one_sqlite_file_never_overdraw_and_record_every_answered_call(
-    tmp_path: Path,
+async def test_three_workers_on_one_store_never_overdraw_and_record_every_answered_call(
+    ledger_url: str, tmp_path: Path
 ) -> None:
-    ledger_path = tmp_path / "ledger.db"
-    orgs = await seed_orgs(ledger_path, GRANTS_SPUS)
+    orgs = await seed_orgs(ledger_url, GRANTS_SPUS)
 
     with running_gateway(
-        ledger_path,
+        ledger_url,
         tmp_path,
         workers=WORKERS,
         max_in_flight_per_org=REQUESTS_PER_ORG,
@@ -102,12 +102,12 @@ async def test_three_workers_on_one_sqlite_file_never_overdraw_and_record_every_
     answered = [outcome for outcome in outcomes if outcome.status == 200]
     assert all(outcome.complete for outcome in answered)
 
-    store = SqliteLedger(ledger_path)
+    store = open_store(ledger_url)
     await store.open()
     try:
         checked, problems = await verify(store)
         assert (checked, problems) == (len(orgs), [])
-        assert "open" not in hold_states(ledger_path)
+        assert "open" not in hold_states(ledger_url)
         figures = {figure.account.org_id: figure for figure in await store.ledger_figures()}
         for org in orgs:
             mine = [outcome for outcome in answered if outcome.org_id == org.org_id]

@@ -1,0 +1,15 @@
+"""Fixtures shared across test folders."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stores import SQL_BACKENDS, fresh_store_url
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store on each SQL backend: a SQLite file, and a PostgreSQL database."""
+    with fresh_store_url(request.param, tmp_path) as url:
+        yield url
