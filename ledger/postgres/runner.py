@@ -7,16 +7,45 @@ hold or a settle costs one round trip, however many statements it writes.
 queries of several routines (of different orgs) before waiting for any.
 """
 
+import functools
+import re
 from typing import Any, Generic, TypeVar
 
 from psycopg import AsyncRawCursor
 
 from ledger.sql.dialect import POSTGRESQL
-from ledger.sql.routine import Query, Routine, Row
+from ledger.sql.routine import Query, Routine, Row, Statement, Writes
 
 T = TypeVar("T")
 
 Cursor = AsyncRawCursor[Row]
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+@functools.cache
+def _one_statement(commands: tuple[tuple[str, int], ...]) -> str:
+    """``Writes`` as one statement: ``WITH w0 AS (…), w1 AS (…) <last>``, placeholders
+    renumbered to follow one another (from each command's template and its parameter count)."""
+    parts, offset = [], 0
+    for template, count in commands:
+        parts.append(_shifted(POSTGRESQL.render(template), offset))
+        offset += count
+    clauses = ", ".join(f"w{index} AS ({part})" for index, part in enumerate(parts[:-1]))
+    return f"WITH {clauses} {parts[-1]}" if clauses else parts[-1]
+
+
+def _shifted(sql: str, offset: int) -> str:
+    return _PLACEHOLDER.sub(lambda match: f"${int(match.group(1)) + offset}", sql)
+
+
+def _sql_and_params(statement: Statement) -> tuple[str, tuple[Any, ...]]:
+    if isinstance(statement, Writes):
+        commands = statement.commands
+        shape = tuple((command.sql, len(command.params)) for command in commands)
+        return _one_statement(shape), tuple(value for c in commands for value in c.params)
+    return POSTGRESQL.render(statement.sql), statement.params
 
 
 class Step(Generic[T]):
@@ -44,10 +73,10 @@ class Step(Generic[T]):
             except StopIteration as done:
                 self.result = done.value
                 return False
-            sql = POSTGRESQL.render(statement.sql)
+            sql, params = _sql_and_params(statement)
             if not sql.startswith("SELECT"):
                 self.wrote = True
-            await self._cursor.execute(sql, statement.params)
+            await self._cursor.execute(sql, params)
             if type(statement) is Query:
                 return True
             answer = None

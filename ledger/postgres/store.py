@@ -9,6 +9,7 @@ pipelined than with asyncpg (one round trip per statement), and far less wall
 time.
 """
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -53,9 +54,9 @@ class PostgresEngine:
     """Batched write transactions and snapshot reads on one connection pool."""
 
     def __init__(self, url: str, *, max_batch: int) -> None:
-        conninfo, pool_max_size = split_pool_size(url)
+        self._conninfo, pool_max_size = split_pool_size(url)
         self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            conninfo,
+            self._conninfo,
             min_size=min(POOL_MIN_SIZE, pool_max_size),
             max_size=pool_max_size,
             kwargs={"autocommit": True},
@@ -68,18 +69,24 @@ class PostgresEngine:
         self._opened = False
 
     async def open(self) -> None:
+        """Migrate on a connection of its own (an unreachable server fails at once, with the
+        driver's reason), then fill the pool and start the batch writer."""
         if self._opened:
             return
         try:
-            await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-            async with self._pool.connection() as connection:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            async with connection:
                 await migrate(connection)
+            await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         except LedgerUnavailable:
             await self._pool.close()
             raise
-        except (psycopg.Error, OSError) as error:
+        except (psycopg.Error, OSError, TimeoutError) as error:
             await self._pool.close()
-            raise LedgerUnavailable(f"cannot open the PostgreSQL ledger: {error}") from error
+            raise LedgerUnavailable(
+                f"cannot open the PostgreSQL ledger: {error or 'no answer in time'}"
+            ) from error
         self._writer.start()
         self._opened = True
 

@@ -40,7 +40,7 @@ from ledger.periods import (
 from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
 from ledger.sql.funds import FUNDS_AND_HOLD_SQL, HOLD_AND_FUNDS_SQL, Funds, read_funds
 from ledger.sql.reads import load_account
-from ledger.sql.routine import Command, Query, Routine, fetch
+from ledger.sql.routine import Command, Query, Routine, Writes, fetch
 from ledger.sql.rows import (
     CREDIT_COLUMNS,
     KEY_COLUMNS,
@@ -229,8 +229,14 @@ def hold(
     if amount_units > available:
         return HoldRefused(request_id, org_id, max(available, 0), amount_units)
     expires_ms = now_ms + int(ttl_s * 1000)
-    yield Command(_INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms))
-    yield Command(_ADD_HELD_SQL, (amount_units, org_id))
+    yield Writes(
+        (
+            Command(
+                _INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms)
+            ),
+            Command(_ADD_HELD_SQL, (amount_units, org_id)),
+        )
+    )
     return HoldPlaced(request_id, org_id, amount_units, from_ms(expires_ms))
 
 
@@ -252,21 +258,23 @@ def settle(
     # counts in ``funds.held_units``, and reserves nothing for this settlement.
     reserved_units = hold_units if expires_ms > now_ms else 0
     split = settlement_split(actual_units, reserved_units, funds.held_units, funds)
-    yield Command(
-        _DEBIT_SQL,
-        (
-            split.subscription_units,
-            split.purchased_units,
-            split.granted_units,
-            split.debt_units,
-            hold_units,
-            now_ms,
-            org_id,
-        ),
-    )
-    yield Command(_SETTLE_HOLD_SQL, (now_ms, request_id))
     record = UsageRecord(request_id, org_id, actual_units, split, details, from_ms(now_ms))
-    yield Command(_INSERT_USAGE_SQL, usage_row(record, now_ms))
+    debit = (
+        split.subscription_units,
+        split.purchased_units,
+        split.granted_units,
+        split.debt_units,
+        hold_units,
+        now_ms,
+        org_id,
+    )
+    yield Writes(
+        (
+            Command(_DEBIT_SQL, debit),
+            Command(_SETTLE_HOLD_SQL, (now_ms, request_id)),
+            Command(_INSERT_USAGE_SQL, usage_row(record, now_ms)),
+        )
+    )
     # Every charged unit left the buckets or became debt; the hold no longer counts.
     available = funds.available_units - actual_units + reserved_units
     return SettleResult(record, max(available, 0))

@@ -9,7 +9,8 @@ transaction the backend opened around it.
 
 A ``Query`` is answered with its rows. A ``Command`` is a write whose result
 the routine never looks at, so an async driver may send it without waiting
-(PostgreSQL pipelines it in front of the next query). Two rules follow:
+(PostgreSQL pipelines it in front of the next query); ``Writes`` are several
+such commands on different rows. Two rules follow:
 
 - a routine decides only on what its queries returned;
 - a routine reads before it writes, so one that raises has written nothing
@@ -34,7 +35,18 @@ class Command(NamedTuple):
     params: tuple[Any, ...] = ()
 
 
-Statement = Query | Command
+class Writes(NamedTuple):
+    """Commands that change different rows, so that none depends on another's effect.
+
+    SQLite runs them one by one; PostgreSQL sends them as one statement (all but
+    the last as data-modifying ``WITH`` clauses, which share one snapshot: hence
+    the rule), which saves a statement's overhead on both ends for each one.
+    """
+
+    commands: tuple[Command, ...]
+
+
+Statement = Query | Command | Writes
 Routine = Generator[Statement, list[Row] | None, T]
 
 

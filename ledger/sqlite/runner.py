@@ -4,7 +4,7 @@ import sqlite3
 from typing import TypeVar
 
 from ledger.sql.dialect import SQLITE
-from ledger.sql.routine import Query, Routine, Row
+from ledger.sql.routine import Query, Routine, Row, Writes
 
 T = TypeVar("T")
 
@@ -15,7 +15,13 @@ def run(connection: sqlite3.Connection, routine: Routine[T]) -> T:
     try:
         while True:
             statement = routine.send(answer)
+            answer = None
+            if isinstance(statement, Writes):
+                for command in statement.commands:
+                    connection.execute(SQLITE.render(command.sql), command.params)
+                continue
             cursor = connection.execute(SQLITE.render(statement.sql), statement.params)
-            answer = cursor.fetchall() if type(statement) is Query else None
+            if type(statement) is Query:
+                answer = cursor.fetchall()
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
