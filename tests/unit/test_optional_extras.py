@@ -40,3 +40,11 @@ def test_a_mongodb_ledger_without_the_mongodb_extra_is_refused_naming_the_extra(
     monkeypatch.setitem(sys.modules, "pymongo", None)
     with pytest.raises(ValueError, match=r"\[mongodb\] extra"):
         open_store("mongodb://localhost:27017/?replicaSet=rs0")
+
+
+def test_a_postgresql_ledger_without_the_postgresql_extra_is_refused_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg_pool", None)
+    with pytest.raises(ValueError, match=r"\[postgresql\] extra"):
+        open_store("postgresql://spu@localhost:5432/spu")
