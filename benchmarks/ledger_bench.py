@@ -158,8 +158,7 @@ class Backend:
             fsync = connection.execute("SHOW fsync").fetchone()
         assert version and durability and fsync
         return (
-            f"PostgreSQL {version[0]} ledger, synchronous_commit={durability[0]},"
-            f" fsync={fsync[0]}"
+            f"PostgreSQL {version[0]} ledger, synchronous_commit={durability[0]}, fsync={fsync[0]}"
         )
 
 
