@@ -164,7 +164,7 @@ class BatchWriter:
 
 async def _begin(cursor: Cursor, writes: list[Write[Any]]) -> None:
     org_ids = sorted({org_id for write in writes for org_id in write.org_ids})
-    ended = [write.ends_hold for write in writes if write.ends_hold is not None]
+    ended = [write.call for write in writes if write.call is not None and not write.org_ids]
     await cursor.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
     await cursor.execute(_LOCK_ACCOUNTS_SQL, (org_ids, ended))
 

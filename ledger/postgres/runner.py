@@ -9,12 +9,13 @@ queries of several routines (of different orgs) before waiting for any.
 
 import functools
 import re
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from psycopg import AsyncRawCursor
 
 from ledger.sql.dialect import POSTGRESQL
-from ledger.sql.routine import Query, Routine, Row, Statement, Writes
+from ledger.sql.routine import NO_ROWS, Params, Query, Routine, Row, Statement, Writes
 
 T = TypeVar("T")
 
@@ -40,23 +41,25 @@ def _shifted(sql: str, offset: int) -> str:
     return _PLACEHOLDER.sub(lambda match: f"${int(match.group(1)) + offset}", sql)
 
 
-def _sql_and_params(statement: Statement) -> tuple[str, tuple[Any, ...]]:
+def _sql_and_params(statement: Statement | Writes) -> tuple[str, Params]:
     if isinstance(statement, Writes):
-        commands = statement.commands
-        shape = tuple((command.sql, len(command.params)) for command in commands)
-        return _one_statement(shape), tuple(value for c in commands for value in c.params)
-    return POSTGRESQL.render(statement.sql), statement.params
+        commands = statement
+        shape = tuple((sql, len(params)) for sql, params in commands)
+        return _one_statement(shape), tuple(value for _, params in commands for value in params)
+    sql, params = statement
+    return POSTGRESQL.render(sql), params
 
 
 class Step(Generic[T]):
     """One routine on one cursor, advanced a query at a time."""
 
-    __slots__ = ("_answer", "_cursor", "_routine", "result", "wrote")
+    __slots__ = ("_answer", "_cursor", "_routine", "_started", "result", "wrote")
 
     def __init__(self, cursor: Cursor, routine: Routine[T]) -> None:
         self._cursor = cursor
         self._routine = routine
-        self._answer: list[Row] | None = None
+        self._started = False
+        self._answer: Sequence[Row] = NO_ROWS
         self.result: Any = None
         self.wrote = False
         """It has sent a write: if it raises now, only a rollback undoes it."""
@@ -66,10 +69,14 @@ class Step(Generic[T]):
 
         Raises what the routine raises.
         """
-        answer, self._answer = self._answer, None
+        answer, self._answer = self._answer, NO_ROWS
         while True:
             try:
-                statement = self._routine.send(answer)
+                if self._started:
+                    statement = self._routine.send(answer)
+                else:
+                    self._started = True
+                    statement = next(self._routine)
             except StopIteration as done:
                 self.result = done.value
                 return False
@@ -77,9 +84,9 @@ class Step(Generic[T]):
             if not sql.startswith("SELECT"):
                 self.wrote = True
             await self._cursor.execute(sql, params)
-            if type(statement) is Query:
+            if not isinstance(statement, Writes) and type(statement[0]) is Query:
                 return True
-            answer = None
+            answer = NO_ROWS
 
     async def receive(self) -> None:
         """Wait for the rows of the query ``advance`` sent."""

@@ -10,7 +10,7 @@ time.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -24,7 +24,7 @@ from ledger.postgres.runner import Cursor, run
 from ledger.postgres.schema import migrate
 from ledger.sql.holds_here import HoldsHere
 from ledger.sql.ledger import SqlLedger, Write
-from ledger.sql.routine import Routine, Row, fetch
+from ledger.sql.routine import Query, Routine, Row
 
 T = TypeVar("T")
 
@@ -101,9 +101,8 @@ class PostgresEngine:
         self._writer.check_running()
         await self.read(_ping)
 
-    async def write(self, write: Write[T]) -> T:
-        result: T = await self._writer.run(write)
-        return result
+    def write(self, write: Write[T]) -> Awaitable[T]:
+        return self._writer.run(write)
 
     async def read(self, routine: Callable[[], Routine[T]]) -> T:
         """In one REPEATABLE READ, READ ONLY transaction: one snapshot for every query.
@@ -138,8 +137,8 @@ async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
     await connection.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
-def _ping() -> Routine[list[Row]]:
-    return (yield from fetch("SELECT 1"))
+def _ping() -> Routine[Sequence[Row]]:
+    return (yield Query("SELECT 1"), ())
 
 
 class PostgresLedger(SqlLedger):

@@ -18,16 +18,17 @@ class Dialect:
     placeholder_prefix: str
     """``?`` for SQLite (``?1``), ``$`` for PostgreSQL (``$1``)."""
     fragments: dict[str, str]
-    _rendered: dict[str, str] = field(default_factory=dict, repr=False)
+    rendered: dict[str, str] = field(default_factory=dict, repr=False)
+    """Every template rendered so far, by template: a runner may look here first."""
 
     def render(self, template: str) -> str:
         try:
-            return self._rendered[template]
+            return self.rendered[template]
         except KeyError:
             text = _NUMBERED.sub(self.placeholder_prefix + r"\1", template)
             if "{" in text:
                 text = text.format_map(self.fragments)
-            self._rendered[template] = text
+            self.rendered[template] = text
             return text
 
 
@@ -37,6 +38,7 @@ SQLITE = Dialect(
     {
         "day": "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
         "insertion_order": "rowid",
+        "sum_of_amounts": "COALESCE(SUM(o.amount_units), 0)",
     },
 )
 
@@ -46,5 +48,6 @@ POSTGRESQL = Dialect(
     {
         "day": "to_char(to_timestamp(created_at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
         "insertion_order": "seq",
+        "sum_of_amounts": "CAST(COALESCE(SUM(o.amount_units), 0) AS BIGINT)",
     },
 )

@@ -3,14 +3,15 @@
 from typing import NamedTuple
 
 from ledger.errors import AccountNotFound
-from ledger.sql.routine import Routine, fetch
+from ledger.sql.routine import Query, Routine
 
 HELD_EXPRESSION = (
-    "a.open_hold_units - (SELECT CAST(COALESCE(SUM(o.amount_units), 0) AS BIGINT) FROM holds o"
+    "a.open_hold_units - (SELECT {sum_of_amounts} FROM holds o"
     " WHERE o.org_id = a.org_id AND o.state = 'open' AND o.expires_at_ms <= ?2)"
 )
 """Open holds of account ``a`` that have not expired at ``?2``: the running total minus
-the expired ones no sweep has ended yet (a short range of a partial index)."""
+the expired ones no sweep has ended yet (a short range of a partial index).
+``{sum_of_amounts}`` is the dialect's (PostgreSQL sums integers as numeric)."""
 
 _FUNDS = (
     "a.subscription_allowance_units - a.subscription_used_units,"
@@ -20,13 +21,13 @@ _FUNDS = (
 )
 """The columns of ``Funds``, for account ``a`` at ``?2``."""
 
-FUNDS_SQL = f"SELECT {_FUNDS} FROM accounts a WHERE a.org_id = ?1"
-FUNDS_AND_HOLD_SQL = (
+FUNDS_SQL = Query(f"SELECT {_FUNDS} FROM accounts a WHERE a.org_id = ?1")
+FUNDS_AND_HOLD_SQL = Query(
     f"SELECT {_FUNDS}, h.org_id, h.amount_units, h.expires_at_ms"
     " FROM accounts a LEFT JOIN holds h ON h.request_id = ?3 WHERE a.org_id = ?1"
 )
 """An account's funds and any hold already placed under the request id: hold's one read."""
-HOLD_AND_FUNDS_SQL = (
+HOLD_AND_FUNDS_SQL = Query(
     f"SELECT h.org_id, h.amount_units, h.state, h.expires_at_ms, {_FUNDS}"
     " FROM holds h JOIN accounts a ON a.org_id = h.org_id WHERE h.request_id = ?1"
 )
@@ -45,10 +46,6 @@ class Funds(NamedTuple):
     renews_locally: bool
     period_end_ms: int | None
 
-    @property
-    def bucket_left_units(self) -> int:
-        return self.subscription_left_units + self.purchased_left_units + self.granted_left_units
-
     def renewal_due(self, now_ms: int) -> bool:
         """A locally renewed plan whose period has ended, waiting for a hold or settle."""
         return (
@@ -60,11 +57,17 @@ class Funds(NamedTuple):
     @property
     def available_units(self) -> int:
         """What a new hold may reserve; negative while debt exceeds the buckets."""
-        return self.bucket_left_units - self.debt_units - self.held_units
+        return (
+            self.subscription_left_units
+            + self.purchased_left_units
+            + self.granted_left_units
+            - self.debt_units
+            - self.held_units
+        )
 
 
 def read_funds(org_id: str, now_ms: int) -> Routine[Funds]:
-    rows = yield from fetch(FUNDS_SQL, (org_id, now_ms))
+    rows = yield FUNDS_SQL, (org_id, now_ms)
     if not rows:
         raise AccountNotFound(org_id)
     return Funds(*rows[0])

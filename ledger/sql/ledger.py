@@ -7,11 +7,10 @@ writes of one process into one transaction and reads from a connection pool
 (``ledger.postgres``).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from ledger import checks
 from ledger.clock import Clock, to_ms
@@ -40,17 +39,17 @@ from ledger.sql.routine import Routine
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Write(Generic[T]):
-    """One write as an engine receives it."""
+class Write(NamedTuple, Generic[T]):
+    """One write as an engine receives it (a tuple: it is made twice for every metered call)."""
 
     routine: Callable[[], Routine[T]]
     """Makes the routine; an engine may run it again (a batch rerun after a failure)."""
     org_ids: tuple[str, ...] = ()
     """The accounts it may change, which PostgreSQL locks before it runs."""
-    ends_hold: str | None = None
-    """The request id whose hold it ends (settle, release); the hold's org is in
-    ``org_ids`` when this process placed it, else the engine finds it."""
+    call: str | None = None
+    """The request id of the metered call it places or ends the hold of. A settle or
+    release of a hold another process placed comes with no ``org_ids``: the engine
+    finds the hold's org by this id."""
 
 
 class SqlEngine(Protocol):
@@ -60,8 +59,8 @@ class SqlEngine(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def write(self, write: Write[T]) -> T:
-        """Run the routine in a write transaction; it has committed when this returns."""
+    def write(self, write: Write[T]) -> Awaitable[T]:
+        """Run the routine in a write transaction; it has committed when the result is ready."""
 
     async def read(self, routine: Callable[[], Routine[T]]) -> T:
         """Run the routine in one read snapshot (an engine may make it again to retry)."""
@@ -78,8 +77,8 @@ class SqlLedger:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    async def _write(self, routine: Callable[[], Routine[T]], *org_ids: str) -> T:
-        return await self._engine.write(Write(routine, org_ids))
+    def _write(self, routine: Callable[[], Routine[T]], *org_ids: str) -> Awaitable[T]:
+        return self._engine.write(Write(routine, org_ids))
 
     async def open(self) -> None:
         await self._engine.open()
@@ -136,28 +135,37 @@ class SqlLedger:
     ) -> HoldPlaced | HoldRefused:
         checks.hold(amount_units, ttl_s)
         routine = partial(ops.hold, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms())
-        placed = await self._write(routine, org_id)
-        if isinstance(placed, HoldPlaced):
-            self._holds_here.placed(placed)
+        self._holds_here.placing(request_id, org_id)
+        placed: HoldPlaced | HoldRefused | None = None
+        try:
+            placed = await self._engine.write(Write(routine, (org_id,), request_id))
+        finally:
+            if isinstance(placed, HoldPlaced):
+                self._holds_here.placed(placed)
+            else:
+                self._holds_here.ended(request_id)
         return placed
 
-    async def _end_hold(self, request_id: str, routine: Callable[[], Routine[T]]) -> T:
+    def _ending(self, request_id: str, routine: Callable[[], Routine[T]]) -> Write[T]:
         org_id = self._holds_here.org_of(request_id)
-        org_ids = () if org_id is None else (org_id,)
-        try:
-            return await self._engine.write(Write(routine, org_ids, ends_hold=request_id))
-        finally:
-            self._holds_here.ended(request_id)
+        return Write(routine, () if org_id is None else (org_id,), request_id)
 
     async def settle(
         self, request_id: str, actual_units: int, details: UsageDetails
     ) -> SettleResult:
         checks.settlement(actual_units)
         routine = partial(ops.settle, request_id, actual_units, details, self._now_ms())
-        return await self._end_hold(request_id, routine)
+        try:
+            return await self._engine.write(self._ending(request_id, routine))
+        finally:
+            self._holds_here.ended(request_id)
 
     async def release(self, request_id: str) -> bool:
-        return await self._end_hold(request_id, partial(ops.release, request_id, self._now_ms()))
+        routine = partial(ops.release, request_id, self._now_ms())
+        try:
+            return await self._engine.write(self._ending(request_id, routine))
+        finally:
+            self._holds_here.ended(request_id)
 
     async def expire_holds(self, *, limit: int = 1000) -> int:
         now_ms = self._now_ms()

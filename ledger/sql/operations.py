@@ -40,7 +40,7 @@ from ledger.periods import (
 from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
 from ledger.sql.funds import FUNDS_AND_HOLD_SQL, HOLD_AND_FUNDS_SQL, Funds, read_funds
 from ledger.sql.reads import load_account
-from ledger.sql.routine import Command, Query, Routine, Writes, fetch
+from ledger.sql.routine import Command, Query, Routine, Statement, Writes
 from ledger.sql.rows import (
     CREDIT_COLUMNS,
     KEY_COLUMNS,
@@ -52,43 +52,49 @@ from ledger.sql.rows import (
 )
 from ledger.waterfall import debt_payoff, settlement_split
 
-_INSERT_HOLD_SQL = (
+_INSERT_HOLD_SQL = Command(
     "INSERT INTO holds (request_id, org_id, key_id, amount_units, state, created_at_ms,"
     " expires_at_ms) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)"
 )
-_ADD_HELD_SQL = "UPDATE accounts SET open_hold_units = open_hold_units + ?1 WHERE org_id = ?2"
-_DEBIT_SQL = (
+_ADD_HELD_SQL = Command(
+    "UPDATE accounts SET open_hold_units = open_hold_units + ?1 WHERE org_id = ?2"
+)
+_DEBIT_SQL = Command(
     "UPDATE accounts SET subscription_used_units = subscription_used_units + ?1,"
     " purchased_used_units = purchased_used_units + ?2,"
     " granted_used_units = granted_used_units + ?3, debt_units = debt_units + ?4,"
     " open_hold_units = open_hold_units - ?5, updated_at_ms = ?6 WHERE org_id = ?7"
 )
-_SETTLE_HOLD_SQL = "UPDATE holds SET state = 'settled', ended_at_ms = ?1 WHERE request_id = ?2"
-_INSERT_USAGE_SQL = (
+_SETTLE_HOLD_SQL = Command(
+    "UPDATE holds SET state = 'settled', ended_at_ms = ?1 WHERE request_id = ?2"
+)
+_INSERT_USAGE_SQL = Command(
     f"INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
 )
-_USAGE_SQL = f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?1"
-_RELEASE_SQL = (
+_USAGE_SQL = Query(f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?1")
+_RELEASE_SQL = Query(
     "UPDATE holds SET state = 'released', ended_at_ms = ?1 WHERE request_id = ?2"
     " AND state = 'open' RETURNING org_id, amount_units"
 )
-_HOLD_EXISTS_SQL = "SELECT 1 FROM holds WHERE request_id = ?1"
-_EXPIRE_ORG_SQL = (
+_HOLD_EXISTS_SQL = Query("SELECT 1 FROM holds WHERE request_id = ?1")
+_EXPIRE_ORG_SQL = Query(
     "UPDATE holds SET state = 'expired', ended_at_ms = ?1 WHERE request_id IN"
     " (SELECT request_id FROM holds WHERE org_id = ?2 AND state = 'open'"
     " AND expires_at_ms <= ?1 LIMIT ?3) RETURNING amount_units"
 )
-_CREDIT_SQL = f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE transaction_id = ?1"
-_INSERT_CREDIT_SQL = (
+_CREDIT_SQL = Query(f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE transaction_id = ?1")
+_INSERT_CREDIT_SQL = Command(
     f"INSERT INTO credit_transactions ({CREDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 )
-_WRITE_ALLOWANCE_SQL = (
+_WRITE_ALLOWANCE_SQL = Command(
     "UPDATE accounts SET subscription_allowance_units = ?1, subscription_used_units = ?2,"
     " debt_units = ?3, updated_at_ms = ?4 WHERE org_id = ?5"
 )
-_KEY_CLASH_SQL = f"SELECT {KEY_COLUMNS} FROM access_keys WHERE key_id = ?1 OR token_sha256 = ?2"
-_KEY_SQL = f"SELECT {KEY_COLUMNS} FROM access_keys WHERE org_id = ?1 AND key_id = ?2"
+_KEY_CLASH_SQL = Query(
+    f"SELECT {KEY_COLUMNS} FROM access_keys WHERE key_id = ?1 OR token_sha256 = ?2"
+)
+_KEY_SQL = Query(f"SELECT {KEY_COLUMNS} FROM access_keys WHERE org_id = ?1 AND key_id = ?2")
 
 
 def current_funds(org_id: str, now_ms: int) -> Routine[Funds]:
@@ -100,8 +106,8 @@ def current_funds(org_id: str, now_ms: int) -> Routine[Funds]:
     return funds
 
 
-def _insert_credit(line: CreditTransaction, now_ms: int) -> Command:
-    return Command(
+def _insert_credit(line: CreditTransaction, now_ms: int) -> Statement:
+    return (
         _INSERT_CREDIT_SQL,
         (
             line.transaction_id,
@@ -131,8 +137,8 @@ def _record_allowance_change(
         yield _insert_credit(transaction, now_ms)
 
 
-def _write_allowance(org_id: str, change: AllowanceChange, now_ms: int) -> Command:
-    return Command(
+def _write_allowance(org_id: str, change: AllowanceChange, now_ms: int) -> Statement:
+    return (
         _WRITE_ALLOWANCE_SQL,
         (change.allowance_units, change.used_units, change.debt_units, now_ms, org_id),
     )
@@ -151,8 +157,8 @@ def _renew_period(account: Account, now_ms: int) -> Routine[None]:
         debt_units=account.debt_units,
     )
     yield _write_allowance(account.org_id, period.change, now_ms)
-    yield Command(
-        "UPDATE accounts SET period_start_ms = ?1, period_end_ms = ?2 WHERE org_id = ?3",
+    yield (
+        Command("UPDATE accounts SET period_start_ms = ?1, period_end_ms = ?2 WHERE org_id = ?3"),
         (period.start_ms, period.end_ms, account.org_id),
     )
     yield from _record_allowance_change(account.org_id, period.change, "period renewed", now_ms)
@@ -166,10 +172,12 @@ def create_account(
     user_email: str | None,
     now_ms: int,
 ) -> Routine[Account]:
-    inserted = yield Query(
-        "INSERT INTO accounts (org_id, user_id, user_name, user_email, granted_credits_units,"
-        " created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
-        " ON CONFLICT DO NOTHING RETURNING org_id",
+    inserted = yield (
+        Query(
+            "INSERT INTO accounts (org_id, user_id, user_name, user_email, granted_credits_units,"
+            " created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
+            " ON CONFLICT DO NOTHING RETURNING org_id"
+        ),
         (org_id, user_id, user_name, user_email, free_grant_units, now_ms),
     )
     if inserted and free_grant_units:
@@ -190,11 +198,16 @@ def set_stripe_customer(org_id: str, customer_id: str, now_ms: int) -> Routine[s
     account = yield from load_account(org_id)
     if account.stripe_customer_id:
         return account.stripe_customer_id
-    owner = yield Query("SELECT org_id FROM accounts WHERE stripe_customer_id = ?1", (customer_id,))
+    owner = yield (
+        Query("SELECT org_id FROM accounts WHERE stripe_customer_id = ?1"),
+        (customer_id,),
+    )
     if owner:
         raise IdempotencyConflict("stripe customer", customer_id, "it belongs to another org")
-    yield Command(
-        "UPDATE accounts SET stripe_customer_id = ?1, updated_at_ms = ?2 WHERE org_id = ?3",
+    yield (
+        Command(
+            "UPDATE accounts SET stripe_customer_id = ?1, updated_at_ms = ?2 WHERE org_id = ?3"
+        ),
         (customer_id, now_ms, org_id),
     )
     return customer_id
@@ -208,7 +221,7 @@ def hold(
     key_id: str | None,
     now_ms: int,
 ) -> Routine[HoldPlaced | HoldRefused]:
-    rows = yield from fetch(FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id))
+    rows = yield FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id)
     if not rows:
         raise AccountNotFound(org_id)
     row = rows[0]
@@ -231,10 +244,8 @@ def hold(
     expires_ms = now_ms + int(ttl_s * 1000)
     yield Writes(
         (
-            Command(
-                _INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms)
-            ),
-            Command(_ADD_HELD_SQL, (amount_units, org_id)),
+            (_INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms)),
+            (_ADD_HELD_SQL, (amount_units, org_id)),
         )
     )
     return HoldPlaced(request_id, org_id, amount_units, from_ms(expires_ms))
@@ -243,7 +254,7 @@ def hold(
 def settle(
     request_id: str, actual_units: int, details: UsageDetails, now_ms: int
 ) -> Routine[SettleResult]:
-    rows = yield from fetch(HOLD_AND_FUNDS_SQL, (request_id, now_ms))
+    rows = yield HOLD_AND_FUNDS_SQL, (request_id, now_ms)
     if not rows:
         raise HoldNotFound(request_id)
     org_id, hold_units, state, expires_ms = rows[0][:4]
@@ -270,9 +281,9 @@ def settle(
     )
     yield Writes(
         (
-            Command(_DEBIT_SQL, debit),
-            Command(_SETTLE_HOLD_SQL, (now_ms, request_id)),
-            Command(_INSERT_USAGE_SQL, usage_row(record, now_ms)),
+            (_DEBIT_SQL, debit),
+            (_SETTLE_HOLD_SQL, (now_ms, request_id)),
+            (_INSERT_USAGE_SQL, usage_row(record, now_ms)),
         )
     )
     # Every charged unit left the buckets or became debt; the hold no longer counts.
@@ -283,19 +294,19 @@ def settle(
 def _replay_settlement(
     request_id: str, org_id: str, actual_units: int, now_ms: int
 ) -> Routine[SettleResult]:
-    record = usage_from_row((yield from fetch(_USAGE_SQL, (request_id,)))[0])
+    record = usage_from_row((yield _USAGE_SQL, (request_id,))[0])
     check_settlement_replay(request_id, record.charged_units, actual_units)
     funds = yield from read_funds(org_id, now_ms)
     return SettleResult(record, max(funds.available_units, 0), replayed=True)
 
 
 def release(request_id: str, now_ms: int) -> Routine[bool]:
-    ended = yield from fetch(_RELEASE_SQL, (now_ms, request_id))
+    ended = yield _RELEASE_SQL, (now_ms, request_id)
     if ended:
         ((org_id, amount_units),) = ended
-        yield Command(_ADD_HELD_SQL, (-amount_units, org_id))
+        yield (_ADD_HELD_SQL, (-amount_units, org_id))
         return True
-    if not (yield Query(_HOLD_EXISTS_SQL, (request_id,))):
+    if not (yield (_HOLD_EXISTS_SQL, (request_id,))):
         raise HoldNotFound(request_id)
     return False
 
@@ -307,9 +318,9 @@ def expire_holds(org_ids: Sequence[str], limit: int, now_ms: int) -> Routine[int
     for org_id in org_ids:
         if expired >= limit:
             break
-        ended = yield from fetch(_EXPIRE_ORG_SQL, (now_ms, org_id, limit - expired))
+        ended = yield _EXPIRE_ORG_SQL, (now_ms, org_id, limit - expired)
         if ended:
-            yield Command(_ADD_HELD_SQL, (-sum(amount for (amount,) in ended), org_id))
+            yield (_ADD_HELD_SQL, (-sum(amount for (amount,) in ended), org_id))
         expired += len(ended)
     return expired
 
@@ -317,7 +328,7 @@ def expire_holds(org_ids: Sequence[str], limit: int, now_ms: int) -> Routine[int
 def _existing_credit(
     transaction_id: str, org_id: str, kind: CreditKind, amount_units: int
 ) -> Routine[CreditResult | None]:
-    rows = yield from fetch(_CREDIT_SQL, (transaction_id,))
+    rows = yield _CREDIT_SQL, (transaction_id,)
     return credit_replay(credit_from_row(rows[0]), org_id, kind, amount_units) if rows else None
 
 
@@ -336,10 +347,12 @@ def credit(
     account = yield from load_account(org_id)
     bucket = "purchased" if kind is CreditKind.PURCHASE else "granted"
     paid = debt_payoff(amount_units, account.debt_units)
-    yield Command(
-        f"UPDATE accounts SET {bucket}_credits_units = {bucket}_credits_units + ?1,"
-        f" {bucket}_used_units = {bucket}_used_units + ?2, debt_units = debt_units - ?2,"
-        " updated_at_ms = ?3 WHERE org_id = ?4",
+    yield (
+        Command(
+            f"UPDATE accounts SET {bucket}_credits_units = {bucket}_credits_units + ?1,"
+            f" {bucket}_used_units = {bucket}_used_units + ?2, debt_units = debt_units - ?2,"
+            " updated_at_ms = ?3 WHERE org_id = ?4"
+        ),
         (amount_units, paid, now_ms, org_id),
     )
     line = CreditTransaction(
@@ -357,9 +370,11 @@ def refund_purchase(
         return already
     account = yield from load_account(org_id)
     taken_back = min(amount_units, account.purchased_left_units)
-    yield Command(
-        "UPDATE accounts SET purchased_credits_units = purchased_credits_units - ?1,"
-        " debt_units = debt_units + ?2, updated_at_ms = ?3 WHERE org_id = ?4",
+    yield (
+        Command(
+            "UPDATE accounts SET purchased_credits_units = purchased_credits_units - ?1,"
+            " debt_units = debt_units + ?2, updated_at_ms = ?3 WHERE org_id = ?4"
+        ),
         (taken_back, amount_units - taken_back, now_ms, org_id),
     )
     line = CreditTransaction(
@@ -383,10 +398,12 @@ def set_subscription(org_id: str, plan: Subscription, now_ms: int) -> Routine[Ac
         debt_units=account.debt_units,
     )
     yield _write_allowance(org_id, period.change, now_ms)
-    yield Command(
-        "UPDATE accounts SET subscription_type = ?1, subscription_status = ?2,"
-        " subscription_price_id = ?3, subscription_item_id = ?4, period_start_ms = ?5,"
-        " period_end_ms = ?6, subscription_as_of_ms = ?7, renews_locally = ?8 WHERE org_id = ?9",
+    yield (
+        Command(
+            "UPDATE accounts SET subscription_type = ?1, subscription_status = ?2,"
+            " subscription_price_id = ?3, subscription_item_id = ?4, period_start_ms = ?5,"
+            " period_end_ms = ?6, subscription_as_of_ms = ?7, renews_locally = ?8 WHERE org_id = ?9"
+        ),
         (
             plan.tier,
             plan.status,
@@ -412,11 +429,13 @@ def clear_subscription(org_id: str, as_of_ms: int, now_ms: int) -> Routine[Accou
         account.subscription_allowance_units, account.subscription_used_units, account.debt_units
     )
     yield _write_allowance(org_id, change, now_ms)
-    yield Command(
-        "UPDATE accounts SET subscription_type = 'free', subscription_status = 'canceled',"
-        " subscription_price_id = NULL, subscription_item_id = NULL, period_start_ms = NULL,"
-        " period_end_ms = NULL, subscription_as_of_ms = ?1, renews_locally = FALSE"
-        " WHERE org_id = ?2",
+    yield (
+        Command(
+            "UPDATE accounts SET subscription_type = 'free', subscription_status = 'canceled',"
+            " subscription_price_id = NULL, subscription_item_id = NULL, period_start_ms = NULL,"
+            " period_end_ms = NULL, subscription_as_of_ms = ?1, renews_locally = FALSE"
+            " WHERE org_id = ?2"
+        ),
         (as_of_ms, org_id),
     )
     yield from _record_allowance_change(org_id, change, "subscription ended", now_ms)
@@ -426,12 +445,14 @@ def clear_subscription(org_id: str, as_of_ms: int, now_ms: int) -> Routine[Accou
 def add_access_key(key: AccessKey) -> Routine[None]:
     """Store a key once; adding the same key again is a no-op, a different one a conflict."""
     yield from load_account(key.org_id)
-    rows = yield from fetch(_KEY_CLASH_SQL, (key.key_id, key.token_sha256))
+    rows = yield _KEY_CLASH_SQL, (key.key_id, key.token_sha256)
     if rows:
         check_key_replay(key_from_row(rows[0]), key)
         return
-    yield Command(
-        f"INSERT INTO access_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+    yield (
+        Command(
+            f"INSERT INTO access_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
+        ),
         (
             key.key_id,
             key.org_id,
@@ -445,19 +466,23 @@ def add_access_key(key: AccessKey) -> Routine[None]:
 
 
 def revoke_access_key(org_id: str, key_id: str, now_ms: int) -> Routine[AccessKey | None]:
-    yield Command(
-        "UPDATE access_keys SET revoked_at_ms = ?1 WHERE org_id = ?2 AND key_id = ?3"
-        " AND revoked_at_ms IS NULL",
+    yield (
+        Command(
+            "UPDATE access_keys SET revoked_at_ms = ?1 WHERE org_id = ?2 AND key_id = ?3"
+            " AND revoked_at_ms IS NULL"
+        ),
         (now_ms, org_id, key_id),
     )
-    rows = yield from fetch(_KEY_SQL, (org_id, key_id))
+    rows = yield _KEY_SQL, (org_id, key_id)
     return key_from_row(rows[0]) if rows else None
 
 
 def mark_event(event_id: str, kind: str, now_ms: int) -> Routine[bool]:
-    inserted = yield Query(
-        "INSERT INTO processed_events (event_id, kind, processed_at_ms) VALUES (?1, ?2, ?3)"
-        " ON CONFLICT DO NOTHING RETURNING event_id",
+    inserted = yield (
+        Query(
+            "INSERT INTO processed_events (event_id, kind, processed_at_ms) VALUES (?1, ?2, ?3)"
+            " ON CONFLICT DO NOTHING RETURNING event_id"
+        ),
         (event_id, kind, now_ms),
     )
     return bool(inserted)

@@ -1,5 +1,6 @@
 """Every ledger read, once, as a routine both SQL backends run in one read snapshot."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from ledger.clock import to_ms
@@ -15,7 +16,7 @@ from ledger.models import (
     UsageTotal,
 )
 from ledger.sql.funds import HELD_EXPRESSION
-from ledger.sql.routine import Routine, Row, fetch
+from ledger.sql.routine import Query, Routine, Row
 from ledger.sql.rows import (
     ACCOUNT_COLUMNS,
     CREDIT_COLUMNS,
@@ -36,75 +37,76 @@ _GROUP_EXPRESSIONS: dict[str, str] = {
     "key": "COALESCE(key_id, '')",
     "day": "{day}",
 }
-_ACCOUNT_SQL = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE org_id = ?1"
-_ACCOUNTS_AFTER_SQL = (
+_ACCOUNT_SQL = Query(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE org_id = ?1")
+_ACCOUNTS_AFTER_SQL = Query(
     f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE org_id > ?1 ORDER BY org_id LIMIT ?2"
 )
-_ORG_BY_CUSTOMER_SQL = "SELECT org_id FROM accounts WHERE stripe_customer_id = ?1"
-_HELD_SQL = f"SELECT {HELD_EXPRESSION} FROM accounts a WHERE a.org_id = ?1"
-_DUE_ORGS_SQL = (
+_ORG_BY_CUSTOMER_SQL = Query("SELECT org_id FROM accounts WHERE stripe_customer_id = ?1")
+_EVENT_SQL = Query("SELECT 1 FROM processed_events WHERE event_id = ?1")
+_HELD_SQL = Query(f"SELECT {HELD_EXPRESSION} FROM accounts a WHERE a.org_id = ?1")
+_DUE_ORGS_SQL = Query(
     "SELECT DISTINCT org_id FROM holds WHERE state = 'open' AND expires_at_ms <= ?1"
     " ORDER BY org_id LIMIT ?2"
 )
-_CREDITS_SQL = (
+_CREDITS_SQL = Query(
     f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE org_id = ?1"
     " ORDER BY created_at_ms DESC, {insertion_order} DESC LIMIT ?2"
 )
-_KEY_BY_HASH_SQL = f"SELECT {KEY_COLUMNS} FROM access_keys WHERE token_sha256 = ?1"
-_KEYS_SQL = (
+_KEY_BY_HASH_SQL = Query(f"SELECT {KEY_COLUMNS} FROM access_keys WHERE token_sha256 = ?1")
+_KEYS_SQL = Query(
     f"SELECT {KEY_COLUMNS} FROM access_keys WHERE org_id = ?1"
     " ORDER BY created_at_ms, {insertion_order}"
 )
-_CREDITED_SQL = "SELECT org_id, SUM(amount_units) FROM credit_transactions GROUP BY org_id"
-_DEBITED_SQL = (
+_CREDITED_SQL = Query("SELECT org_id, SUM(amount_units) FROM credit_transactions GROUP BY org_id")
+_DEBITED_SQL = Query(
     "SELECT org_id, SUM(charged_units), COUNT(*), SUM(subscription_units),"
     " SUM(purchased_units), SUM(granted_units), SUM(debt_units)"
     " FROM usage_records GROUP BY org_id"
 )
-_SETTLED_SQL = (
+_SETTLED_SQL = Query(
     "SELECT org_id, COUNT(*), SUM(amount_units) FROM holds WHERE state = 'settled' GROUP BY org_id"
 )
-_OPEN_HOLDS_SQL = (
+_OPEN_HOLDS_SQL = Query(
     "SELECT org_id, SUM(CASE WHEN expires_at_ms > ?1 THEN amount_units ELSE 0 END),"
     " SUM(CASE WHEN expires_at_ms <= ?1 THEN amount_units ELSE 0 END)"
     " FROM holds WHERE state = 'open' GROUP BY org_id"
 )
-_ALL_ACCOUNTS_SQL = f"SELECT {ACCOUNT_COLUMNS}, open_hold_units FROM accounts ORDER BY org_id"
+_ALL_ACCOUNTS_SQL = Query(
+    f"SELECT {ACCOUNT_COLUMNS}, open_hold_units FROM accounts ORDER BY org_id"
+)
 
 
 def load_account(org_id: str) -> Routine[Account]:
-    rows = yield from fetch(_ACCOUNT_SQL, (org_id,))
+    rows = yield _ACCOUNT_SQL, (org_id,)
     if not rows:
         raise AccountNotFound(org_id)
     return account_from_row(rows[0])
 
 
 def list_accounts(limit: int, after_org_id: str) -> Routine[list[Account]]:
-    rows = yield from fetch(_ACCOUNTS_AFTER_SQL, (after_org_id, limit))
+    rows = yield _ACCOUNTS_AFTER_SQL, (after_org_id, limit)
     return [account_from_row(row) for row in rows]
 
 
 def org_by_stripe_customer(customer_id: str) -> Routine[str | None]:
-    rows = yield from fetch(
-        "SELECT org_id FROM accounts WHERE stripe_customer_id = ?1", (customer_id,)
-    )
+    rows = yield _ORG_BY_CUSTOMER_SQL, (customer_id,)
     return str(rows[0][0]) if rows else None
 
 
 def balance(org_id: str, now_ms: int) -> Routine[Balance]:
     account = yield from load_account(org_id)
-    rows = yield from fetch(_HELD_SQL, (org_id, now_ms))
+    rows = yield _HELD_SQL, (org_id, now_ms)
     return Balance(account, int(rows[0][0]) if rows else 0)
 
 
 def due_orgs(limit: int, now_ms: int) -> Routine[list[str]]:
     """Orgs with open holds past their expiry, for ``operations.expire_holds``."""
-    rows = yield from fetch(_DUE_ORGS_SQL, (now_ms, limit))
+    rows = yield _DUE_ORGS_SQL, (now_ms, limit)
     return [str(row[0]) for row in rows]
 
 
 def credit_transactions(org_id: str, limit: int) -> Routine[list[CreditTransaction]]:
-    rows = yield from fetch(_CREDITS_SQL, (org_id, limit))
+    rows = yield _CREDITS_SQL, (org_id, limit)
     return [credit_from_row(row) for row in rows]
 
 
@@ -129,7 +131,7 @@ def usage_records(
         f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE {' AND '.join(conditions)}"
         f" ORDER BY created_at_ms DESC, {{insertion_order}} DESC LIMIT ?{len(parameters)}"
     )
-    rows = yield from fetch(sql, tuple(parameters))
+    rows = yield Query(sql), tuple(parameters)
     return [usage_from_row(row) for row in rows]
 
 
@@ -142,38 +144,38 @@ def usage_totals(
         " FROM usage_records WHERE org_id = ?1 AND created_at_ms >= ?2 AND created_at_ms < ?3"
         " GROUP BY grp ORDER BY grp"
     )
-    rows = yield from fetch(sql, (org_id, to_ms(start), to_ms(end)))
+    rows = yield Query(sql), (org_id, to_ms(start), to_ms(end))
     return [UsageTotal(str(row[0]), *(int(value) for value in row[1:])) for row in rows]
 
 
 def access_key_by_hash(token_sha256: str) -> Routine[AccessKey | None]:
-    rows = yield from fetch(_KEY_BY_HASH_SQL, (token_sha256,))
+    rows = yield _KEY_BY_HASH_SQL, (token_sha256,)
     return key_from_row(rows[0]) if rows else None
 
 
 def list_access_keys(org_id: str) -> Routine[list[AccessKey]]:
-    rows = yield from fetch(_KEYS_SQL, (org_id,))
+    rows = yield _KEYS_SQL, (org_id,)
     return [key_from_row(row) for row in rows]
 
 
 def event_seen(event_id: str) -> Routine[bool]:
-    rows = yield from fetch("SELECT 1 FROM processed_events WHERE event_id = ?1", (event_id,))
+    rows = yield _EVENT_SQL, (event_id,)
     return bool(rows)
 
 
-def _by_org(rows: list[Row]) -> dict[str, tuple[int, ...]]:
+def _by_org(rows: Sequence[Row]) -> dict[str, tuple[int, ...]]:
     """Sums by org as integers (PostgreSQL sums integers as numeric)."""
     return {str(row[0]): tuple(int(value or 0) for value in row[1:]) for row in rows}
 
 
 def ledger_figures(now_ms: int) -> Routine[list[OrgLedgerFigures]]:
     """Per-org figures for ``verify``; the backend runs this in one read snapshot."""
-    credited = _by_org((yield from fetch(_CREDITED_SQL)))
-    debited_by_org = _by_org((yield from fetch(_DEBITED_SQL)))
-    settled = _by_org((yield from fetch(_SETTLED_SQL)))
-    open_holds = _by_org((yield from fetch(_OPEN_HOLDS_SQL, (now_ms,))))
+    credited = _by_org((yield _CREDITED_SQL, ()))
+    debited_by_org = _by_org((yield _DEBITED_SQL, ()))
+    settled = _by_org((yield _SETTLED_SQL, ()))
+    open_holds = _by_org((yield _OPEN_HOLDS_SQL, (now_ms,)))
     figures = []
-    for row in (yield from fetch(_ALL_ACCOUNTS_SQL)):
+    for row in (yield _ALL_ACCOUNTS_SQL, ()):
         account = account_from_row(row)
         org_id = account.org_id
         debited, count, sub, bought, granted, debt = debited_by_org.get(org_id, (0,) * 6)

@@ -7,35 +7,43 @@ result. It does no I/O of its own, so the same routine runs on SQLite's sync
 PostgreSQL's async driver (``ledger.postgres.runner``), inside whatever
 transaction the backend opened around it.
 
-A ``Query`` is answered with its rows. A ``Command`` is a write whose result
-the routine never looks at, so an async driver may send it without waiting
-(PostgreSQL pipelines it in front of the next query); ``Writes`` are several
-such commands on different rows. Two rules follow:
+A statement is a pair ``(sql, params)`` (a plain tuple: a metered call makes
+several). Its SQL says what it is: a ``Query`` is answered with its rows; a
+``Command`` is a write whose result the routine never looks at (it is sent
+back no rows), so an async driver may send it without waiting (PostgreSQL
+pipelines it in front of the next query); ``Writes`` are several commands on
+different rows. Two rules follow:
 
 - a routine decides only on what its queries returned;
 - a routine reads before it writes, so one that raises has written nothing
   (a backend still rolls back any routine that raises after a write).
 """
 
-from collections.abc import Generator
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Generator, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 Row = tuple[Any, ...]
 
 
-class Query(NamedTuple):
-    sql: str
-    params: tuple[Any, ...] = ()
+class Query(str):
+    """SQL whose rows the routine reads (it may write too: ``INSERT … RETURNING``)."""
+
+    __slots__ = ()
 
 
-class Command(NamedTuple):
-    sql: str
-    params: tuple[Any, ...] = ()
+class Command(str):
+    """SQL that writes, and whose result the routine never reads."""
+
+    __slots__ = ()
 
 
-class Writes(NamedTuple):
+Params = tuple[Any, ...]
+Statement = tuple[Query | Command, Params]
+
+
+class Writes(tuple[tuple[Command, Params], ...]):
     """Commands that change different rows, so that none depends on another's effect.
 
     SQLite runs them one by one; PostgreSQL sends them as one statement (all but
@@ -43,15 +51,10 @@ class Writes(NamedTuple):
     the rule), which saves a statement's overhead on both ends for each one.
     """
 
-    commands: tuple[Command, ...]
+    __slots__ = ()
 
 
-Statement = Query | Command | Writes
-Routine = Generator[Statement, list[Row] | None, T]
+Routine = Generator[Statement | Writes, Sequence[Row], T]
 
-
-def fetch(sql: str, params: tuple[Any, ...] = ()) -> Routine[list[Row]]:
-    """The rows of one query: ``rows = yield from fetch(sql, params)``."""
-    rows = yield Query(sql, params)
-    assert rows is not None, "a runner answers every Query with its rows"
-    return rows
+NO_ROWS: Sequence[Row] = ()
+"""What a command is answered with."""

@@ -4,24 +4,29 @@ import sqlite3
 from typing import TypeVar
 
 from ledger.sql.dialect import SQLITE
-from ledger.sql.routine import Query, Routine, Row, Writes
+from ledger.sql.routine import NO_ROWS, Query, Routine, Writes
 
 T = TypeVar("T")
 
 
 def run(connection: sqlite3.Connection, routine: Routine[T]) -> T:
-    """Every statement in turn, in the caller's transaction; returns the routine's result."""
-    answer: list[Row] | None = None
+    """Every statement in turn, in the caller's transaction; returns the routine's result.
+
+    Kept lean: it runs inside the group-commit writer, which every write of the
+    process waits for.
+    """
+    execute, send = connection.execute, routine.send
+    rendered, render = SQLITE.rendered, SQLITE.render
     try:
+        statement = next(routine)
         while True:
-            statement = routine.send(answer)
-            answer = None
             if isinstance(statement, Writes):
-                for command in statement.commands:
-                    connection.execute(SQLITE.render(command.sql), command.params)
+                for command, values in statement:
+                    execute(rendered.get(command) or render(command), values)
+                statement = send(NO_ROWS)
                 continue
-            cursor = connection.execute(SQLITE.render(statement.sql), statement.params)
-            if type(statement) is Query:
-                answer = cursor.fetchall()
+            sql, params = statement
+            cursor = execute(rendered.get(sql) or render(sql), params)
+            statement = send(cursor.fetchall() if type(sql) is Query else NO_ROWS)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]

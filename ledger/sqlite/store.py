@@ -12,11 +12,11 @@ routines (``ledger.sql``).
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ledger.clock import Clock, system_clock
 from ledger.errors import LedgerUnavailable
@@ -70,8 +70,6 @@ class SqliteEngine:
         self._checkpointer = Checkpointer(partial(_connect, self.path, read_only=False))
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
-        self._writing = 0
-        """Writes of this process submitted and not yet answered."""
 
     def _open_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,27 +100,14 @@ class SqliteEngine:
         await self._in_snapshot(lambda connection: connection.execute("SELECT 1").fetchone())
 
     def alone(self, write: Write[Any]) -> bool:
-        """No other write of this process is under way, and no call (``HoldsHere``) but the
-        one this write ends: nothing could share this write's commit, so it may commit on
-        the caller's thread."""
+        """No call is underway in this process (``HoldsHere``) but the one this write belongs
+        to: nothing could share its commit, so it may commit on the caller's thread (if the
+        writer has nothing queued or running either, ``GroupCommitWriter.run``)."""
         underway = len(self._holds_here)
-        return self._writing == 1 and (
-            underway == 0 or (underway == 1 and write.ends_hold in self._holds_here)
-        )
+        return underway == 0 or (underway == 1 and write.call in self._holds_here)
 
-    async def write(self, write: Write[T]) -> T:
-        self._writing += 1
-        try:
-            inline = self.alone(write)
-            result = await self._writer.run(partial(_run_write_fresh, write), inline=inline)
-        finally:
-            self._writing -= 1
-        if inline:
-            # A commit on the caller's thread never yielded to the loop: let the tasks
-            # that are ready run before this caller goes on, so that one that writes in
-            # a loop cannot keep them waiting.
-            await asyncio.sleep(0)
-        return result
+    def write(self, write: Write[T]) -> Awaitable[T]:
+        return self._writer.run(_Operation(write), inline=self.alone(write))
 
     def _reader(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -152,9 +137,20 @@ class SqliteEngine:
             raise LedgerUnavailable(f"the ledger cannot be read: {error}") from error
 
 
-def _run_write_fresh(write: Write[T], connection: sqlite3.Connection) -> T:
-    """A fresh routine on every run: the writer reruns a batch after a failure."""
-    return run(connection, write.routine())
+class _Operation(Generic[T]):
+    """A write as the group-commit writer runs it. Its first routine is made here, on the
+    caller's thread, to spare the writer thread every call the whole process waits on;
+    a rerun (after a failure in its batch) makes a fresh one."""
+
+    __slots__ = ("_first", "_write")
+
+    def __init__(self, write: Write[T]) -> None:
+        self._write = write
+        self._first: Routine[T] | None = write.routine()
+
+    def __call__(self, connection: sqlite3.Connection) -> T:
+        routine, self._first = self._first, None
+        return run(connection, self._write.routine() if routine is None else routine)
 
 
 class SqliteLedger(SqlLedger):

@@ -123,6 +123,9 @@ class GroupCommitWriter:
         if inline and self._jobs.empty():
             outcome = self._commit_alone(operation)
             if outcome is not None:
+                # The commit never yielded to the loop: let the tasks that are ready run
+                # before this caller goes on, so one that writes in a loop starves none.
+                await asyncio.sleep(0)
                 result, error = outcome
                 if error is not None:
                     raise error

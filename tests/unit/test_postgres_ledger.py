@@ -69,8 +69,10 @@ async def test_an_unreachable_server_fails_closed() -> None:
 
 
 def _insert_event(event_id: str, *, then: BaseException | None = None) -> Routine[str]:
-    yield Command(
-        "INSERT INTO processed_events (event_id, kind, processed_at_ms) VALUES (?1, 'test', 0)",
+    yield (
+        Command(
+            "INSERT INTO processed_events (event_id, kind, processed_at_ms) VALUES (?1, 'test', 0)"
+        ),
         (event_id,),
     )
     if then is not None:
@@ -79,14 +81,17 @@ def _insert_event(event_id: str, *, then: BaseException | None = None) -> Routin
 
 
 def _refuse_before_writing() -> Routine[None]:
-    yield Query("SELECT 1")
+    yield Query("SELECT 1"), ()
     raise ValueError("refused before writing")
 
 
 def _violate_a_check() -> Routine[None]:
-    yield Command(
-        "INSERT INTO accounts (org_id, debt_units, created_at_ms, updated_at_ms)"
-        " VALUES ('bad', -1, 0, 0)"
+    yield (
+        Command(
+            "INSERT INTO accounts (org_id, debt_units, created_at_ms, updated_at_ms)"
+            " VALUES ('bad', -1, 0, 0)"
+        ),
+        (),
     )
 
 
