@@ -3,8 +3,8 @@
 Writes go through one ``GroupCommitWriter`` per process; reads run on a small
 thread pool of read-only connections (WAL lets them proceed while a write
 commits), so the event loop never blocks on the database, except for the one
-commit of a write made while this process has nothing else underway (see
-``SqliteEngine.write``); a ``Checkpointer`` thread copies the WAL back into the
+commit of a write made while this process has no other call underway (see
+``SqliteEngine.alone``); a ``Checkpointer`` thread copies the WAL back into the
 file so that no commit has to. The operations themselves are the shared SQL
 routines (``ledger.sql``).
 """
