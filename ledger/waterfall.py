@@ -31,17 +31,24 @@ def split_debit(
     subscription_left_units: int,
     purchased_left_units: int,
     granted_left_units: int,
+    *,
+    unpayable_units: int = 0,
 ) -> BucketSplit:
-    """Split ``amount_units`` over subscription → purchased → granted; the rest is debt."""
+    """Split ``amount_units`` over subscription → purchased → granted; the rest is debt,
+    and so are ``unpayable_units`` that no bucket may pay (``settlement_split``)."""
     if amount_units < 0:
         raise ValueError("a debit cannot be negative")
-    remaining = amount_units
-    parts: list[int] = []
-    for left in (subscription_left_units, purchased_left_units, granted_left_units):
-        take = min(remaining, max(left, 0))
-        parts.append(take)
-        remaining -= take
-    return BucketSplit(parts[0], parts[1], parts[2], remaining)
+    from_subscription = min(amount_units, max(subscription_left_units, 0))
+    remaining = amount_units - from_subscription
+    from_purchased = min(remaining, max(purchased_left_units, 0))
+    remaining -= from_purchased
+    from_granted = min(remaining, max(granted_left_units, 0))
+    return BucketSplit(
+        from_subscription,
+        from_purchased,
+        from_granted,
+        remaining - from_granted + unpayable_units,
+    )
 
 
 def debt_payoff(credit_units: int, debt_units: int) -> int:
@@ -81,19 +88,12 @@ def settlement_split(
     while it has not expired; ``reserved_units`` is this hold's amount, or 0
     once it has expired (it then reserves nothing).
     """
-    left_units = (
-        buckets.subscription_left_units + buckets.purchased_left_units + buckets.granted_left_units
+    subscription = buckets.subscription_left_units
+    purchased = buckets.purchased_left_units
+    granted = buckets.granted_left_units
+    payable = payable_units(
+        actual_units, reserved_units, subscription + purchased + granted - held_units
     )
-    payable = payable_units(actual_units, reserved_units, left_units - held_units)
-    paid = split_debit(
-        payable,
-        buckets.subscription_left_units,
-        buckets.purchased_left_units,
-        buckets.granted_left_units,
-    )
-    return BucketSplit(
-        paid.subscription_units,
-        paid.purchased_units,
-        paid.granted_units,
-        paid.debt_units + actual_units - payable,
+    return split_debit(
+        payable, subscription, purchased, granted, unpayable_units=actual_units - payable
     )

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from psycopg import AsyncRawCursor
 
-from ledger.sql.dialect import POSTGRESQL
+from ledger.sql.dialect import postgresql
 from ledger.sql.routine import NO_ROWS, Params, Query, Routine, Row, Statement, Writes
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def _one_statement(commands: tuple[tuple[str, int], ...]) -> str:
     renumbered to follow one another (from each command's template and its parameter count)."""
     parts, offset = [], 0
     for template, count in commands:
-        parts.append(_shifted(POSTGRESQL.render(template), offset))
+        parts.append(_shifted(postgresql(template), offset))
         offset += count
     clauses = ", ".join(f"w{index} AS ({part})" for index, part in enumerate(parts[:-1]))
     return f"WITH {clauses} {parts[-1]}" if clauses else parts[-1]
@@ -47,7 +47,7 @@ def _sql_and_params(statement: Statement | Writes) -> tuple[str, Params]:
         shape = tuple((sql, len(params)) for sql, params in commands)
         return _one_statement(shape), tuple(value for _, params in commands for value in params)
     sql, params = statement
-    return POSTGRESQL.render(sql), params
+    return postgresql(sql), params
 
 
 class Step(Generic[T]):

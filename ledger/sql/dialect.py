@@ -1,53 +1,38 @@
-"""Where SQLite and PostgreSQL disagree: placeholders and a few fragments, rendered once.
+"""Where SQLite and PostgreSQL disagree: the shared SQL is spelled as SQLite takes it, and
+PostgreSQL's text is derived from it once per statement.
 
-Shared statements are written with numbered placeholders (``?1``, ``?2``: a
-number may repeat) and ``{fragment}`` names for the few expressions the two
-dialects spell differently. Each dialect renders a statement once and keeps
-the text, so rendering costs a dictionary lookup per statement.
+Shared statements use numbered placeholders (``?1``, ``?2``: a number may
+repeat), which SQLite takes as they are and PostgreSQL spells ``$1``, ``$2``.
+Beyond those, three spellings differ, and each is written in the shared SQL
+exactly as below: the day of a millisecond timestamp, the insertion order
+(SQLite's ``rowid``, PostgreSQL's ``seq`` column), and the sum of hold amounts
+(PostgreSQL sums integers as numeric, so it casts back). SQLite therefore runs
+the shared text untouched, with no lookup on its writer thread.
 """
 
 import re
-from dataclasses import dataclass, field
 
+SQLITE_DAY = "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')"
+SQLITE_INSERTION_ORDER = "rowid"
+SQLITE_SUM_OF_AMOUNTS = "COALESCE(SUM(o.amount_units), 0)"
+
+_POSTGRESQL_SPELLINGS = {
+    SQLITE_DAY: "to_char(to_timestamp(created_at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    SQLITE_SUM_OF_AMOUNTS: f"CAST({SQLITE_SUM_OF_AMOUNTS} AS BIGINT)",
+}
+_INSERTION_ORDER = re.compile(rf"\b{SQLITE_INSERTION_ORDER}\b")
 _NUMBERED = re.compile(r"\?(\d+)")
+_postgresql: dict[str, str] = {}
 
 
-@dataclass(frozen=True, eq=False)
-class Dialect:
-    name: str
-    placeholder_prefix: str
-    """``?`` for SQLite (``?1``), ``$`` for PostgreSQL (``$1``)."""
-    fragments: dict[str, str]
-    rendered: dict[str, str] = field(default_factory=dict, repr=False)
-    """Every template rendered so far, by template: a runner may look here first."""
-
-    def render(self, template: str) -> str:
-        try:
-            return self.rendered[template]
-        except KeyError:
-            text = _NUMBERED.sub(self.placeholder_prefix + r"\1", template)
-            if "{" in text:
-                text = text.format_map(self.fragments)
-            self.rendered[template] = text
-            return text
-
-
-SQLITE = Dialect(
-    "sqlite",
-    "?",
-    {
-        "day": "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
-        "insertion_order": "rowid",
-        "sum_of_amounts": "COALESCE(SUM(o.amount_units), 0)",
-    },
-)
-
-POSTGRESQL = Dialect(
-    "postgresql",
-    "$",
-    {
-        "day": "to_char(to_timestamp(created_at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        "insertion_order": "seq",
-        "sum_of_amounts": "CAST(COALESCE(SUM(o.amount_units), 0) AS BIGINT)",
-    },
-)
+def postgresql(sql: str) -> str:
+    """The PostgreSQL text of a shared statement (made once, then looked up)."""
+    try:
+        return _postgresql[sql]
+    except KeyError:
+        text = _NUMBERED.sub(r"$\1", sql)
+        for sqlite_spelling, postgresql_spelling in _POSTGRESQL_SPELLINGS.items():
+            text = text.replace(sqlite_spelling, postgresql_spelling)
+        text = _INSERTION_ORDER.sub("seq", text)
+        _postgresql[sql] = text
+        return text

@@ -3,15 +3,15 @@
 from typing import NamedTuple
 
 from ledger.errors import AccountNotFound
+from ledger.sql.dialect import SQLITE_SUM_OF_AMOUNTS
 from ledger.sql.routine import Query, Routine
 
 HELD_EXPRESSION = (
-    "a.open_hold_units - (SELECT {sum_of_amounts} FROM holds o"
+    f"a.open_hold_units - (SELECT {SQLITE_SUM_OF_AMOUNTS} FROM holds o"
     " WHERE o.org_id = a.org_id AND o.state = 'open' AND o.expires_at_ms <= ?2)"
 )
 """Open holds of account ``a`` that have not expired at ``?2``: the running total minus
-the expired ones no sweep has ended yet (a short range of a partial index).
-``{sum_of_amounts}`` is the dialect's (PostgreSQL sums integers as numeric)."""
+the expired ones no sweep has ended yet (a short range of a partial index)."""
 
 _FUNDS = (
     "a.subscription_allowance_units - a.subscription_used_units,"

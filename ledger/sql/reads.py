@@ -15,6 +15,7 @@ from ledger.models import (
     UsageRecord,
     UsageTotal,
 )
+from ledger.sql.dialect import SQLITE_DAY, SQLITE_INSERTION_ORDER
 from ledger.sql.funds import HELD_EXPRESSION
 from ledger.sql.routine import Query, Routine, Row
 from ledger.sql.rows import (
@@ -35,7 +36,7 @@ FAR_FUTURE_MS = 2**62
 _GROUP_EXPRESSIONS: dict[str, str] = {
     "model": "model",
     "key": "COALESCE(key_id, '')",
-    "day": "{day}",
+    "day": SQLITE_DAY,
 }
 _ACCOUNT_SQL = Query(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE org_id = ?1")
 _ACCOUNTS_AFTER_SQL = Query(
@@ -50,12 +51,12 @@ _DUE_ORGS_SQL = Query(
 )
 _CREDITS_SQL = Query(
     f"SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE org_id = ?1"
-    " ORDER BY created_at_ms DESC, {insertion_order} DESC LIMIT ?2"
+    f" ORDER BY created_at_ms DESC, {SQLITE_INSERTION_ORDER} DESC LIMIT ?2"
 )
 _KEY_BY_HASH_SQL = Query(f"SELECT {KEY_COLUMNS} FROM access_keys WHERE token_sha256 = ?1")
 _KEYS_SQL = Query(
     f"SELECT {KEY_COLUMNS} FROM access_keys WHERE org_id = ?1"
-    " ORDER BY created_at_ms, {insertion_order}"
+    f" ORDER BY created_at_ms, {SQLITE_INSERTION_ORDER}"
 )
 _CREDITED_SQL = Query("SELECT org_id, SUM(amount_units) FROM credit_transactions GROUP BY org_id")
 _DEBITED_SQL = Query(
@@ -129,7 +130,7 @@ def usage_records(
     parameters.append(limit)
     sql = (
         f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE {' AND '.join(conditions)}"
-        f" ORDER BY created_at_ms DESC, {{insertion_order}} DESC LIMIT ?{len(parameters)}"
+        f" ORDER BY created_at_ms DESC, {SQLITE_INSERTION_ORDER} DESC LIMIT ?{len(parameters)}"
     )
     rows = yield Query(sql), tuple(parameters)
     return [usage_from_row(row) for row in rows]

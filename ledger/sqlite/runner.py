@@ -1,9 +1,9 @@
-"""Runs a shared ledger routine (``ledger.sql.routine``) on a sync ``sqlite3`` connection."""
+"""Runs a shared ledger routine (``ledger.sql.routine``) on a sync ``sqlite3`` connection,
+whose SQL is SQLite's own spelling (``ledger.sql.dialect``)."""
 
 import sqlite3
 from typing import TypeVar
 
-from ledger.sql.dialect import SQLITE
 from ledger.sql.routine import NO_ROWS, Query, Routine, Writes
 
 T = TypeVar("T")
@@ -16,17 +16,16 @@ def run(connection: sqlite3.Connection, routine: Routine[T]) -> T:
     process waits for.
     """
     execute, send = connection.execute, routine.send
-    rendered, render = SQLITE.rendered, SQLITE.render
     try:
         statement = next(routine)
         while True:
             if isinstance(statement, Writes):
                 for command, values in statement:
-                    execute(rendered.get(command) or render(command), values)
+                    execute(command, values)
                 statement = send(NO_ROWS)
                 continue
             sql, params = statement
-            cursor = execute(rendered.get(sql) or render(sql), params)
+            cursor = execute(sql, params)
             statement = send(cursor.fetchall() if type(sql) is Query else NO_ROWS)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
