@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from ledger.clock import Clock, system_clock
 from ledger.errors import LedgerUnavailable
@@ -107,7 +107,7 @@ class SqliteEngine:
         return underway == 0 or (underway == 1 and write.call in self._holds_here)
 
     def write(self, write: Write[T]) -> Awaitable[T]:
-        return self._writer.run(_Operation(write), inline=self.alone(write))
+        return self._writer.run(_operation(write), inline=self.alone(write))
 
     def _reader(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -137,20 +137,14 @@ class SqliteEngine:
             raise LedgerUnavailable(f"the ledger cannot be read: {error}") from error
 
 
-class _Operation(Generic[T]):
-    """A write as the group-commit writer runs it. Its first routine is made here, on the
-    caller's thread, to spare the writer thread every call the whole process waits on;
-    a rerun (after a failure in its batch) makes a fresh one."""
+def _operation(write: Write[T]) -> "partial[T]":
+    """A write as the group-commit writer runs it: a fresh routine on every run, since the
+    writer runs a batch again after a failure."""
+    return partial(_run_write, write.routine)
 
-    __slots__ = ("_first", "_write")
 
-    def __init__(self, write: Write[T]) -> None:
-        self._write = write
-        self._first: Routine[T] | None = write.routine()
-
-    def __call__(self, connection: sqlite3.Connection) -> T:
-        routine, self._first = self._first, None
-        return run(connection, self._write.routine() if routine is None else routine)
+def _run_write(routine: Callable[[], Routine[T]], connection: sqlite3.Connection) -> T:
+    return run(connection, routine())
 
 
 class SqliteLedger(SqlLedger):

@@ -161,6 +161,11 @@ def _threads_of_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return threads
 
 
+async def _between_calls() -> None:
+    """What happens between two calls in the gateway: the event loop turns."""
+    await asyncio.sleep(0)
+
+
 async def test_a_lone_calls_hold_and_settlement_commit_on_the_callers_thread(
     ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -168,6 +173,7 @@ async def test_a_lone_calls_hold_and_settlement_commit_on_the_callers_thread(
     for request_id in ("req-1", "req-2"):
         assert isinstance(await ledger.hold("org-1", 10, request_id, 60), HoldPlaced)
         await ledger.settle(request_id, 5, DETAILS)
+        await _between_calls()
     await ledger.hold("org-1", 10, "req-3", 60)
     await ledger.release("req-3")
     assert threads == [threading.current_thread().name] * 6
@@ -178,11 +184,15 @@ async def test_writes_while_another_call_is_underway_go_through_the_writer_threa
 ) -> None:
     threads = _threads_of_writes(monkeypatch)
     here = threading.current_thread().name
-    await ledger.hold("org-1", 10, "first", 60)
-    await ledger.hold("org-1", 10, "second", 60)
-    await ledger.settle("first", 5, DETAILS)
-    await ledger.release("second")
-    await ledger.hold("org-1", 10, "third", 60)
+    for write in (
+        ledger.hold("org-1", 10, "first", 60),
+        ledger.hold("org-1", 10, "second", 60),
+        ledger.settle("first", 5, DETAILS),
+        ledger.release("second"),
+        ledger.hold("org-1", 10, "third", 60),
+    ):
+        await write
+        await _between_calls()
     assert threads[0] == here, "nothing else was underway"
     assert threads[1] != here and threads[2] != here, "two calls were underway"
     assert threads[3] == here, "only the call it ends was underway"
@@ -195,6 +205,20 @@ async def test_a_refused_hold_leaves_nothing_underway(
     threads = _threads_of_writes(monkeypatch)
     refused = await ledger.hold("org-1", 10**4 * UNITS_PER_SPU, "too-big", 60)
     assert isinstance(refused, HoldRefused)
+    await _between_calls()
     await ledger.hold("org-1", 10, "next", 60)
     await ledger.settle("next", 5, DETAILS)
     assert threads == [threading.current_thread().name] * 3
+
+
+async def test_a_commit_on_the_callers_thread_lets_ready_tasks_run_before_it_returns(
+    ledger: SqliteLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that writes in a loop cannot keep other tasks waiting: each commit on its
+    thread is followed by a turn of the event loop."""
+    threads = _threads_of_writes(monkeypatch)
+    other_ran = asyncio.Event()
+    asyncio.get_running_loop().call_soon(other_ran.set)
+    await ledger.hold("org-1", 10, "a", 60)
+    assert threads == [threading.current_thread().name]
+    assert other_ran.is_set()
