@@ -9,6 +9,18 @@ class LedgerUnavailable(LedgerError):
     """The store cannot be reached; callers must fail closed."""
 
 
+class LedgerSchemaTooNew(LedgerUnavailable):
+    """The store was written by a newer gateway: this one cannot know what it holds."""
+
+    def __init__(self, store_version: int, gateway_version: int) -> None:
+        super().__init__(
+            f"the ledger is at schema {store_version}, newer than this gateway's"
+            f" {gateway_version}: a newer SPU Gateway wrote it"
+        )
+        self.store_version = store_version
+        self.gateway_version = gateway_version
+
+
 class AccountNotFound(LedgerError):
     def __init__(self, org_id: str) -> None:
         super().__init__(f"no account for org {org_id!r}")

@@ -5,6 +5,7 @@ import importlib.util
 from urllib.parse import urlsplit
 
 from ledger.clock import Clock, system_clock
+from ledger.location import SQLITE_PREFIX
 from ledger.store import LedgerStore
 
 DEFAULT_MONGO_DATABASE = "spu_gateway"
@@ -13,10 +14,10 @@ DEFAULT_MONGO_DATABASE = "spu_gateway"
 
 def open_store(url: str, *, clock: Clock = system_clock) -> LedgerStore:
     """Build (not yet open) the store a URL names."""
-    if url.startswith("sqlite:///"):
+    if url.startswith(SQLITE_PREFIX):
         from ledger.sqlite import SqliteLedger
 
-        return SqliteLedger(url.removeprefix("sqlite:///"), clock=clock)
+        return SqliteLedger(url.removeprefix(SQLITE_PREFIX), clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
         if importlib.util.find_spec("psycopg_pool") is None:
             raise ValueError(

@@ -16,7 +16,7 @@ applied.
 
 from psycopg import AsyncConnection
 
-from ledger.errors import LedgerUnavailable
+from ledger.errors import LedgerSchemaTooNew
 
 MIGRATION_LOCK_KEY = 0x5350_5547_4C45_4447
 """``pg_advisory_xact_lock`` key of schema migrations ("SPUGLEDG"): one per database."""
@@ -148,10 +148,7 @@ async def migrate(connection: AsyncConnection[tuple[object, ...]]) -> int:
         row = await cursor.fetchone()
         current = int(row[0]) if row is not None else 0  # type: ignore[call-overload]
         if current > SCHEMA_VERSION:
-            raise LedgerUnavailable(
-                f"ledger database is at schema {current}, newer than this gateway's"
-                f" {SCHEMA_VERSION}"
-            )
+            raise LedgerSchemaTooNew(current, SCHEMA_VERSION)
         for version in range(current, SCHEMA_VERSION):
             await connection.execute(MIGRATIONS[version], prepare=False)
             await connection.execute(

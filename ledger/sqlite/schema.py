@@ -7,6 +7,8 @@ aborts its savepoint instead of writing a bad balance.
 
 import sqlite3
 
+from ledger.errors import LedgerSchemaTooNew
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE accounts (
@@ -123,9 +125,7 @@ def migrate(connection: sqlite3.Connection) -> int:
     try:
         (current,) = connection.execute("PRAGMA user_version").fetchone()
         if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"ledger file is at schema {current}, newer than this gateway's {SCHEMA_VERSION}"
-            )
+            raise LedgerSchemaTooNew(current, SCHEMA_VERSION)
         for version in range(current, SCHEMA_VERSION):
             for statement in MIGRATIONS[version].split(";"):
                 if statement.strip():

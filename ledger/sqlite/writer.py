@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from ledger.errors import LedgerUnavailable
+from ledger.errors import LedgerError, LedgerUnavailable
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], T]
@@ -93,10 +93,13 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
         self._started.wait()
-        if self._start_error is not None:
+        error, self._start_error = self._start_error, None
+        if error is not None:
             self._thread.join()
             self._thread = None
-            raise LedgerUnavailable(f"cannot open the ledger: {self._start_error}")
+            if isinstance(error, LedgerError):
+                raise error  # already says what is wrong with the ledger
+            raise LedgerUnavailable(f"cannot open the ledger: {error}") from error
 
     def stop(self) -> None:
         """Commit everything already queued, then end the thread."""
