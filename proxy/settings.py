@@ -1,22 +1,66 @@
 """The gateway's one settings object: environment variables over an optional YAML file.
 
 Every field is listed in the README with its default. Names carry units.
+A key the object does not know is an error, never silently dropped: in the
+file (``extra="forbid"``) and, through ``unknown_environment``, among the
+``SPU_*`` environment variables, so a misspelt ``SPU_LEDGER_ULR`` cannot
+send a gateway to a default ledger.
 """
 
 import os
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ApiFormat = Literal["openai", "anthropic", "litellm", "demo"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+"""uvicorn's levels; ``debug`` also shows the traceback behind a start-up error."""
+
+ENV_PREFIX = "SPU_"
+CONFIG_FILE_VARIABLE = "SPU_CONFIG_FILE"
+
+NOT_SETTINGS = frozenset(
+    {
+        CONFIG_FILE_VARIABLE,
+        # the scripts' own (README, "Installing")
+        "SPU_EXTRAS",
+        "SPU_VENV",
+        # docker/compose.yaml's own
+        "SPU_IMAGE",
+        "SPU_REPLICAS",
+        "SPU_PUBLISHED_PORT",
+        "SPU_STOP_GRACE_PERIOD",
+    }
+)
+"""``SPU_*`` variables read by the scripts or compose, not by this object: never unknown."""
+
+
+class ConfigFileError(Exception):
+    """The file ``SPU_CONFIG_FILE`` names cannot be read as a YAML mapping."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"config file {path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class ModelRoute(BaseModel):
     """One public model name and where its calls go (a LiteLLM-style ``model_list`` entry)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model_name: str
     provider_model: str
@@ -37,12 +81,13 @@ class ModelRoute(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SPU_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     ledger_url: str = "sqlite:///./data/spu-ledger.db"
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: int = Field(default=8080, ge=0, le=65535)
+    """0: any free port (``spu serve`` then says which)."""
+    workers: int = Field(default=1, ge=1)
 
     markup: Decimal = Decimal("0.25")
     usd_per_spu: Decimal = Decimal("0.01")
@@ -66,8 +111,9 @@ class Settings(BaseSettings):
     demo_stream_delay_ms: int = 0
     """Pause between the demo model's streamed words, to watch a stream arrive."""
     admin_token: SecretStr | None = None
-    public_url: str = "http://127.0.0.1:8080"
-    log_level: str = "info"
+    public_url: str = ""
+    """Empty: the address ``host`` and ``port`` are reached by from this machine."""
+    log_level: LogLevel = "info"
 
     stripe_secret_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("STRIPE_SECRET_KEY", "SPU_STRIPE_SECRET_KEY")
@@ -91,6 +137,39 @@ class Settings(BaseSettings):
             raise ValueError("usd_per_spu must be positive")
         return value
 
+    @field_validator("model_list")
+    @classmethod
+    def _one_route_per_name(cls, routes: list[ModelRoute]) -> list[ModelRoute]:
+        names = [route.model_name for route in routes]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"model_name {', '.join(map(repr, twice))} is listed more than once")
+        return routes
+
+    @field_validator("admin_token", "stripe_secret_key", "stripe_webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``STRIPE_SECRET_KEY=`` (compose passes such lines on) means off, as unset does."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _public_url_from_address(self) -> "Settings":
+        if not self.public_url:
+            self.public_url = local_url(self.host, self.port)
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -103,6 +182,35 @@ class Settings(BaseSettings):
         return init_settings, env_settings, _YamlFileSource(settings_cls)
 
 
+def local_url(host: str, port: int) -> str:
+    """The URL a client on this machine reaches ``host:port`` by (a wildcard by loopback)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def setting_variables() -> dict[str, str]:
+    """Every environment variable this object reads, mapped to its setting's name."""
+    names: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update({str(choice): name for choice in alias.choices})
+        names[ENV_PREFIX + name.upper()] = name
+    return names
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """``SPU_*`` variables that are neither a setting nor one of ``NOT_SETTINGS``."""
+    known = setting_variables().keys() | NOT_SETTINGS
+    spu_names = (name for name in environ if name.upper().startswith(ENV_PREFIX))
+    return sorted(name for name in spu_names if name.upper() not in known)
+
+
 class _YamlFileSource(PydanticBaseSettingsSource):
     """Reads ``SPU_CONFIG_FILE`` (YAML) when set; environment variables win over it."""
 
@@ -110,10 +218,38 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("SPU_CONFIG_FILE")
+        path = os.environ.get(CONFIG_FILE_VARIABLE)
         if not path:
             return {}
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError as error:
+            raise ConfigFileError(path, "no such file") from error
+        except OSError as error:
+            raise ConfigFileError(path, error.strerror or str(error)) from error
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigFileError(path, _yaml_problem(error)) from error
+        if loaded is None:
+            return {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the config file must be a YAML mapping")
-        return loaded
+            raise ConfigFileError(path, "it must be a YAML mapping of setting: value")
+        return {_ALIASES.get(str(key), str(key)): value for key, value in loaded.items()}
+
+
+_ALIASES = {
+    name: str(field.validation_alias.choices[0])
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.validation_alias, AliasChoices)
+}
+"""The file spells every setting by its name (``stripe_secret_key``); the environment
+source keys an aliased one by its variable, so the file's key is renamed to match it
+and the environment still wins."""
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+    return f"not valid YAML{where}: {problem}"
