@@ -1,6 +1,7 @@
 """The models this gateway serves: public name → upstream route and its token prices."""
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -41,25 +42,45 @@ def _provider_of(route: ModelRoute) -> str:
     return _DEFAULT_PROVIDERS.get(route.api_format, route.api_format)
 
 
-def _serve(route: ModelRoute) -> ServedModel:
+class UnusableModel(ValueError):
+    """A configured model the gateway cannot serve; the message names it and says what to do."""
+
+
+def missing_key(route: ModelRoute) -> str | None:
+    """The variable ``api_key_env`` names, when it is unset or empty (the key is read per call)."""
+    if route.api_key_env and not os.environ.get(route.api_key_env):
+        return route.api_key_env
+    return None
+
+
+def served_routes(routes: list[ModelRoute], *, include_demo: bool) -> list[ModelRoute]:
+    """The configured routes, and the demo model unless it is off or a route takes its name."""
+    if include_demo and all(route.model_name != DEMO_MODEL.model_name for route in routes):
+        return [*routes, DEMO_MODEL]
+    return list(routes)
+
+
+def serve(route: ModelRoute) -> ServedModel:
+    """The route with its prices, or ``UnusableModel``: no price, a bad override, no litellm."""
     if route.api_format == "litellm" and importlib.util.find_spec("litellm") is None:
-        raise ValueError(
+        raise UnusableModel(
             f"model {route.model_name!r} has api_format litellm, but litellm is not installed:"
             " install the gateway's [litellm] extra (SPU_EXTRAS=litellm ./scripts/run.sh)"
         )
     try:
-        rates = resolve_rates(
-            route.provider_model,
-            RateOverride(
-                input_usd_per_token=route.input_cost_per_token,
-                output_usd_per_token=route.output_cost_per_token,
-                cache_creation_input_usd_per_token=route.cache_creation_input_cost_per_token,
-                cache_read_input_usd_per_token=route.cache_read_input_cost_per_token,
-                max_output_tokens=route.max_output_tokens,
-            ),
+        override = RateOverride(
+            input_usd_per_token=route.input_cost_per_token,
+            output_usd_per_token=route.output_cost_per_token,
+            cache_creation_input_usd_per_token=route.cache_creation_input_cost_per_token,
+            cache_read_input_usd_per_token=route.cache_read_input_cost_per_token,
+            max_output_tokens=route.max_output_tokens,
         )
+    except ValueError as error:
+        raise UnusableModel(f"model {route.model_name!r}: {error}") from error
+    try:
+        rates = resolve_rates(route.provider_model, override)
     except UnknownModelPrice as error:
-        raise ValueError(
+        raise UnusableModel(
             f"model {route.model_name!r}: no price for {route.provider_model!r} in litellm's"
             " cost map; set input_cost_per_token and output_cost_per_token in its config"
         ) from error
@@ -70,9 +91,7 @@ class ModelRegistry:
     """Built once at start-up; an unpriced model is a start-up error, never a request-time one."""
 
     def __init__(self, routes: list[ModelRoute], *, include_demo: bool) -> None:
-        served = [_serve(route) for route in routes]
-        if include_demo and all(route.model_name != DEMO_MODEL.model_name for route in routes):
-            served.append(_serve(DEMO_MODEL))
+        served = [serve(route) for route in served_routes(routes, include_demo=include_demo)]
         self._models = {model.name: model for model in served}
 
     def get(self, name: object) -> ServedModel:
@@ -85,6 +104,15 @@ class ModelRegistry:
                 f"The model '{name}' does not exist or is not served by this gateway.",
                 param="model",
                 code="model_not_found",
+            )
+        if missing_key(model.route) is not None:
+            # Forwarded without a key, the call would fail upstream as if the
+            # caller's own credentials were wrong; the gateway's operator must act.
+            raise ApiError(
+                503,
+                f"The model '{name}' is not available: this gateway has no upstream key for it.",
+                error_type="server_error",
+                code="upstream_key_missing",
             )
         return model
 

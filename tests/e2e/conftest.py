@@ -20,7 +20,14 @@ from ledger import LedgerStore
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from proxy.app import create_app
-from tests.e2e.support import Org, RunningGateway, StartGateway, gateway_settings, new_org
+from tests.e2e.support import (
+    CHAT_KEY_ENV,
+    Org,
+    RunningGateway,
+    StartGateway,
+    gateway_settings,
+    new_org,
+)
 from tests.fakes.server import serve_in_thread
 from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.stripe_harness import (
@@ -71,12 +78,15 @@ def start_gateway(
     upstream_server: tuple[FakeUpstream, str],
     upstream: FakeUpstream,
     store: LedgerStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[StartGateway]:
     """Start gateways with settings overrides (and optionally a wrapped store).
 
     Each is stopped, its detached settlements drained, before the ledger is verified.
+    The chat model's upstream key is set: without it the gateway refuses its calls.
     """
     _, upstream_url = upstream_server
+    monkeypatch.setenv(CHAT_KEY_ENV, "sk-fake-upstream-key")
     with ExitStack() as stack:
 
         def start(*, ledger: LedgerStore | None = None, **overrides: Any) -> RunningGateway:

@@ -15,6 +15,8 @@ from proxy.auth import issue_token
 from proxy.settings import ModelRoute, Settings
 
 CHAT_MODEL = "gpt-4o-mini"
+CHAT_KEY_ENV = "FAKE_UPSTREAM_KEY"
+"""The chat model's ``api_key_env``; set for every gateway ``start_gateway`` starts."""
 EMBEDDING_MODEL = "text-embedding-3-small"
 INPUT_USD_PER_TOKEN = Decimal("0.00000015")
 OUTPUT_USD_PER_TOKEN = Decimal("0.0000006")
@@ -49,7 +51,7 @@ def gateway_settings(ledger_path: Path, upstream_url: str, **overrides: Any) -> 
             model_name=CHAT_MODEL,
             provider_model=CHAT_MODEL,
             api_base=f"{upstream_url}/v1",
-            api_key_env="FAKE_UPSTREAM_KEY",
+            api_key_env=CHAT_KEY_ENV,
             input_cost_per_token=INPUT_USD_PER_TOKEN,
             output_cost_per_token=OUTPUT_USD_PER_TOKEN,
         ),

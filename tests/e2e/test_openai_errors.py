@@ -14,6 +14,7 @@ from ledger import LedgerStore, spus_to_units
 from ledger.sqlite import SqliteLedger
 from proxy.settings import ModelRoute
 from tests.e2e.support import (
+    CHAT_KEY_ENV,
     CHAT_MODEL,
     Org,
     RunningGateway,
@@ -228,6 +229,34 @@ async def test_unknown_model_gets_404(
     assert caught.value.code == "model_not_found"
     assert "gpt-nonexistent" in caught.value.message
     assert list(upstream.requests) == []
+
+
+async def test_a_model_without_its_upstream_key_gets_503_and_is_never_forwarded(
+    gateway: RunningGateway,
+    org: Org,
+    store: LedgerStore,
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(CHAT_KEY_ENV)
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        response = await http.post(
+            "/v1/chat/completions",
+            json={"model": CHAT_MODEL, "messages": MESSAGES},
+            headers={"authorization": f"Bearer {org.token}"},
+        )
+    error = openai_error(response)
+
+    assert response.status_code == 503
+    assert (error["type"], error["code"]) == ("server_error", "upstream_key_missing")
+    assert CHAT_MODEL in str(error["message"]) and CHAT_KEY_ENV not in str(error["message"])
+    assert list(upstream.requests) == []
+    await assert_nothing_debited(store, org)
+
+    monkeypatch.setenv(CHAT_KEY_ENV, "sk-set-at-last")
+    async with gateway.client(org.token) as client:
+        await client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+    assert upstream.requests[-1].headers["authorization"] == "Bearer sk-set-at-last"
 
 
 async def test_oversized_body_gets_413_before_anything_else(
