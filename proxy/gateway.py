@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("spu.gateway")
 
 
+def require_stripe() -> None:
+    """Stripe mode needs the stripe library, which only the [stripe] extra installs."""
+    if importlib.util.find_spec("stripe") is None:
+        raise ValueError(
+            "STRIPE_SECRET_KEY is set, but the stripe library is not installed: install the"
+            " gateway's [stripe] extra (SPU_EXTRAS=stripe ./scripts/run.sh), or unset"
+            " STRIPE_SECRET_KEY to run local-only"
+        )
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -43,6 +54,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         if self.settings.stripe_secret_key is not None:
+            require_stripe()
             # The billing package is imported in Stripe mode only: local-only mode never
             # loads stripe and its HTTP stack (memory, start-up time).
             from proxy.billing.service import StripeBilling

@@ -239,7 +239,7 @@ def test_the_dockerfile_builds_in_one_stage_and_runs_slim_as_a_non_root_user() -
     assert ("EXPOSE", "8080") in runtime
 
 
-def test_the_image_installs_the_locked_versions_with_the_pinned_uv_and_the_mongodb_extra() -> None:
+def test_the_image_installs_the_locked_versions_with_the_pinned_uv_and_its_default_extras() -> None:
     build = _stages()[0]
     runs = [arguments for keyword, arguments in build if keyword == "RUN"]
     copied = {
@@ -253,7 +253,8 @@ def test_the_image_installs_the_locked_versions_with_the_pinned_uv_and_the_mongo
     syncs = [run for run in runs if "uv sync" in run]
     assert syncs and all("--locked" in run and "--no-editable" in run for run in syncs)
     extras = next(arguments for keyword, arguments in build if keyword == "ARG")
-    assert extras.startswith("SPU_EXTRAS=") and "mongodb" in extras.split("=", 1)[1].split(",")
+    assert extras.startswith("SPU_EXTRAS=")
+    assert {"mongodb", "postgresql", "stripe"} <= set(extras.split("=", 1)[1].split(","))
 
 
 def test_the_build_context_holds_exactly_what_the_dockerfile_copies() -> None:
