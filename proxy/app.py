@@ -20,6 +20,7 @@ from proxy.server.request_log import RequestLogMiddleware
 from proxy.settings import Settings
 from proxy.usage import page as usage_page
 from proxy.usage import routes as usage
+from proxy.version import gateway_version
 
 
 def create_app(settings: Settings | None = None, *, store: LedgerStore | None = None) -> FastAPI:
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
         finally:
             await gateway.stop()
 
-    app = FastAPI(title="SPU Gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="SPU Gateway", version=gateway_version(), lifespan=lifespan)
     app.state.gateway = gateway
     app.add_exception_handler(ApiError, handle_api_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)

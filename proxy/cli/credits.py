@@ -1,16 +1,18 @@
 """``spu credits``: grant credits to an organization, with a reason, retry-safe."""
 
+from __future__ import annotations
+
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger import CreditResult, LedgerStore, format_spus
-from proxy.cli.common import console, fail, run
-from proxy.org_admin import grant_credits
-from proxy.settings import Settings
+from proxy.cli.common import command_group, console, fail, load_settings, run
 
-app = typer.Typer(help="Grant credits.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from ledger import CreditResult, LedgerStore
+
+app = command_group("Grant credits.")
 
 
 @app.command("grant")
@@ -24,6 +26,9 @@ def grant(
     ] = None,
 ) -> None:
     """Add granted credits (kept until used; consumed after allowance and purchases)."""
+    from ledger import format_spus
+    from proxy.org_admin import grant_credits
+
     try:
         amount = Decimal(spus)
     except InvalidOperation:
@@ -36,12 +41,12 @@ def grant(
         return result, (await store.balance(org_id)).available_units
 
     try:
-        result, available_units = run(Settings(), work)
+        result, available_units = run(load_settings(), work)
     except ValueError as error:
         fail(str(error))
     transaction = result.transaction
     verb = "Granted" if result.applied else "Already granted (nothing changed):"
-    console.print(
+    console().print(
         f"{verb} {format_spus(transaction.amount_units)} SPUs to {org_id}"
         f" ({transaction.reason}); {format_spus(available_units)} SPUs now available."
     )

@@ -2,30 +2,44 @@
 
 Tokens are stored only as hashes, so the demo token is kept in a local file
 (mode 0600) to print it again on later runs instead of issuing a new one
-each time the run script starts the gateway.
+each time the run script starts the gateway. ``spu serve --demo`` (what the
+run script starts) does the same once it has its port, so the printed calls
+name the address it really serves on.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger import LedgerStore, format_spus, spus_to_units
-from proxy.auth import hash_token, issue_token
-from proxy.cli.common import console, run
-from proxy.model_registry import DEMO_MODEL
-from proxy.org_admin import create_organization
-from proxy.settings import Settings
+from proxy.cli.common import console, load_settings, run
+
+if TYPE_CHECKING:
+    from ledger import LedgerStore
+    from proxy.settings import Settings
 
 DEMO_ORG_ID = "demo"
 DEMO_KEY_NAME = "demo"
 
 
+@dataclass(frozen=True, slots=True)
+class DemoAccess:
+    token: str
+    token_file: Path
+    org_created: bool
+    token_created: bool
+    available_spus: str
+
+
 def default_token_file(ledger_url: str) -> Path:
     """Next to an SQLite ledger file; under ./data for any other store."""
-    if ledger_url.startswith("sqlite:///"):
-        return Path(ledger_url.removeprefix("sqlite:///")).parent / "demo-token"
-    return Path("data") / "demo-token"
+    from ledger.location import locate
+
+    ledger_file = locate(ledger_url).file
+    return Path("data") / "demo-token" if ledger_file is None else ledger_file.parent / "demo-token"
 
 
 def _saved_token(token_file: Path) -> str | None:
@@ -34,6 +48,8 @@ def _saved_token(token_file: Path) -> str | None:
 
 async def _still_valid(store: LedgerStore, org_id: str, token: str | None) -> str | None:
     """The saved token if it still opens ``org_id`` in this ledger and was never revoked."""
+    from proxy.auth import hash_token
+
     if not token:
         return None
     key = await store.access_key_by_hash(hash_token(token))
@@ -66,19 +82,18 @@ reply = client.chat.completions.create(
 print(reply.choices[0].message.content)"""
 
 
-def demo(
-    org: Annotated[str, typer.Option(help="Id of the demo organization.")] = DEMO_ORG_ID,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(help="Where the demo token is kept (default: next to the SQLite ledger)."),
-    ] = None,
-) -> None:
-    """Seed a demo org and access token (idempotent) and print a ready-to-paste call."""
-    settings = Settings()
+def seed_demo(
+    settings: Settings, org: str, token_file: Path | None, *, say_where: bool = True
+) -> DemoAccess:
+    """The demo org (created once, with the free grant) and a valid token for it."""
+    from ledger import format_spus, spus_to_units
+    from proxy.auth import issue_token
+    from proxy.org_admin import create_organization
+
     path = token_file or default_token_file(settings.ledger_url)
     saved = _saved_token(path)
 
-    async def seed(store: LedgerStore) -> tuple[str, bool, bool, str]:
+    async def seed(store: LedgerStore) -> DemoAccess:
         _, org_created = await create_organization(
             store, org, free_grant_units=spus_to_units(settings.free_grant_spus)
         )
@@ -87,22 +102,43 @@ def demo(
         if token is None:
             token, _ = await issue_token(store, org, name=DEMO_KEY_NAME)
         balance = await store.balance(org)
-        return token, org_created, token_created, format_spus(balance.available_units)
+        return DemoAccess(
+            token, path, org_created, token_created, format_spus(balance.available_units)
+        )
 
-    token, org_created, token_created, available = run(settings, seed)
-    if token_created:
-        _save_token(path, token)
+    access = run(settings, seed, may_create_ledger=True, say_where=say_where)
+    if access.token_created:
+        _save_token(path, access.token)
+    return access
+
+
+def print_banner(settings: Settings, org: str, access: DemoAccess) -> None:
+    from proxy.model_registry import DEMO_MODEL
+
     base_url = settings.public_url.rstrip("/")
-    console.print(
-        f"Organization {org} {'created' if org_created else 'ready'}: {available} SPUs available."
+    out = console()
+    out.print(
+        f"Organization {org} {'created' if access.org_created else 'ready'}:"
+        f" {access.available_spus} SPUs available."
     )
-    console.print(
-        f"Access token {'issued' if token_created else 'reused'} (kept in {path}): {token}"
+    out.print(
+        f"Access token {'issued' if access.token_created else 'reused'}"
+        f" (kept in {access.token_file}): {access.token}"
     )
     if not settings.demo_model:
-        console.print(
-            "The demo model is off (SPU_DEMO_MODEL=false): use one of yours.", style="yellow"
-        )
-    console.print(f"\nTry it once the gateway runs ({base_url}):\n")
-    console.print(snippets(base_url, token, DEMO_MODEL.model_name))
-    console.print(f"\nUsage page: {base_url}/usage (paste the token when asked)")
+        out.print("The demo model is off (SPU_DEMO_MODEL=false): use one of yours.", style="yellow")
+    out.print(f"\nTry it once the gateway runs ({base_url}):\n")
+    out.print(snippets(base_url, access.token, DEMO_MODEL.model_name))
+    out.print(f"\nUsage page: {base_url}/usage (paste the token when asked)")
+
+
+def demo(
+    org: Annotated[str, typer.Option(help="Id of the demo organization.")] = DEMO_ORG_ID,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="Where the demo token is kept (default: next to the SQLite ledger)."),
+    ] = None,
+) -> None:
+    """Seed a demo org and access token (idempotent) and print a ready-to-paste call."""
+    settings = load_settings()
+    print_banner(settings, org, seed_demo(settings, org, token_file))

@@ -1,32 +1,31 @@
-"""``spu ledger init``: bring the store's schema (SQLite) or indexes (MongoDB) up to date.
+"""``spu ledger init``: bring the store's schema (SQL) or indexes (MongoDB) up to date.
 
 Every gateway does the same when it starts, idempotently; running it once as
 a job before the replicas start (compose's ``ledger-init``) makes a schema or
 index problem one failed job with a clear message instead of replicas that
-never become ready.
+never become ready. It is also how a new, empty SQLite ledger is made without
+starting a gateway.
 """
 
-import asyncio
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import typer
 
-from ledger import LedgerUnavailable
-from proxy.cli.common import opened_store
-from proxy.settings import Settings
+from proxy.cli.common import load_settings, run
+
+if TYPE_CHECKING:
+    from ledger import LedgerStore
 
 
-async def _open_and_close(settings: Settings) -> None:
-    async with opened_store(settings):
-        pass  # opening is what brings the schema and indexes up to date
+async def _opened(store: LedgerStore) -> None:
+    """Opening is what brings the schema and indexes up to date."""
 
 
 def ledger_init() -> None:
     """Create or migrate the ledger's tables or indexes (safe to run again), then exit."""
-    settings = Settings()
+    settings = load_settings()
     backend = settings.ledger_url.split(":", 1)[0]
-    try:
-        asyncio.run(_open_and_close(settings))
-    except LedgerUnavailable as error:
-        typer.echo(f"ledger init failed ({backend}): {error}", err=True)
-        raise typer.Exit(code=1) from error
+    run(settings, _opened, may_create_ledger=True)
     typer.echo(f"ledger ready ({backend}): schema and indexes are up to date")

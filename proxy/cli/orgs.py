@@ -1,22 +1,29 @@
 """``spu orgs``: create, list and show organizations."""
 
-from typing import Annotated
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Column, Table
 
-from ledger import Balance, LedgerStore, format_spus, spus_to_units
-from ledger.models import Account
-from proxy.cli.common import console, fail, run, when
-from proxy.org_admin import create_organization
-from proxy.settings import Settings
+from proxy.cli.common import command_group, console, fail, load_settings, run, when
 
-app = typer.Typer(help="Create, list and show organizations.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ledger import Balance, LedgerStore
+    from ledger.models import Account
+
+app = command_group("Create, list and show organizations.")
 
 MAX_LIST = 1000
 
 
 def balance_table(balance: Balance) -> Table:
+    from rich.table import Table
+
+    from ledger import format_spus
+
     account = balance.account
     table = Table("bucket", "total", "used", "left", title=f"{account.org_id}: SPU buckets")
     for name, total, used in (
@@ -29,16 +36,18 @@ def balance_table(balance: Balance) -> Table:
 
 
 def _describe(balance: Balance) -> None:
+    from ledger import format_spus
+
     account = balance.account
-    console.print(balance_table(balance))
-    console.print(
+    console().print(balance_table(balance))
+    console().print(
         f"available {format_spus(balance.available_units)} SPUs"
         f" (held {format_spus(balance.held_units)}, debt {format_spus(account.debt_units)})"
     )
     plan = f"plan {account.subscription_type}"
     if account.period_start is not None:
         plan += f", period {when(account.period_start)} – {when(account.period_end)} UTC"
-    console.print(plan)
+    console().print(plan)
 
 
 @app.command("create")
@@ -48,8 +57,14 @@ def create(
     email: Annotated[str | None, typer.Option(help="Contact email.")] = None,
     user_id: Annotated[str | None, typer.Option(help="Your user id for the owner.")] = None,
 ) -> None:
-    """Create an organization with the free-tier grant (an existing one is left unchanged)."""
-    settings = Settings()
+    """Create an organization with the free-tier grant (an existing one is left unchanged).
+
+    On a fresh machine this creates the ledger too, and says so.
+    """
+    from ledger import spus_to_units
+    from proxy.org_admin import create_organization
+
+    settings = load_settings()
 
     async def work(store: LedgerStore) -> tuple[Balance, bool]:
         _, created = await create_organization(
@@ -63,10 +78,10 @@ def create(
         return await store.balance(org_id), created
 
     try:
-        balance, created = run(settings, work)
+        balance, created = run(settings, work, may_create_ledger=True)
     except ValueError as error:
         fail(str(error))
-    console.print(f"{'Created' if created else 'Already exists:'} organization {org_id}")
+    console().print(f"{'Created' if created else 'Already exists:'} organization {org_id}")
     _describe(balance)
 
 
@@ -76,11 +91,14 @@ def list_(
     after: Annotated[str, typer.Option(help="Start after this org id.")] = "",
 ) -> None:
     """Organizations in id order, with what each bucket has left (holds not counted)."""
+    from rich.table import Column, Table
+
+    from ledger import format_spus
 
     async def work(store: LedgerStore) -> list[Account]:
         return await store.list_accounts(limit=limit, after_org_id=after)
 
-    accounts = run(Settings(), work)
+    accounts = run(load_settings(), work)
     table = Table(
         Column("org", no_wrap=True),
         "plan",
@@ -98,9 +116,9 @@ def list_(
             format_spus(account.granted_left_units),
             when(account.created_at),
         )
-    console.print(table)
+    console().print(table)
     if len(accounts) == limit:
-        console.print(f"More may follow: --after {accounts[-1].org_id}")
+        console().print(f"More may follow: --after {accounts[-1].org_id}")
 
 
 @app.command("show")
@@ -112,10 +130,10 @@ def show(org_id: Annotated[str, typer.Argument(help="The organization's id.")]) 
         keys = await store.list_access_keys(org_id)
         return balance, sum(1 for key in keys if key.revoked_at is None)
 
-    balance, active_keys = run(Settings(), work)
+    balance, active_keys = run(load_settings(), work)
     account = balance.account
-    console.print(
+    console().print(
         f"Organization {org_id}" + (f" ({account.user_name})" if account.user_name else "")
     )
     _describe(balance)
-    console.print(f"{active_keys} active access keys")
+    console().print(f"{active_keys} active access keys")

@@ -1,37 +1,50 @@
 """``spu stripe check`` and ``spu stripe sync``: the Stripe side, by hand."""
 
+from __future__ import annotations
+
 import asyncio
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ledger import format_spus
-from proxy.billing.catalogue.prices import Catalogue
-from proxy.billing.catalogue.source import fetch_catalogue
-from proxy.billing.client import STRIPE_API_VERSION, connect
-from proxy.billing.service import secret_value
-from proxy.billing.sync import SyncReport, sync_all
-from proxy.cli.common import opened_store
-from proxy.settings import Settings
+from proxy.cli.common import (
+    CONFIG_OPTION,
+    command_group,
+    fail,
+    load_settings,
+    run,
+    use_config_file,
+)
 
-app = typer.Typer(help="Stripe billing: check the catalogue, reconcile orgs.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from ledger import LedgerStore
+    from proxy.billing.catalogue.prices import Catalogue
+    from proxy.billing.sync import SyncReport
+    from proxy.settings import Settings
 
-CONFIG_OPTION = typer.Option(None, help="YAML config file (SPU_CONFIG_FILE).")
+app = command_group("Stripe billing: check the catalogue, reconcile orgs.")
 
 
 def _settings(config: Path | None) -> tuple[Settings, str]:
-    if config is not None:
-        os.environ["SPU_CONFIG_FILE"] = str(config.resolve())
-    settings = Settings()
-    secret_key = secret_value(settings.stripe_secret_key)
-    if secret_key is None:
+    from proxy.gateway import require_stripe
+
+    use_config_file(config)
+    settings = load_settings()
+    if settings.stripe_secret_key is None:
         typer.echo("STRIPE_SECRET_KEY is not set: the gateway runs in local-only mode.", err=True)
         raise typer.Exit(2)
-    return settings, secret_key
+    try:
+        require_stripe()
+    except ValueError as error:
+        fail(str(error))
+    return settings, settings.stripe_secret_key.get_secret_value()
 
 
 async def _load_catalogue(secret_key: str, tag: str) -> Catalogue:
+    from proxy.billing.catalogue.source import fetch_catalogue
+    from proxy.billing.client import connect
+
     connection = connect(secret_key)
     try:
         return await fetch_catalogue(connection.client, tag)
@@ -41,6 +54,9 @@ async def _load_catalogue(secret_key: str, tag: str) -> Catalogue:
 
 def describe(catalogue: Catalogue, tag: str) -> list[str]:
     """The catalogue as an operator reads it, issues last."""
+    from ledger import format_spus
+    from proxy.billing.client import STRIPE_API_VERSION
+
     lines = [f"Stripe API version {STRIPE_API_VERSION}; product tag {tag!r}"]
     lines.append(f"product: {catalogue.product_id or 'none'}")
     for plan in catalogue.tiers():
@@ -79,25 +95,28 @@ def check(config: Path | None = CONFIG_OPTION) -> None:
         raise typer.Exit(1)
 
 
-async def _sync(settings: Settings, secret_key: str) -> SyncReport | None:
-    connection = connect(secret_key)
-    try:
-        async with opened_store(settings) as store:
+@app.command()
+def sync(config: Path | None = CONFIG_OPTION) -> None:
+    """Reconcile every org with a Stripe customer now: plans and paid credit sessions."""
+    from proxy.billing.catalogue.source import fetch_catalogue
+    from proxy.billing.client import connect
+    from proxy.billing.sync import sync_all
+
+    settings, secret_key = _settings(config)
+
+    async def work(store: LedgerStore) -> SyncReport | None:
+        connection = connect(secret_key)
+        try:
             catalogue = await fetch_catalogue(connection.client, settings.stripe_product_tag)
             if catalogue.product_id is None:
                 for issue in catalogue.issues:
                     typer.echo(f"ISSUE: {issue}", err=True)
                 return None
             return await sync_all(connection.client, store, catalogue.product_id)
-    finally:
-        await connection.aclose()
+        finally:
+            await connection.aclose()
 
-
-@app.command()
-def sync(config: Path | None = CONFIG_OPTION) -> None:
-    """Reconcile every org with a Stripe customer now: plans and paid credit sessions."""
-    settings, secret_key = _settings(config)
-    report = asyncio.run(_sync(settings, secret_key))
+    report = run(settings, work)
     if report is None:
         raise typer.Exit(1)
     typer.echo(f"{report.orgs} org(s) synced, {report.sessions_credited} session(s) credited")

@@ -1,21 +1,28 @@
 """``spu usage``: recent usage records, or one organization's totals, as a table."""
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.table import Column, Table
 
-from ledger import LedgerStore, UsageRecord, UsageTotal, format_spus
-from proxy.cli.common import console, fail, run, when
-from proxy.ledger_json import format_usd
-from proxy.settings import Settings
-from proxy.usage.window import usage_window
+from proxy.cli.common import console, fail, load_settings, run, when
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ledger import LedgerStore, UsageRecord, UsageTotal
 
 MAX_RECORDS = 1000
 
 
 def records_table(records: list[UsageRecord]) -> Table:
+    from rich.table import Column, Table
+
+    from ledger import format_spus
+    from proxy.ledger_json import format_usd
+
     table = Table(
         Column("time (UTC)", no_wrap=True),
         Column("org", no_wrap=True),
@@ -42,6 +49,11 @@ def records_table(records: list[UsageRecord]) -> Table:
 
 
 def totals_table(group_by: str, totals: list[UsageTotal]) -> Table:
+    from rich.table import Table
+
+    from ledger import format_spus
+    from proxy.ledger_json import format_usd
+
     table = Table(group_by, "calls", "tokens", "cost USD", "SPUs")
     for total in totals:
         table.add_row(
@@ -67,12 +79,14 @@ def usage(
     limit: Annotated[int, typer.Option(min=1, max=MAX_RECORDS, help="Most calls shown.")] = 20,
 ) -> None:
     """Show usage: the latest calls (newest first) or totals over the last DAYS days."""
+    from proxy.usage.window import usage_window
+
     if group_by is not None and org_id is None:
         fail("--group-by needs an organization id")
     window = usage_window(None, None, now=datetime.now(UTC), span=timedelta(days=days))
 
     async def work(store: LedgerStore) -> Table:
-        with console.status("Reading usage from the ledger…"):
+        with console().status("Reading usage from the ledger…"):
             if group_by is None:
                 records = await store.usage_records(
                     org_id, start=window.start, end=window.end, limit=limit, model=model
@@ -83,4 +97,4 @@ def usage(
             totals = await store.usage_totals(org_id, group_by, start=window.start, end=window.end)
             return totals_table(group_by, totals)
 
-    console.print(run(Settings(), work))
+    console().print(run(load_settings(), work))

@@ -16,6 +16,7 @@ as soon as shutdown starts, so new connections are refused at once and a load
 balancer sends them to another replica.
 """
 
+import socket
 import sys
 
 import uvicorn
@@ -39,12 +40,12 @@ class DrainingMultiprocess(Multiprocess):
             sock.close()
 
 
-def run_server(config: uvicorn.Config) -> None:
-    """``uvicorn.run`` for a built config, with the draining supervisor for several workers."""
+def run_server(config: uvicorn.Config, listener: socket.socket) -> None:
+    """``uvicorn.run`` on a bound socket, with the draining supervisor for several workers."""
     if config.workers > 1:
-        DrainingMultiprocess(config, sockets=[config.bind_socket()]).run()
+        DrainingMultiprocess(config, sockets=[listener]).run()
         return
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[listener])
     if not server.started:
         sys.exit(STARTUP_FAILURE)

@@ -252,3 +252,83 @@ def test_ledger_init_is_reachable_in_the_ledger_group(
 
     assert result.exit_code == 0
     assert ledger_path.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["orgs", "list"],
+        ["orgs", "show", "acme"],
+        ["keys", "list", "acme"],
+        ["credits", "grant", "acme", "5", "--reason", "x"],
+        ["usage"],
+        ["ledger", "verify"],
+    ],
+    ids=" ".join,
+)
+def test_a_command_run_where_there_is_no_ledger_refuses_to_create_one_and_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    result = CliRunner().invoke(app, command, env={"SPU_LEDGER_URL": None})
+
+    assert result.exit_code == 1
+    assert f"there is no ledger at {elsewhere}/data/spu-ledger.db" in result.stderr
+    assert "relative to the current directory" in result.stderr
+    assert "spu ledger init" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_commands_say_which_ledger_they_open_and_when_they_created_it(
+    spu: Callable[..., Result], ledger_path: Path
+) -> None:
+    created = spu("orgs", "create", "acme")
+    listed = spu("orgs", "list")
+
+    assert created.exit_code == 0 and listed.exit_code == 0
+    assert (
+        created.stderr == f"ledger: SQLite file {ledger_path} (created now: a new, empty ledger)\n"
+    )
+    assert listed.stderr == f"ledger: SQLite file {ledger_path}\n"
+    assert "acme" in listed.stdout and "ledger:" not in listed.stdout
+
+
+def test_config_check_prices_every_model_and_fails_with_one_line_per_problem(
+    spu: Callable[..., Result], ledger_path: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "spu.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - {model_name: mini, provider_model: gpt-4o-mini, api_key_env: CHECK_KEY_A}\n"
+        "  - {model_name: sonnet, provider_model: claude-sonnet-4-5, api_format: anthropic,"
+        " api_key_env: CHECK_KEY_B}\n"
+        "  - {model_name: own, provider_model: my-llm, input_cost_per_token: '0.000002',"
+        " output_cost_per_token: '0.000004'}\n"
+        "  - {model_name: unpriced, provider_model: my-other-llm}\n"
+    )
+
+    failed = spu("config", "check", "--config", str(config), CHECK_KEY_A="sk-a")
+    fixed = config.read_text().replace(
+        "  - {model_name: unpriced, provider_model: my-other-llm}\n", ""
+    )
+    config.write_text(fixed)
+    passed = spu("config", "check", "--config", str(config), CHECK_KEY_A="sk-a", CHECK_KEY_B="b")
+
+    assert failed.exit_code == 1
+    assert failed.stderr.splitlines() == [
+        "error: model 'unpriced': no price for 'my-other-llm' in litellm's cost map; set"
+        " input_cost_per_token and output_cost_per_token in its config",
+        "error: model 'sonnet': CHECK_KEY_B (its api_key_env) is not set, so its calls are"
+        " refused: export CHECK_KEY_B=<the provider's key> before starting the gateway",
+        "2 problem(s).",
+    ]
+    rows = {line.split("│")[1].strip(): line for line in passed.stdout.splitlines() if "│" in line}
+    assert re.search(r"│ CHECK_KEY_A set +│ +0\.15 │ +0\.6 │", rows["mini"]), rows["mini"]
+    assert re.search(r"│ none +│ +2 │ +4 │", rows["own"]), rows["own"]
+    assert "https://api.anthropic.com/v1" in rows["sonnet"]
+    assert passed.exit_code == 0, passed.output
+    assert f"ledger:   SQLite file {ledger_path} (not created yet" in passed.stdout
+    assert not ledger_path.exists()

@@ -1,22 +1,24 @@
-"""The README's example ``spu.yaml`` starts a gateway with the locked versions.
+"""The README's example ``spu.yaml`` and its three-line real models pass ``spu config check``.
 
-Every model in it must be priced by the shipped cost map (or by its own
-override) and routable with what the test set installs, so the example a
-newcomer copies never fails at start-up.
+Every model in them must be priced by the shipped cost map (or by its own
+override) and routable with what the test set installs, so an example a
+newcomer copies never fails at start-up. The check runs as the newcomer runs
+it: the installed ``spu``, in its own process, with dummy keys.
 """
 
-import os
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-import pytest
 import yaml
 
-from proxy.model_registry import ModelRegistry
-from proxy.settings import Settings
+from tests.deploy.processes import gateway_environment
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+SPU = str(Path(sys.executable).with_name("spu"))
 
 
 def _readme_example() -> str:
@@ -26,27 +28,64 @@ def _readme_example() -> str:
     return examples[0]
 
 
-def test_the_readme_example_config_builds_the_model_registry_with_dummy_keys(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def _three_line_models() -> list[str]:
+    """The YAML of each ``echo '…' > spu.yaml`` line in the README."""
+    return re.findall(r"^echo '(model_list: .*)' > spu\.yaml$", README.read_text(), re.MULTILINE)
+
+
+def _config_check(tmp_path: Path, text: str) -> tuple[subprocess.CompletedProcess[str], list[Any]]:
+    (tmp_path / "spu.yaml").write_text(text)
+    routes: list[Any] = yaml.safe_load(text)["model_list"]
+    environment = gateway_environment(f"sqlite:///{tmp_path / 'data' / 'spu-ledger.db'}")
+    environment.update(
+        {route["api_key_env"]: "dummy-key" for route in routes if "api_key_env" in route}
+    )
+    result = subprocess.run(
+        [SPU, "config", "check", "--config", "spu.yaml"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result, routes
+
+
+def _served_rows(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("│") and "model" not in line.split("│")[1]
+    }
+    for row in rows.values():
+        cells = [cell.strip() for cell in row.strip(" │").split("│")]
+        input_usd, output_usd, status = cells[5], cells[6], cells[8]
+        assert status == "ok", row
+        assert Decimal(input_usd) > 0 and Decimal(output_usd) > 0, row
+    return rows
+
+
+def test_the_readme_example_config_passes_spu_config_check_with_dummy_keys(
+    tmp_path: Path,
 ) -> None:
-    text = _readme_example()
-    config = tmp_path / "spu.yaml"
-    config.write_text(text)
-    for name in list(os.environ):
-        if name.startswith("SPU_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SPU_CONFIG_FILE", str(config))
-    routes = yaml.safe_load(text)["model_list"]
-    for route in routes:
-        if "api_key_env" in route:
-            monkeypatch.setenv(route["api_key_env"], "dummy-key")
+    result, routes = _config_check(tmp_path, _readme_example())
 
-    settings = Settings()
-    registry = ModelRegistry(settings.model_list, include_demo=settings.demo_model)
+    rows = _served_rows(result)
+    assert set(rows) == {route["model_name"] for route in routes} | {"spu-demo"}
+    assert "markup 0.30 over provider cost" in result.stdout
+    assert not (tmp_path / "data").exists()  # a check creates nothing
 
-    assert settings.markup == Decimal("0.30")
-    served = {model.name: model for model in registry.all()}
-    assert set(served) == {route["model_name"] for route in routes} | {"spu-demo"}
-    for model in served.values():
-        assert model.rates.input_usd_per_token > 0
-        assert model.rates.output_usd_per_token > 0
+
+def test_each_three_line_real_model_in_the_readme_passes_spu_config_check(tmp_path: Path) -> None:
+    examples = _three_line_models()
+    assert len(examples) == 2, "an OpenAI and an Anthropic model"
+    formats = set()
+    for index, text in enumerate(examples):
+        directory = tmp_path / str(index)
+        directory.mkdir()
+        result, [route] = _config_check(directory, text)
+        assert set(_served_rows(result)) == {route["model_name"], "spu-demo"}
+        formats.add(route.get("api_format", "openai"))
+    assert formats == {"openai", "anthropic"}
