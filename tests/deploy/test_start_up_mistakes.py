@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from ledger.postgres.schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from ledger.sqlite.schema import SCHEMA_VERSION
 from tests.deploy.processes import free_port, gateway_environment
+from tests.stores import fresh_database, needs_postgres
 
 SPU = str(Path(sys.executable).with_name("spu"))
 RUN_TIMEOUT_S = 60
@@ -113,6 +116,11 @@ SETTINGS_MISTAKES = {
     "MongoDB ledger without its extra": Mistake(
         ("[mongodb] extra",), {"SPU_LEDGER_URL": "mongodb://127.0.0.1:1/"}, hidden_module="pymongo"
     ),
+    "PostgreSQL ledger without its extra": Mistake(
+        ("[postgresql] extra",),
+        {"SPU_LEDGER_URL": "postgresql://127.0.0.1:1/spu"},
+        hidden_module="psycopg_pool",
+    ),
 }
 """Mistakes every command runs into, since every command reads the settings and the ledger."""
 
@@ -124,6 +132,13 @@ LEDGER_MISTAKES: dict[str, tuple[Mistake, Callable[[Path], None]]] = {
     "ledger file that is no database": (
         Mistake(("cannot be opened", "spu-ledger.db", "not a database")),
         _not_a_database,
+    ),
+    "unreachable PostgreSQL": (
+        Mistake(
+            ("cannot be opened", "postgresql://spu:***@127.0.0.1", "server is running"),
+            {"SPU_LEDGER_URL": "postgresql://spu:s3cret@127.0.0.1:{port}/spu"},
+        ),
+        _nothing,
     ),
     "unreachable MongoDB": (
         Mistake(
@@ -179,9 +194,32 @@ def test_a_ledger_that_cannot_be_used_is_told_by_serve_config_check_and_commands
     mistake, make = LEDGER_MISTAKES[name]
     mistake = _with_free_port(mistake)
     make(tmp_path)
-    assert_told_clearly(_run(tmp_path, mistake, "serve", "--port", str(free_port())), mistake.names)
-    assert_told_clearly(_run(tmp_path, mistake, "orgs", "show", "acme"), mistake.names)
+    for command in (["serve", "--port", str(free_port())], ["orgs", "show", "acme"]):
+        result = _run(tmp_path, mistake, *command)
+        assert_told_clearly(result, mistake.names)
+        assert "s3cret" not in result.stdout + result.stderr
     assert_told_clearly(_run(tmp_path, mistake, "config", "check"), mistake.names)
+
+
+@needs_postgres
+def test_a_postgresql_ledger_from_a_newer_gateway_is_told_by_serve_and_commands(
+    tmp_path: Path,
+) -> None:
+    with fresh_database() as url:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(
+                "CREATE TABLE ledger_schema_versions (version INTEGER PRIMARY KEY,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            connection.execute(
+                "INSERT INTO ledger_schema_versions (version) VALUES (%s)",
+                (POSTGRES_SCHEMA_VERSION + 1,),
+            )
+        mistake = Mistake(
+            ("newer than this gateway", "version that wrote it"), {"SPU_LEDGER_URL": url}
+        )
+        for command in (["serve", "--port", str(free_port())], ["orgs", "list"]):
+            assert_told_clearly(_run(tmp_path, mistake, *command), mistake.names)
 
 
 @pytest.mark.parametrize("name", GATEWAY_MISTAKES.keys())
