@@ -17,6 +17,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+# The coding-agent CLIs the end-to-end tests drive (Codex, Claude Code), at the
+# exact versions of tests/agents/package-lock.json; each brings its native
+# linux-x64 binary as an npm package, so nothing is fetched when they run.
+npm ci --prefix tests/agents --no-audit --no-fund --no-update-notifier --loglevel=error
+
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
