@@ -1,0 +1,104 @@
+"""A tap on a Responses event stream relayed unchanged from an upstream that speaks it.
+
+The bytes go to the client as they come; beside them the tap reads the
+response's id (from ``response.created``, so the gateway can record which org
+owns it), the provider's usage from the final ``response.completed`` (or
+``response.incomplete`` / ``response.failed``), and the text, reasoning and
+tool-call arguments generated so far, so that a stream cut short can still be
+counted.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from pricing import TokenCounts, count_text_tokens
+from proxy.call.sse import EventSplitter, event_data
+from proxy.responses.usage import reported_token_counts
+
+FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+GENERATED_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta",
+        "response.custom_tool_call_input.delta",
+    }
+)
+
+
+def response_text(body: Mapping[str, Any]) -> str:
+    """What a plain Response generated, as text to count when it reports no usage."""
+    parts: list[str] = []
+    for item in body.get("output") or []:
+        if not isinstance(item, Mapping):
+            continue
+        for key in ("name", "arguments", "input"):
+            if isinstance(item.get(key), str):
+                parts.append(item[key])
+        for field in ("content", "summary"):
+            for part in item.get(field) or []:
+                if isinstance(part, Mapping):
+                    text = part.get("text", part.get("refusal"))
+                    if isinstance(text, str):
+                        parts.append(text)
+    return "".join(parts)
+
+
+class ResponsesStreamTap:
+    """Watches a Responses stream; ``final_usage`` or ``counted_usage()`` says what it cost."""
+
+    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
+        self._events = EventSplitter()
+        self._encoding_model = encoding_model
+        self._prompt_tokens_estimate = prompt_tokens_estimate
+        self._text_parts: list[str] = []
+        self.response_id: str | None = None
+        self.final_usage: TokenCounts | None = None
+        self.error: Mapping[str, Any] | None = None
+        """The upstream's ``error`` event or failed response, when it ended with one."""
+        self.content_events = 0
+
+    @property
+    def generated_text(self) -> str:
+        return "".join(self._text_parts)
+
+    def counted_usage(self) -> TokenCounts:
+        return TokenCounts(
+            input_tokens=self._prompt_tokens_estimate,
+            output_tokens=count_text_tokens(self.generated_text, self._encoding_model),
+        )
+
+    def feed(self, data: bytes) -> bytes:
+        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
+        for payload in map(event_data, self._events.feed(data)):
+            self._read(payload)
+        return data
+
+    def flush(self) -> bytes:
+        for payload in [event_data(self._events.flush())]:
+            self._read(payload)
+        return b""
+
+    def _read(self, event: Any) -> None:
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type")
+        if kind in GENERATED_DELTAS:
+            delta = event.get("delta")
+            if isinstance(delta, str):
+                self.content_events += 1
+                self._text_parts.append(delta)
+            return
+        response = event.get("response")
+        if kind == "response.created" and isinstance(response, Mapping):
+            response_id = response.get("id")
+            self.response_id = response_id if isinstance(response_id, str) else None
+        elif kind in FINAL_EVENTS and isinstance(response, Mapping):
+            self.final_usage = reported_token_counts(response.get("usage"))
+            if kind == "response.failed":
+                error = response.get("error")
+                self.error = error if isinstance(error, Mapping) else {}
+        elif kind == "error":
+            self.error = event
