@@ -18,6 +18,19 @@ Endpoints (mount it so the gateway's ``api_base`` is ``<url>/v1``):
   ``content_block_delta`` per piece, ``content_block_stop``, ``message_delta``
   (output usage), ``message_stop``.
 - ``POST /v1/messages/count_tokens`` — ``{"input_tokens": prompt_tokens}``.
+- ``POST /v1/responses`` — OpenAI's Responses API, plain or streamed as OpenAI
+  streams it: ``response.created``, ``response.in_progress``, the message item
+  (``output_item.added``, ``content_part.added``, one ``output_text.delta`` per
+  piece, the ``…done`` events), then, with ``tool_use``, a ``function_call``
+  item whose arguments come in three ``function_call_arguments.delta`` pieces,
+  then ``response.completed`` (``response.incomplete`` when
+  ``max_output_tokens`` cut the reply). Usage counts ``prompt_tokens`` as
+  input, ``cache_read_input_tokens`` of them as cached, and the pieces plus
+  ``reasoning_tokens`` as output. A response not sent with ``store: false`` is
+  kept, with its input items, for:
+- ``GET /v1/responses/{id}``, ``DELETE /v1/responses/{id}`` and
+  ``GET /v1/responses/{id}/input_items`` — as OpenAI answers them; an id it
+  does not hold is a 404.
 
 Knobs (``FakeUpstream.knobs``, a mutable ``Knobs``; ``reset()`` restores defaults):
 
@@ -27,9 +40,13 @@ Knobs (``FakeUpstream.knobs``, a mutable ``Knobs``; ``reset()`` restores default
 - ``prompt_tokens``: input tokens reported in usage.
 - ``completion_tokens``: output tokens reported; ``None`` reports the number of
   pieces sent.
-- ``cache_creation_input_tokens`` / ``cache_read_input_tokens``: Anthropic usage.
+- ``cache_creation_input_tokens`` / ``cache_read_input_tokens``: Anthropic usage
+  (the second is also the Responses ``cached_tokens``).
+- ``reasoning_tokens``: Responses ``output_tokens_details.reasoning_tokens``, added
+  to its output count as OpenAI does.
 - ``tool_use``: ``(name, input)`` makes Anthropic replies end with that ``tool_use``
-  block (streamed as ``input_json_delta`` pieces) and ``stop_reason`` ``tool_use``.
+  block (streamed as ``input_json_delta`` pieces) and ``stop_reason`` ``tool_use``,
+  and Responses replies with that ``function_call`` item.
 - ``report_usage``: ``False`` leaves usage out (OpenAI: no ``usage`` field and no
   usage chunk; Anthropic: no ``usage`` in ``message_delta``).
 - ``chunk_delay_s``: pause before each streamed piece.
@@ -39,10 +56,11 @@ Knobs (``FakeUpstream.knobs``, a mutable ``Knobs``; ``reset()`` restores default
 - ``fail_status``: answer every request with this status and an error body in
   the endpoint's own shape (``fail_message`` as its message).
 
-What it saw: ``requests`` (path, lower-cased headers and JSON body of the most
-recent ``MAX_RECORDED`` requests), ``streams_finished`` and ``streams_cut``
-(streams that ran to the end, and streams whose client went away first — a
-provider stops generating when its connection drops, and so does this fake).
+What it saw: ``requests`` (method, path, lower-cased headers and JSON body of the
+most recent ``MAX_RECORDED`` requests), ``stored_responses`` (by id),
+``streams_finished`` and ``streams_cut`` (streams that ran to the end, and streams
+whose client went away first — a provider stops generating when its connection
+drops, and so does this fake).
 """
 
 import asyncio
@@ -77,6 +95,7 @@ class Knobs:
     completion_tokens: int | None = None
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    reasoning_tokens: int = 0
     tool_use: tuple[str, dict[str, Any]] | None = None
     report_usage: bool = True
     chunk_delay_s: float = 0.0
@@ -92,6 +111,13 @@ class SeenRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    response: dict[str, Any]
+    input_items: list[dict[str, Any]]
 
 
 def reply_pieces(reply: str, max_pieces: int | None = None) -> list[str]:
@@ -104,12 +130,14 @@ def reply_pieces(reply: str, max_pieces: int | None = None) -> list[str]:
 class FakeUpstream:
     knobs: Knobs = field(default_factory=Knobs)
     requests: deque[SeenRequest] = field(default_factory=lambda: deque(maxlen=MAX_RECORDED))
+    stored_responses: dict[str, StoredResponse] = field(default_factory=dict)
     streams_finished: int = 0
     streams_cut: int = 0
 
     def reset(self) -> None:
         self.knobs = Knobs()
         self.requests.clear()
+        self.stored_responses.clear()
         self.streams_finished = 0
         self.streams_cut = 0
 
@@ -125,16 +153,21 @@ class FakeUpstream:
             return
         raw = await _read_body(receive)
         body = orjson.loads(raw) if raw else {}
+        method: str = scope["method"]
         self.requests.append(
             SeenRequest(
                 path=path,
                 headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
                 body=body,
+                method=method,
             )
         )
         knobs = self.knobs
         if knobs.headers_delay_s:
             await asyncio.sleep(knobs.headers_delay_s)
+        if path.startswith(_STORED_PREFIX) and method in ("GET", "DELETE"):
+            await self._stored(method, path.removeprefix(_STORED_PREFIX), send)
+            return
         handler = _HANDLERS.get(path)
         if handler is None:
             await _send_json(send, 404, _openai_error("no such endpoint", "not_found_error"))
@@ -184,6 +217,24 @@ class FakeUpstream:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+    async def _stored(self, method: str, rest: str, send: Send) -> None:
+        """A kept response, its deletion, or its input items; 404 for an id not kept."""
+        response_id, _, tail = rest.partition("/")
+        stored = self.stored_responses.get(response_id)
+        if stored is None or tail not in ("", "input_items") or (tail and method != "GET"):
+            message = f"No response found with id '{response_id}'."
+            await _send_json(send, 404, _openai_error(message, "invalid_request_error"))
+        elif tail == "input_items":
+            items = stored.input_items
+            page = {"object": "list", "data": items, "has_more": False}
+            page |= {"first_id": items[0]["id"], "last_id": items[-1]["id"]} if items else {}
+            await _send_json(send, 200, page)
+        elif method == "DELETE":
+            del self.stored_responses[response_id]
+            await _send_json(send, 200, {"id": response_id, "object": "response", "deleted": True})
+        else:
+            await _send_json(send, 200, stored.response)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -438,6 +489,179 @@ async def _count_tokens(
     await _send_json(send, 200, {"input_tokens": knobs.prompt_tokens})
 
 
+def _responses_usage(knobs: Knobs, pieces: list[str]) -> dict[str, Any]:
+    visible = len(pieces) if knobs.completion_tokens is None else knobs.completion_tokens
+    output = visible + knobs.reasoning_tokens
+    return {
+        "input_tokens": knobs.prompt_tokens,
+        "input_tokens_details": {
+            "cached_tokens": knobs.cache_read_input_tokens,
+            "cache_write_tokens": 0,
+        },
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": knobs.reasoning_tokens},
+        "total_tokens": knobs.prompt_tokens + output,
+    }
+
+
+def _input_items(raw: object) -> list[dict[str, Any]]:
+    """A request's input as the items OpenAI lists for it, each with an id."""
+    items = [{"role": "user", "content": [{"type": "input_text", "text": raw}]}]
+    listed = raw if isinstance(raw, list) else items
+    return [
+        {"id": f"item_fake{index}", "type": "message", **item} if isinstance(item, dict) else {}
+        for index, item in enumerate(listed)
+    ]
+
+
+def _responses_sse(kind: str, sequence: "itertools.count[int]", **payload: Any) -> bytes:
+    event = {"type": kind, **payload, "sequence_number": next(sequence)}
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+async def _responses(
+    fake: FakeUpstream, knobs: Knobs, body: dict[str, Any], receive: Receive, send: Send
+) -> None:
+    bound = body.get("max_output_tokens")
+    pieces = reply_pieces(knobs.reply, bound if isinstance(bound, int) and bound > 0 else None)
+    cut = len(pieces) < len(reply_pieces(knobs.reply))
+    text = "".join(pieces)
+    message_id = f"msg_fake{uuid.uuid4().hex[:16]}"
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    message = {"id": message_id, "type": "message", "role": "assistant", "status": "completed"}
+    output: list[dict[str, Any]] = [{**message, "content": [part]}]
+    arguments = ""
+    if knobs.tool_use is not None:
+        name, tool_input = knobs.tool_use
+        arguments = orjson.dumps(tool_input).decode()
+        call = {
+            "id": f"fc_fake{uuid.uuid4().hex[:16]}",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": f"call_fake{uuid.uuid4().hex[:16]}",
+            "name": name,
+            "arguments": arguments,
+        }
+        output.append(call)
+    response: dict[str, Any] = {
+        "id": f"resp_fake{uuid.uuid4().hex[:16]}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "incomplete" if cut else "completed",
+        "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
+        "error": None,
+        "model": body.get("model", "fake"),
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools", []),
+        "store": body.get("store", True),
+        "usage": _responses_usage(knobs, pieces) if knobs.report_usage else None,
+    }
+    if body.get("store") is not False:
+        fake.stored_responses[response["id"]] = StoredResponse(
+            response, _input_items(body.get("input"))
+        )
+    if not body.get("stream"):
+        await _send_json(send, 200, response)
+        return
+    sequence = itertools.count()
+    started = {**response, "status": "in_progress", "output": [], "usage": None}
+    at = {"item_id": message_id, "output_index": 0}
+    empty_part = {**part, "text": ""}
+    events: list[tuple[bytes, bool]] = [
+        (_responses_sse("response.created", sequence, response=started), False),
+        (_responses_sse("response.in_progress", sequence, response=started), False),
+        (
+            _responses_sse(
+                "response.output_item.added",
+                sequence,
+                output_index=0,
+                item={**message, "status": "in_progress", "content": []},
+            ),
+            False,
+        ),
+        (
+            _responses_sse(
+                "response.content_part.added", sequence, **at, content_index=0, part=empty_part
+            ),
+            False,
+        ),
+    ]
+    events += [
+        (
+            _responses_sse(
+                "response.output_text.delta",
+                sequence,
+                **at,
+                content_index=0,
+                delta=piece,
+                logprobs=[],
+            ),
+            True,
+        )
+        for piece in pieces
+    ]
+    events += [
+        (
+            _responses_sse(
+                "response.output_text.done", sequence, **at, content_index=0, text=text, logprobs=[]
+            ),
+            False,
+        ),
+        (
+            _responses_sse(
+                "response.content_part.done", sequence, **at, content_index=0, part=part
+            ),
+            False,
+        ),
+        (
+            _responses_sse("response.output_item.done", sequence, output_index=0, item=output[0]),
+            False,
+        ),
+    ]
+    if len(output) > 1:
+        events += _responses_call_events(output[1], arguments, sequence)
+    final = "response.incomplete" if cut else "response.completed"
+    events.append((_responses_sse(final, sequence, response=response), False))
+    await fake._stream(events, knobs, receive, send)
+
+
+def _responses_call_events(
+    call: dict[str, Any], arguments: str, sequence: "itertools.count[int]"
+) -> list[tuple[bytes, bool]]:
+    """The function_call item as output 1, its arguments sent in three pieces."""
+    at = {"item_id": call["id"], "output_index": 1}
+    cuts = [0, len(arguments) // 3, 2 * len(arguments) // 3, len(arguments)]
+    added = {**call, "status": "in_progress", "arguments": ""}
+    events = [
+        (_responses_sse("response.output_item.added", sequence, output_index=1, item=added), False)
+    ]
+    events += [
+        (
+            _responses_sse(
+                "response.function_call_arguments.delta", sequence, **at, delta=arguments[a:b]
+            ),
+            True,
+        )
+        for a, b in itertools.pairwise(cuts)
+    ]
+    events += [
+        (
+            _responses_sse(
+                "response.function_call_arguments.done",
+                sequence,
+                **at,
+                name=call["name"],
+                arguments=arguments,
+            ),
+            False,
+        ),
+        (_responses_sse("response.output_item.done", sequence, output_index=1, item=call), False),
+    ]
+    return events
+
+
 _Handler = Callable[[FakeUpstream, Knobs, dict[str, Any], Receive, Send], Awaitable[None]]
 _HANDLERS: dict[str, _Handler] = {
     "/v1/chat/completions": _chat,
@@ -445,4 +669,6 @@ _HANDLERS: dict[str, _Handler] = {
     "/v1/embeddings": _embeddings,
     "/v1/messages": _messages,
     "/v1/messages/count_tokens": _count_tokens,
+    "/v1/responses": _responses,
 }
+_STORED_PREFIX = "/v1/responses/"
