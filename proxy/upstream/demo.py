@@ -120,15 +120,23 @@ def _include_usage(body: dict[str, Any]) -> bool:
 
 
 def _last_user_text(messages: list[Any]) -> str:
+    """What the user said last: the last text of the last user message.
+
+    Agents put reminders and context in earlier parts of that message; the
+    prompt they were given comes last.
+    """
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str):
                 return content
             if isinstance(content, list):
-                return " ".join(
-                    str(part.get("text", "")) for part in content if isinstance(part, dict)
-                )
+                texts = [
+                    part["text"]
+                    for part in content
+                    if isinstance(part, dict) and isinstance(part.get("text"), str)
+                ]
+                return texts[-1] if texts else ""
     return ""
 
 

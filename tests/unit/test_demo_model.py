@@ -199,3 +199,14 @@ async def test_a_cut_inside_a_character_never_splits_it_across_pieces() -> None:
     streamed = events(await post("/chat/completions", {**request, "stream": True}))
     pieces = [chunk["choices"][0]["delta"].get("content", "") for chunk in streamed[:-1]]
     assert "".join(pieces) == whole and all("\ufffd" not in piece for piece in pieces)
+
+
+async def test_the_echo_is_the_last_text_the_user_sent_not_the_reminders_before_it() -> None:
+    content = [
+        {"type": "text", "text": "<system-reminder>context</system-reminder>"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "text", "text": "say hello"},
+    ]
+    request = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
+    body = (await post("/chat/completions", request)).json()
+    assert body["choices"][0]["message"]["content"] == DEMO_REPLY + "say hello"
