@@ -157,7 +157,7 @@ class ResponseWriter:
     def _message_delta(self, kind: str, delta: str) -> list[bytes]:
         if self.finished:
             return []
-        out = self.start() + self._close_reasoning()
+        out = self.start() + self.close_reasoning()
         if self._message is None:
             item = {
                 "id": new_id("msg"),
@@ -263,7 +263,8 @@ class ResponseWriter:
             self._reasoning.item["encrypted_content"] = previous + encrypted_content
         return out
 
-    def _close_reasoning(self) -> list[bytes]:
+    def close_reasoning(self) -> list[bytes]:
+        """End the reasoning item: what follows is a new one (one per Anthropic thinking block)."""
         if self._reasoning is None:
             return []
         reasoning, self._reasoning = self._reasoning, None
@@ -275,7 +276,7 @@ class ResponseWriter:
         """A call starts; ``key`` names it in later ``arguments`` (the upstream's index)."""
         if self.finished or key in self._calls:
             return []
-        out = self.start() + self._close_message() + self._close_reasoning()
+        out = self.start() + self._close_message() + self.close_reasoning()
         item: dict[str, Any]
         if tool.kind == "custom":
             item = {
@@ -369,7 +370,7 @@ class ResponseWriter:
         return out
 
     def _close_all(self) -> list[bytes]:
-        out = self._close_message() + self._close_reasoning()
+        out = self._close_message() + self.close_reasoning()
         for call in self._calls.values():
             if call.item["status"] == "in_progress":
                 out.extend(self._close_call(call))
