@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from proxy.anthropic.translation import tool_input
 from proxy.errors import bad_request
 from proxy.responses.chat_request import refuse_stateful
 from proxy.responses.items import (
@@ -121,7 +120,7 @@ def _turns(entries: list[Entry]) -> tuple[list[dict[str, Any]], list[dict[str, A
                     "type": "tool_use",
                     "id": entry.call_id,
                     "name": entry.upstream_name,
-                    "input": _tool_input(entry.arguments),
+                    "input": tool_input(entry.arguments),
                 }
             )
         elif isinstance(entry, ToolOutput):
@@ -161,17 +160,6 @@ def _block(part: Part) -> dict[str, Any]:
     if part.filename:
         document["title"] = part.filename
     return document
-
-
-def _tool_input(arguments: str) -> dict[str, Any]:
-    """A call's JSON arguments as the object Anthropic wants; malformed ones kept as ``_raw``."""
-    if not arguments.strip():
-        return {}
-    try:
-        parsed = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {"_raw": arguments}
-    return parsed if isinstance(parsed, dict) else {"_raw": arguments}
 
 
 def _thinking(reasoning: Reasoning) -> dict[str, Any] | None:

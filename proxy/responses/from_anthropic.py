@@ -13,26 +13,19 @@ totals in ``message_delta``) are written once.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import orjson
 
 from pricing import TokenCounts
 from proxy.anthropic.stream import AnthropicStreamTap
-from proxy.call.sse import EventSplitter, event_data
 from proxy.responses.anthropic_request import REDACTED_THINKING_PREFIX
-from proxy.responses.from_chat import wants_encrypted_reasoning
 from proxy.responses.tools import Tools
+from proxy.responses.translated_stream import StreamOptions, TranslatedStream
 from proxy.responses.usage import responses_usage
-from proxy.responses.writer import ResponseWriter, new_id
+from proxy.responses.writer import ResponseWriter, new_id, wants_encrypted_reasoning
 
 INCOMPLETE_REASONS = {"max_tokens": "max_output_tokens", "refusal": "content_filter"}
-
-
-def _writer(request: Mapping[str, Any], model_name: str) -> ResponseWriter:
-    return ResponseWriter(
-        request, model=model_name, include_encrypted_reasoning=wants_encrypted_reasoning(request)
-    )
 
 
 def response_from_anthropic(
@@ -44,7 +37,9 @@ def response_from_anthropic(
     usage: TokenCounts,
 ) -> dict[str, Any]:
     """The Response for a plain Messages answer, ``usage`` being what is charged."""
-    writer = _writer(request, model_name)
+    writer = ResponseWriter(
+        request, model=model_name, include_encrypted_reasoning=wants_encrypted_reasoning(request)
+    )
     for index, block in enumerate(message.get("content") or []):
         if not isinstance(block, Mapping):
             continue
@@ -72,32 +67,18 @@ def response_from_anthropic(
     return writer.response
 
 
-class ResponsesFromAnthropic:
+class ResponsesFromAnthropic(TranslatedStream):
     """Turns an Anthropic Messages stream into Responses events, event by event."""
 
-    def __init__(
-        self,
-        request: Mapping[str, Any],
-        *,
-        tools: Tools,
-        model_name: str,
-        encoding_model: str,
-        prompt_tokens_estimate: int,
-    ) -> None:
-        self._events = EventSplitter()
+    def __init__(self, request: Mapping[str, Any], **options: Unpack[StreamOptions]) -> None:
+        super().__init__(request, **options)
         self._usage = AnthropicStreamTap(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
+            encoding_model=self._encoding_model,
+            prompt_tokens_estimate=self._prompt_tokens_estimate,
         )
-        self._writer = _writer(request, model_name)
-        self._tools = tools
         self._blocks: dict[object, object] = {}
         """Each open content block's type, by index: a thinking block's end ends its item."""
         self._stop_reason: str | None = None
-
-    @property
-    def response_id(self) -> str:
-        response_id: str = self._writer.response["id"]
-        return response_id
 
     @property
     def final_usage(self) -> TokenCounts | None:
@@ -119,27 +100,19 @@ class ResponsesFromAnthropic:
         return self._usage.generated_text
 
     def feed(self, data: bytes) -> bytes:
-        """Take Messages stream bytes; return the Responses events to send now."""
         self._usage.feed(data)
-        out: list[bytes] = []
-        for payload in map(event_data, self._events.feed(data)):
-            out.extend(self._translate(payload))
-        return b"".join(out)
+        return super().feed(data)
 
     def flush(self) -> bytes:
         self._usage.flush()
-        out: list[bytes] = []
-        for payload in [event_data(self._events.flush())]:
-            out.extend(self._translate(payload))
-        if not self._writer.finished:
-            if self._stop_reason is not None:
-                out.extend(self._complete())
-            else:
-                out.extend(self._writer.fail("The upstream ended the stream before it finished."))
-        return b"".join(out)
+        return super().flush()
+
+    @property
+    def _upstream_finished(self) -> bool:
+        return self._stop_reason is not None
 
     def _translate(self, event: Any) -> list[bytes]:
-        if self._writer.finished or not isinstance(event, dict):
+        if not isinstance(event, dict):
             return []
         kind = event.get("type")
         writer = self._writer

@@ -9,24 +9,20 @@ generated so far to count.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
-from pricing import TokenCounts, count_text_tokens
-from proxy.call.sse import DONE, EventSplitter, event_data
+from pricing import TokenCounts
+from proxy.call.sse import DONE
 from proxy.openai.counts import reported_openai_counts
 from proxy.responses.tools import Tools
-from proxy.responses.usage import chat_reasoning_tokens, responses_usage
-from proxy.responses.writer import ResponseWriter, new_id
+from proxy.responses.translated_stream import StreamOptions, TranslatedStream
+from proxy.responses.usage import chat_reasoning_tokens, counted_token_counts, responses_usage
+from proxy.responses.writer import ResponseWriter, new_id, wants_encrypted_reasoning
 
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 """Chat's finish reasons that end a Response as ``incomplete``, with the reason it names."""
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
 """Where OpenAI-compatible servers (litellm, vLLM, DeepSeek) put a reasoning model's thoughts."""
-
-
-def wants_encrypted_reasoning(request: Mapping[str, Any]) -> bool:
-    include = request.get("include")
-    return isinstance(include, list) and "reasoning.encrypted_content" in include
 
 
 def _write_message(writer: ResponseWriter, message: Mapping[str, Any], tools: Tools) -> None:
@@ -78,27 +74,11 @@ def response_from_chat(
     return writer.response
 
 
-class ResponsesFromChat:
+class ResponsesFromChat(TranslatedStream):
     """Turns a Chat Completions stream into Responses events, chunk by chunk."""
 
-    def __init__(
-        self,
-        request: Mapping[str, Any],
-        *,
-        tools: Tools,
-        model_name: str,
-        encoding_model: str,
-        prompt_tokens_estimate: int,
-    ) -> None:
-        self._events = EventSplitter()
-        self._writer = ResponseWriter(
-            request,
-            model=model_name,
-            include_encrypted_reasoning=wants_encrypted_reasoning(request),
-        )
-        self._tools = tools
-        self._encoding_model = encoding_model
-        self._prompt_tokens_estimate = prompt_tokens_estimate
+    def __init__(self, request: Mapping[str, Any], **options: Unpack[StreamOptions]) -> None:
+        super().__init__(request, **options)
         self._finish_reason: str | None = None
         self._reasoning_tokens = 0
         self._call_keys: set[int] = set()
@@ -108,42 +88,19 @@ class ResponsesFromChat:
         self.content_events = 0
 
     @property
-    def response_id(self) -> str:
-        response_id: str = self._writer.response["id"]
-        return response_id
-
-    @property
     def generated_text(self) -> str:
         return self._writer.generated_text
 
     def counted_usage(self) -> TokenCounts:
-        return TokenCounts(
-            input_tokens=self._prompt_tokens_estimate,
-            output_tokens=count_text_tokens(self.generated_text, self._encoding_model),
+        return counted_token_counts(
+            self._prompt_tokens_estimate, self.generated_text, self._encoding_model
         )
 
-    def feed(self, data: bytes) -> bytes:
-        """Take Chat stream bytes; return the Responses events to send now."""
-        out: list[bytes] = []
-        for payload in map(event_data, self._events.feed(data)):
-            out.extend(self._translate(payload))
-        return b"".join(out)
-
-    def flush(self) -> bytes:
-        """The end of the upstream's bytes: close the response, or fail it if it never finished."""
-        out: list[bytes] = []
-        for payload in [event_data(self._events.flush())]:
-            out.extend(self._translate(payload))
-        if not self._writer.finished:
-            if self._finish_reason is not None:
-                out.extend(self._complete())
-            else:
-                out.extend(self._writer.fail("The upstream ended the stream before it finished."))
-        return b"".join(out)
+    @property
+    def _upstream_finished(self) -> bool:
+        return self._finish_reason is not None
 
     def _translate(self, chunk: Any) -> list[bytes]:
-        if self._writer.finished:
-            return []
         if chunk == DONE:
             return self._complete()
         if not isinstance(chunk, dict):

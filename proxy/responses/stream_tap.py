@@ -11,9 +11,9 @@ counted.
 from collections.abc import Mapping
 from typing import Any
 
-from pricing import TokenCounts, count_text_tokens
+from pricing import TokenCounts
 from proxy.call.sse import EventSplitter, event_data
-from proxy.responses.usage import reported_token_counts
+from proxy.responses.usage import counted_token_counts, reported_token_counts
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 GENERATED_DELTAS = frozenset(
@@ -65,9 +65,8 @@ class ResponsesStreamTap:
         return "".join(self._text_parts)
 
     def counted_usage(self) -> TokenCounts:
-        return TokenCounts(
-            input_tokens=self._prompt_tokens_estimate,
-            output_tokens=count_text_tokens(self.generated_text, self._encoding_model),
+        return counted_token_counts(
+            self._prompt_tokens_estimate, self.generated_text, self._encoding_model
         )
 
     def feed(self, data: bytes) -> bytes:

@@ -13,7 +13,7 @@ is output the provider charges for, whether or not it is shown.
 from collections.abc import Mapping
 from dataclasses import replace
 
-from pricing import InvalidTokenCounts, TokenCounts, counts_from_openai
+from pricing import InvalidTokenCounts, TokenCounts, count_text_tokens, counts_from_openai
 
 
 def _reasoning_tokens(usage: Mapping[str, object], details_name: str) -> int:
@@ -67,3 +67,12 @@ def responses_usage(counts: TokenCounts, *, reasoning_tokens: int = 0) -> dict[s
         "output_tokens_details": {"reasoning_tokens": min(reasoning_tokens, counts.output_tokens)},
         "total_tokens": counts.total_tokens,
     }
+
+
+def counted_token_counts(
+    prompt_tokens: int, generated_text: str, encoding_model: str
+) -> TokenCounts:
+    """For a stream that reported no usage: the prompt estimate, and the output counted."""
+    return TokenCounts(
+        input_tokens=prompt_tokens, output_tokens=count_text_tokens(generated_text, encoding_model)
+    )

@@ -65,6 +65,11 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def wants_encrypted_reasoning(request: Mapping[str, Any]) -> bool:
+    include = request.get("include")
+    return isinstance(include, list) and "reasoning.encrypted_content" in include
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
@@ -229,12 +234,9 @@ class ResponseWriter:
         """The model's reasoning text, as a ``reasoning`` item with ``reasoning_text`` content."""
         if self.finished or not delta:
             return []
-        out = self.start() + self._close_message()
-        if self._reasoning is None:
-            item = {"id": new_id("rs"), "type": "reasoning", "summary": [], "content": []}
-            self._reasoning, added = self._add_item(item)
-            out.append(added)
+        out = self._open_reasoning()
         reasoning = self._reasoning
+        assert reasoning is not None
         ids = {
             "item_id": reasoning.item["id"],
             "output_index": reasoning.index,
@@ -253,14 +255,18 @@ class ResponseWriter:
         """What lets the upstream read its reasoning back on a later turn (a signature)."""
         if self.finished:
             return []
+        out = self._open_reasoning()
+        if self._include_encrypted_reasoning and self._reasoning is not None:
+            previous = self._reasoning.item.get("encrypted_content") or ""
+            self._reasoning.item["encrypted_content"] = previous + encrypted_content
+        return out
+
+    def _open_reasoning(self) -> list[bytes]:
         out = self.start() + self._close_message()
         if self._reasoning is None:
             item = {"id": new_id("rs"), "type": "reasoning", "summary": [], "content": []}
             self._reasoning, added = self._add_item(item)
             out.append(added)
-        if self._include_encrypted_reasoning:
-            previous = self._reasoning.item.get("encrypted_content") or ""
-            self._reasoning.item["encrypted_content"] = previous + encrypted_content
         return out
 
     def close_reasoning(self) -> list[bytes]:

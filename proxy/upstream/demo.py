@@ -24,6 +24,8 @@ import tiktoken
 
 from pricing import count_chat_prompt_tokens, count_text_tokens
 from pricing.tokens import encoding_for_model
+from proxy.errors import ApiError, bad_request, error_body
+from proxy.request_body import positive_int
 
 DEMO_REPLY = (
     "Hello from the SPU Gateway demo model. This answer was generated locally, metered, "
@@ -38,14 +40,6 @@ LEGACY_COMPLETION_MAX_TOKENS = 16
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream"}
-
-
-class DemoRequestError(ValueError):
-    """A request the demo refuses, as a provider would: a 400 naming the parameter."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +90,10 @@ def _word_pieces(encoding: tiktoken.Encoding, tokens: Sequence[int]) -> list[str
     return pieces
 
 
-def _positive_int(body: dict[str, Any], *names: str) -> int | None:
-    for name in names:
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise DemoRequestError(name, f"'{name}' must be a positive integer.")
-        return value
-    return None
-
-
 def _choices(body: dict[str, Any]) -> int:
-    n = _positive_int(body, "n") or 1
+    n = positive_int(body, "n") or 1
     if n > MAX_CHOICES:
-        raise DemoRequestError("n", f"'n' must be at most {MAX_CHOICES}.")
+        raise bad_request(f"'n' must be at most {MAX_CHOICES}.", param="n")
     return n
 
 
@@ -199,14 +182,14 @@ def _stream(
 def _chat(body: dict[str, Any], call: _Call) -> httpx.Response:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise DemoRequestError("messages", "'messages' must be a non-empty array.")
+        raise bad_request("'messages' must be a non-empty array.", param="messages")
     tools = body.get("tools")
     prompt_tokens = count_chat_prompt_tokens(
         messages, call.model, tools if isinstance(tools, list) else None
     )
     generation = generate(
         _last_user_text(messages),
-        _positive_int(body, "max_completion_tokens", "max_tokens"),
+        positive_int(body, "max_completion_tokens", "max_tokens"),
         call.model,
     )
     generations = [generation] * _choices(body)
@@ -251,7 +234,7 @@ def _prompt_texts(prompt: object) -> list[str | list[int]]:
     if isinstance(prompt, list) and prompt:
         if all(isinstance(item, str) or _is_token_array(item) for item in prompt):
             return prompt
-    raise DemoRequestError("prompt", "'prompt' must be a string, strings, or token arrays.")
+    raise bad_request("'prompt' must be a string, strings, or token arrays.", param="prompt")
 
 
 def _is_token_array(value: object) -> bool:
@@ -270,7 +253,7 @@ def _prompt_tokens(items: Sequence[str | list[int]], model: str) -> int:
 
 def _completions(body: dict[str, Any], call: _Call) -> httpx.Response:
     prompts = _prompt_texts(body.get("prompt"))
-    max_tokens = _positive_int(body, "max_tokens") or LEGACY_COMPLETION_MAX_TOKENS
+    max_tokens = positive_int(body, "max_tokens") or LEGACY_COMPLETION_MAX_TOKENS
     n = _choices(body)
     generations = [
         generate(prompt if isinstance(prompt, str) else "", max_tokens, call.model)
@@ -319,8 +302,8 @@ def _embedding_inputs(raw: object) -> list[str | list[int]]:
     if isinstance(raw, list) and raw:
         if all(isinstance(item, str) or _is_token_array(item) for item in raw):
             return raw
-    raise DemoRequestError(
-        "input", "'input' must be a string, an array of strings, or token arrays."
+    raise bad_request(
+        "'input' must be a string, an array of strings, or token arrays.", param="input"
     )
 
 
@@ -328,7 +311,7 @@ def _embeddings(body: dict[str, Any], call: _Call) -> httpx.Response:
     inputs = _embedding_inputs(body.get("input"))
     encoding_format = body.get("encoding_format", "float")
     if encoding_format not in ("float", "base64"):
-        raise DemoRequestError("encoding_format", "'encoding_format' must be 'float' or 'base64'.")
+        raise bad_request("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
     prompt_tokens = _prompt_tokens(inputs, call.model)
     data = [
         {"object": "embedding", "index": index, "embedding": _embedding(encoding_format)}
@@ -352,9 +335,11 @@ _HANDLERS: dict[str, tuple[str, _Handler]] = {
 }
 
 
-def _error(status: int, message: str, param: str | None = None) -> httpx.Response:
-    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
-    return httpx.Response(status, content=orjson.dumps({"error": error}), headers=_JSON)
+def _error(error: ApiError, path: str) -> httpx.Response:
+    """The demo's refusal, in OpenAI's error shape as a provider sends it."""
+    return httpx.Response(
+        error.status, content=orjson.dumps(error_body(error, path)), headers=_JSON
+    )
 
 
 class DemoTransport(httpx.AsyncBaseTransport):
@@ -362,15 +347,16 @@ class DemoTransport(httpx.AsyncBaseTransport):
         self._stream_delay_s = stream_delay_s
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = _HANDLERS.get(request.url.path)
+        path = request.url.path
+        route = _HANDLERS.get(path)
         if route is None:
-            return _error(404, "not found")
+            return _error(ApiError(404, "not found", error_type="not_found_error"), path)
         try:
             body = orjson.loads(await request.aread())
         except orjson.JSONDecodeError:
-            return _error(400, "The request body is not valid JSON.")
+            return _error(bad_request("The request body is not valid JSON."), path)
         if not isinstance(body, dict):
-            return _error(400, "The request body must be a JSON object.")
+            return _error(bad_request("The request body must be a JSON object."), path)
         id_prefix, handler = route
         model = body.get("model")
         call = _Call(
@@ -381,5 +367,5 @@ class DemoTransport(httpx.AsyncBaseTransport):
         )
         try:
             return handler(body, call)
-        except DemoRequestError as error:
-            return _error(400, str(error), error.param)
+        except ApiError as error:
+            return _error(error, path)

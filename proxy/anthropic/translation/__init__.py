@@ -11,8 +11,14 @@ seconds per worker) on the first such request.
 - ``stream``: a chat stream as the Messages event sequence.
 """
 
-from proxy.anthropic.translation.reply import anthropic_error, anthropic_message
+from proxy.anthropic.translation.reply import anthropic_error, anthropic_message, tool_input
 from proxy.anthropic.translation.request import openai_request
 from proxy.anthropic.translation.stream import AnthropicStreamFromOpenAI
 
-__all__ = ["AnthropicStreamFromOpenAI", "anthropic_error", "anthropic_message", "openai_request"]
+__all__ = [
+    "AnthropicStreamFromOpenAI",
+    "anthropic_error",
+    "anthropic_message",
+    "openai_request",
+    "tool_input",
+]

@@ -62,7 +62,7 @@ def anthropic_message(
                 "type": "tool_use",
                 "id": call.get("id") or tool_use_id(),
                 "name": function.get("name", ""),
-                "input": _tool_input(function.get("arguments")),
+                "input": tool_input(function.get("arguments")),
             }
         )
     choices = body.get("choices") or [{}]
@@ -78,8 +78,9 @@ def anthropic_message(
     }
 
 
-def _tool_input(arguments: object) -> dict[str, Any]:
-    """Tool arguments as an object; a model's malformed JSON is kept under ``_raw``."""
+def tool_input(arguments: object) -> dict[str, Any]:
+    """A tool call's JSON arguments as the object Anthropic wants; a model's malformed JSON is
+    kept under ``_raw``. The one rule for both translations to Messages (Chat's, Responses')."""
     if not isinstance(arguments, str) or not arguments.strip():
         return {}
     try:

@@ -1,0 +1,77 @@
+"""What the two translated streams (from Chat Completions, from Anthropic Messages) share.
+
+Each takes the upstream's bytes as they come, splits them into events, and
+answers every event at once with the Responses events it completes, written
+by one ``ResponseWriter``. At the end of the upstream's bytes the response is
+completed if the upstream said it had finished, and failed otherwise: a
+client such as Codex must never be left without a final event.
+"""
+
+from collections.abc import Mapping
+from typing import Any, TypedDict, Unpack
+
+from proxy.call.sse import EventSplitter, event_data
+from proxy.responses.tools import Tools
+from proxy.responses.writer import ResponseWriter, wants_encrypted_reasoning
+
+CUT_SHORT = "The upstream ended the stream before it finished."
+
+
+class StreamOptions(TypedDict):
+    tools: Tools
+    """Maps the upstream's tool calls back to the client's tools."""
+    model_name: str
+    encoding_model: str
+    prompt_tokens_estimate: int
+    """With ``encoding_model``, what counts a stream that reports no usage."""
+
+
+class TranslatedStream:
+    def __init__(self, request: Mapping[str, Any], **options: Unpack[StreamOptions]) -> None:
+        self._events = EventSplitter()
+        self._writer = ResponseWriter(
+            request,
+            model=options["model_name"],
+            include_encrypted_reasoning=wants_encrypted_reasoning(request),
+        )
+        self._tools = options["tools"]
+        self._encoding_model = options["encoding_model"]
+        self._prompt_tokens_estimate = options["prompt_tokens_estimate"]
+
+    @property
+    def response_id(self) -> str:
+        """The id of the Response the client is given (the gateway mints it)."""
+        response_id: str = self._writer.response["id"]
+        return response_id
+
+    def feed(self, data: bytes) -> bytes:
+        """Take upstream stream bytes; return the Responses events to send now."""
+        return self._translate_all(list(map(event_data, self._events.feed(data))))
+
+    def flush(self) -> bytes:
+        """The end of the upstream's bytes: complete the response, or fail it if unfinished."""
+        out = self._translate_all([event_data(self._events.flush())])
+        if self._writer.finished:
+            return out
+        if self._upstream_finished:
+            return out + b"".join(self._complete())
+        return out + b"".join(self._writer.fail(CUT_SHORT))
+
+    def _translate_all(self, payloads: list[Any]) -> bytes:
+        out: list[bytes] = []
+        for payload in payloads:
+            if self._writer.finished:
+                break
+            out.extend(self._translate(payload))
+        return b"".join(out)
+
+    @property
+    def _upstream_finished(self) -> bool:
+        """True once the upstream has said why it stopped (a finish or stop reason)."""
+        raise NotImplementedError
+
+    def _translate(self, payload: Any) -> list[bytes]:
+        raise NotImplementedError
+
+    def _complete(self) -> list[bytes]:
+        raise NotImplementedError
