@@ -11,7 +11,8 @@ live with the metered call.
   Completions or an Anthropic Messages request.
 - ``writer``: one builder of a Response object and its event stream, fed what a
   model produced; ``from_chat`` and ``from_anthropic`` feed it from the other
-  protocols' answers and streams, so every translated answer has one shape.
+  protocols' answers and streams (both streams on ``translated_stream``), so
+  every translated answer has one shape.
 - ``stream_tap``: reads a native Responses stream as it is relayed unchanged.
 - ``usage``: Responses usage ⇄ the gateway's token counts.
 - ``prompt``: the prompt-token estimate of a Responses request, for the hold.
