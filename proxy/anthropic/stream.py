@@ -26,27 +26,23 @@ _COUNT_FIELDS = (
 )
 
 
-class AnthropicStreamTap(Tally):
+class AnthropicEventTally(Tally):
+    """Reads Messages events one at a time, already parsed: the counts and the generated text.
+
+    ``AnthropicStreamTap`` feeds it a native stream's events; the Responses
+    translation of a Messages stream is one too, so both read Anthropic's
+    events by the same rules.
+    """
+
     def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
         super().__init__(
             encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
         )
-        self._events = EventSplitter()
         self._running: dict[str, int] = {}
         self.running = self._running
         self._final_counts_sent = False
 
-    def feed(self, data: bytes) -> bytes:
-        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
-        for event in self._events.feed(data):
-            self._read(event_data(event))
-        return data
-
-    def flush(self) -> bytes:
-        self._read(event_data(self._events.flush()))
-        return b""
-
-    def _read(self, event: Any) -> None:
+    def read(self, event: Any) -> None:
         if not isinstance(event, dict):
             return
         kind = event.get("type")
@@ -86,3 +82,21 @@ class AnthropicStreamTap(Tally):
                 self._running[name] = value
         if self._final_counts_sent:
             self.reported = reported_anthropic_counts(self._running)
+
+
+class AnthropicStreamTap(AnthropicEventTally):
+    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
+        super().__init__(
+            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
+        )
+        self._events = EventSplitter()
+
+    def feed(self, data: bytes) -> bytes:
+        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
+        for event in self._events.feed(data):
+            self.read(event_data(event))
+        return data
+
+    def flush(self) -> bytes:
+        self.read(event_data(self._events.flush()))
+        return b""

@@ -6,10 +6,10 @@ item back on the next turn hands Claude its thinking back. ``max_tokens`` as
 the stop reason ends the Response ``incomplete`` (``max_output_tokens``), a
 ``refusal`` ends it ``incomplete`` (``content_filter``).
 
-The stream's usage and generated text are read by the gateway's own
-``AnthropicStreamTap``, fed the same bytes: the usage rules of a native
-Anthropic stream (input and cache counts in ``message_start``, running output
-totals in ``message_delta``) are written once.
+The stream translator is also an ``AnthropicEventTally``, which reads each
+parsed event before it is translated: the usage rules of a native Anthropic
+stream (input and cache counts in ``message_start``, running output totals in
+``message_delta``) are written once, and the bytes are parsed once.
 """
 
 from collections.abc import Mapping
@@ -18,7 +18,7 @@ from typing import Any, Unpack
 import orjson
 
 from pricing import TokenCounts
-from proxy.anthropic.stream import AnthropicStreamTap
+from proxy.anthropic.stream import AnthropicEventTally
 from proxy.responses.anthropic_request import REDACTED_THINKING_PREFIX
 from proxy.responses.tools import Tools
 from proxy.responses.translated_stream import StreamOptions, TranslatedStream
@@ -67,51 +67,21 @@ def response_from_anthropic(
     return writer.response
 
 
-class ResponsesFromAnthropic(TranslatedStream):
+class ResponsesFromAnthropic(TranslatedStream, AnthropicEventTally):
     """Turns an Anthropic Messages stream into Responses events, event by event."""
 
     def __init__(self, request: Mapping[str, Any], **options: Unpack[StreamOptions]) -> None:
         super().__init__(request, **options)
-        self._usage = AnthropicStreamTap(
-            encoding_model=self._encoding_model,
-            prompt_tokens_estimate=self._prompt_tokens_estimate,
-        )
         self._blocks: dict[object, object] = {}
         """Each open content block's type, by index: a thinking block's end ends its item."""
         self._stop_reason: str | None = None
-
-    @property
-    def final_usage(self) -> TokenCounts | None:
-        return self._usage.reported
-
-    def counted_usage(self) -> TokenCounts:
-        return self._usage.counted()
-
-    @property
-    def content_events(self) -> int:
-        return self._usage.content_events
-
-    @property
-    def error(self) -> Mapping[str, Any] | None:
-        return self._usage.error
-
-    @property
-    def generated_text(self) -> str:
-        return self._usage.generated_text
-
-    def feed(self, data: bytes) -> bytes:
-        self._usage.feed(data)
-        return super().feed(data)
-
-    def flush(self) -> bytes:
-        self._usage.flush()
-        return super().flush()
 
     @property
     def _upstream_finished(self) -> bool:
         return self._stop_reason is not None
 
     def _translate(self, event: Any) -> list[bytes]:
+        self.read(event)
         if not isinstance(event, dict):
             return []
         kind = event.get("type")
@@ -176,8 +146,7 @@ class ResponsesFromAnthropic(TranslatedStream):
         return []
 
     def _complete(self) -> list[bytes]:
-        usage = self.final_usage or self.counted_usage()
         return self._writer.complete(
-            responses_usage(usage),
+            responses_usage(self.final()),
             incomplete_reason=INCOMPLETE_REASONS.get(self._stop_reason or ""),
         )

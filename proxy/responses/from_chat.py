@@ -16,7 +16,7 @@ from proxy.call.sse import DONE
 from proxy.openai.counts import reported_openai_counts
 from proxy.responses.tools import Tools
 from proxy.responses.translated_stream import StreamOptions, TranslatedStream
-from proxy.responses.usage import chat_reasoning_tokens, counted_token_counts, responses_usage
+from proxy.responses.usage import chat_reasoning_tokens, responses_usage
 from proxy.responses.writer import ResponseWriter, new_id, wants_encrypted_reasoning
 
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -82,19 +82,10 @@ class ResponsesFromChat(TranslatedStream):
         self._finish_reason: str | None = None
         self._reasoning_tokens = 0
         self._call_keys: set[int] = set()
-        self.final_usage: TokenCounts | None = None
-        self.error: Mapping[str, Any] | None = None
-        """The upstream's mid-stream error chunk, when it ended the stream with one."""
-        self.content_events = 0
 
     @property
     def generated_text(self) -> str:
         return self._writer.generated_text
-
-    def counted_usage(self) -> TokenCounts:
-        return counted_token_counts(
-            self._prompt_tokens_estimate, self.generated_text, self._encoding_model
-        )
 
     @property
     def _upstream_finished(self) -> bool:
@@ -110,7 +101,7 @@ class ResponsesFromChat(TranslatedStream):
             return self._writer.fail(str(chunk["error"].get("message") or "The upstream failed."))
         usage = reported_openai_counts(chunk.get("usage"))
         if usage is not None:
-            self.final_usage = usage
+            self.reported = usage
             self._reasoning_tokens = chat_reasoning_tokens(chunk["usage"])
         choices = chunk.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else None
@@ -158,8 +149,7 @@ class ResponsesFromChat(TranslatedStream):
         return out
 
     def _complete(self) -> list[bytes]:
-        usage = self.final_usage or self.counted_usage()
         return self._writer.complete(
-            responses_usage(usage, reasoning_tokens=self._reasoning_tokens),
+            responses_usage(self.final(), reasoning_tokens=self._reasoning_tokens),
             incomplete_reason=INCOMPLETE_REASONS.get(self._finish_reason or ""),
         )

@@ -11,9 +11,9 @@ counted.
 from collections.abc import Mapping
 from typing import Any
 
-from pricing import TokenCounts
 from proxy.call.sse import EventSplitter, event_data
-from proxy.responses.usage import counted_token_counts, reported_token_counts
+from proxy.call.tally import Tally
+from proxy.responses.usage import reported_token_counts
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 GENERATED_DELTAS = frozenset(
@@ -46,38 +46,24 @@ def response_text(body: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-class ResponsesStreamTap:
-    """Watches a Responses stream; ``final_usage`` or ``counted_usage()`` says what it cost."""
+class ResponsesStreamTap(Tally):
+    """Reads a native Responses stream as it passes: its id, its usage, what it generated."""
 
     def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
-        self._events = EventSplitter()
-        self._encoding_model = encoding_model
-        self._prompt_tokens_estimate = prompt_tokens_estimate
-        self._text_parts: list[str] = []
-        self.response_id: str | None = None
-        self.final_usage: TokenCounts | None = None
-        self.error: Mapping[str, Any] | None = None
-        """The upstream's ``error`` event or failed response, when it ended with one."""
-        self.content_events = 0
-
-    @property
-    def generated_text(self) -> str:
-        return "".join(self._text_parts)
-
-    def counted_usage(self) -> TokenCounts:
-        return counted_token_counts(
-            self._prompt_tokens_estimate, self.generated_text, self._encoding_model
+        super().__init__(
+            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
         )
+        self._events = EventSplitter()
+        self.response_id: str | None = None
 
     def feed(self, data: bytes) -> bytes:
         """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
-        for payload in map(event_data, self._events.feed(data)):
-            self._read(payload)
+        for event in self._events.feed(data):
+            self._read(event_data(event))
         return data
 
     def flush(self) -> bytes:
-        for payload in [event_data(self._events.flush())]:
-            self._read(payload)
+        self._read(event_data(self._events.flush()))
         return b""
 
     def _read(self, event: Any) -> None:
@@ -95,7 +81,7 @@ class ResponsesStreamTap:
             response_id = response.get("id")
             self.response_id = response_id if isinstance(response_id, str) else None
         elif kind in FINAL_EVENTS and isinstance(response, Mapping):
-            self.final_usage = reported_token_counts(response.get("usage"))
+            self.reported = reported_token_counts(response.get("usage"))
             if kind == "response.failed":
                 error = response.get("error")
                 self.error = error if isinstance(error, Mapping) else {}

@@ -5,12 +5,16 @@ answers every event at once with the Responses events it completes, written
 by one ``ResponseWriter``. At the end of the upstream's bytes the response is
 completed if the upstream said it had finished, and failed otherwise: a
 client such as Codex must never be left without a final event.
+
+Each is a ``Tally`` (the one usage rule): the closing event tells the client
+``final()``, the counts it is charged.
 """
 
 from collections.abc import Mapping
 from typing import Any, TypedDict, Unpack
 
 from proxy.call.sse import EventSplitter, event_data
+from proxy.call.tally import Tally
 from proxy.responses.tools import Tools
 from proxy.responses.writer import ResponseWriter, wants_encrypted_reasoning
 
@@ -26,8 +30,12 @@ class StreamOptions(TypedDict):
     """With ``encoding_model``, what counts a stream that reports no usage."""
 
 
-class TranslatedStream:
+class TranslatedStream(Tally):
     def __init__(self, request: Mapping[str, Any], **options: Unpack[StreamOptions]) -> None:
+        super().__init__(
+            encoding_model=options["encoding_model"],
+            prompt_tokens_estimate=options["prompt_tokens_estimate"],
+        )
         self._events = EventSplitter()
         self._writer = ResponseWriter(
             request,
@@ -35,8 +43,6 @@ class TranslatedStream:
             include_encrypted_reasoning=wants_encrypted_reasoning(request),
         )
         self._tools = options["tools"]
-        self._encoding_model = options["encoding_model"]
-        self._prompt_tokens_estimate = options["prompt_tokens_estimate"]
 
     @property
     def response_id(self) -> str:
@@ -46,7 +52,7 @@ class TranslatedStream:
 
     def feed(self, data: bytes) -> bytes:
         """Take upstream stream bytes; return the Responses events to send now."""
-        return self._translate_all(list(map(event_data, self._events.feed(data))))
+        return self._translate_all([event_data(event) for event in self._events.feed(data)])
 
     def flush(self) -> bytes:
         """The end of the upstream's bytes: complete the response, or fail it if unfinished."""

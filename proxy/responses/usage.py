@@ -13,7 +13,8 @@ is output the provider charges for, whether or not it is shown.
 from collections.abc import Mapping
 from dataclasses import replace
 
-from pricing import InvalidTokenCounts, TokenCounts, count_text_tokens, counts_from_openai
+from pricing import InvalidTokenCounts, TokenCounts, counts_from_openai
+from proxy.call.tally import reported_counts
 
 
 def _reasoning_tokens(usage: Mapping[str, object], details_name: str) -> int:
@@ -37,12 +38,7 @@ def token_counts(usage: Mapping[str, object]) -> TokenCounts:
 
 def reported_token_counts(usage: object) -> TokenCounts | None:
     """The provider's counts, or None when it sent none or ones that cannot be read."""
-    if not isinstance(usage, Mapping):
-        return None
-    try:
-        return token_counts(usage)
-    except InvalidTokenCounts:
-        return None
+    return reported_counts(usage, token_counts)
 
 
 def chat_reasoning_tokens(usage: object) -> int:
@@ -67,12 +63,3 @@ def responses_usage(counts: TokenCounts, *, reasoning_tokens: int = 0) -> dict[s
         "output_tokens_details": {"reasoning_tokens": min(reasoning_tokens, counts.output_tokens)},
         "total_tokens": counts.total_tokens,
     }
-
-
-def counted_token_counts(
-    prompt_tokens: int, generated_text: str, encoding_model: str
-) -> TokenCounts:
-    """For a stream that reported no usage: the prompt estimate, and the output counted."""
-    return TokenCounts(
-        input_tokens=prompt_tokens, output_tokens=count_text_tokens(generated_text, encoding_model)
-    )

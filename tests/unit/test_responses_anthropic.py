@@ -314,7 +314,7 @@ def test_a_claude_stream_becomes_reasoning_message_and_call_items_with_cache_awa
         '{"task":"t"}',
     )
     expected = counts_from_anthropic({**START_USAGE, "output_tokens": 42})
-    assert tap.final_usage == expected
+    assert tap.reported == expected
     assert response["usage"] == {
         "input_tokens": 5312,
         "input_tokens_details": {"cached_tokens": 5000, "cache_write_tokens": 300},
@@ -346,8 +346,8 @@ def test_an_error_event_fails_the_response_and_a_cut_stream_is_counted() -> None
     assert events[-1]["type"] == "response.failed"
     assert events[-1]["response"]["error"]["message"] == "Overloaded"
     assert tap.error == {"type": "overloaded_error", "message": "Overloaded"}
-    assert tap.final_usage is None
-    assert tap.counted_usage().cache_read_input_tokens == 5000
+    assert tap.reported is None
+    assert tap.counted().cache_read_input_tokens == 5000
 
 
 def test_a_plain_claude_message_has_the_shape_the_stream_ends_with() -> None:

@@ -89,7 +89,7 @@ def test_a_text_stream_becomes_the_event_sequence_codex_reads() -> None:
         "output_tokens_details": {"reasoning_tokens": 4},
         "total_tokens": 129,
     }
-    assert translator.final_usage == TokenCounts(
+    assert translator.reported == TokenCounts(
         input_tokens=20, output_tokens=9, cache_read_input_tokens=100
     )
 
@@ -162,9 +162,9 @@ def test_a_stream_cut_at_the_output_bound_ends_incomplete() -> None:
 def test_without_reported_usage_the_stream_counts_what_it_generated() -> None:
     translator = tap(estimate=77)
     events = run(chat_chunks(delta(content="Hello there, fox."), delta("stop")), translator)
-    assert translator.final_usage is None
+    assert translator.reported is None
     counted = count_text_tokens("Hello there, fox.", ENCODING_MODEL)
-    assert translator.counted_usage() == TokenCounts(input_tokens=77, output_tokens=counted)
+    assert translator.counted() == TokenCounts(input_tokens=77, output_tokens=counted)
     assert events[-1]["response"]["usage"]["output_tokens"] == counted
     assert events[-1]["response"]["usage"]["input_tokens"] == 77
 

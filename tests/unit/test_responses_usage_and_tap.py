@@ -90,12 +90,12 @@ NATIVE_STREAM = b"".join(
 )
 
 
-def test_the_tap_relays_bytes_unchanged_and_reads_the_id_and_final_usage() -> None:
+def test_the_tap_relays_bytes_unchanged_and_reads_the_id_and_the_reported_counts() -> None:
     tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
     relayed = b"".join(tap.feed(NATIVE_STREAM[i : i + 7]) for i in range(0, len(NATIVE_STREAM), 7))
     assert relayed + tap.flush() == NATIVE_STREAM
     assert tap.response_id == "resp_up_1"
-    assert tap.final_usage == token_counts(usage())
+    assert tap.reported == token_counts(usage())
     assert tap.content_events == 2 and tap.error is None
 
 
@@ -103,8 +103,8 @@ def test_a_cut_native_stream_is_counted_from_what_it_generated() -> None:
     tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
     cut = NATIVE_STREAM[: NATIVE_STREAM.index(b"event: response.completed")]
     tap.feed(cut)
-    assert tap.final_usage is None
-    assert tap.counted_usage() == TokenCounts(
+    assert tap.reported is None
+    assert tap.counted() == TokenCounts(
         input_tokens=9, output_tokens=count_text_tokens('Hello{"a":1}', MODEL)
     )
 
@@ -122,7 +122,7 @@ def test_a_failed_response_is_an_error_with_its_usage() -> None:
         )
     )
     assert tap.error == {"code": "server_error", "message": "x"}
-    assert tap.final_usage == token_counts(usage())
+    assert tap.reported == token_counts(usage())
 
 
 def test_a_plain_responses_text_is_what_its_output_items_hold() -> None:
