@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from pricing import count_anthropic_prompt_tokens
+from pricing import count_anthropic_prompt_tokens, count_chat_prompt_tokens
 from proxy.anthropic.relay import NativeExchange, TranslatedExchange, anthropic_headers
 from proxy.anthropic.translation import openai_request
 from proxy.call.relay import read_body, relayed
@@ -45,6 +45,12 @@ def _prompt_tokens(body: dict[str, Any], model: ServedModel) -> int:
     )
 
 
+def _translated_prompt_tokens(chat: dict[str, Any], model: ServedModel) -> int:
+    """A translated call's prompt, counted as the upstream is sent it: the hold and the
+    estimate ``message_start`` reports then agree with what the upstream counts."""
+    return count_chat_prompt_tokens(chat["messages"], model.route.provider_model, chat.get("tools"))
+
+
 def _native(model: ServedModel) -> bool:
     """Whether the model's upstream speaks Anthropic's format itself (no translation)."""
     return model.route.api_format == "anthropic"
@@ -58,15 +64,18 @@ async def create_message(request: Request) -> Response:
     max_tokens = positive_int(body, "max_tokens")
     if max_tokens is None:
         raise bad_request("max_tokens: Field required", param="max_tokens")
-    prompt_tokens = _prompt_tokens(body, model)
     exchange: type[NativeExchange | TranslatedExchange]
     if _native(model):
         exchange, path = NativeExchange, "/messages"
+        prompt_tokens = _prompt_tokens(body, model)
         payload = {**body, "model": model.route.provider_model}
         headers: dict[str, str] | None = anthropic_headers(request)
     else:
         exchange, path = TranslatedExchange, "/chat/completions"
+        _messages_of(body)
+        _tools_of(body)
         payload, headers = openai_request(body, model.route.provider_model), None
+        prompt_tokens = _translated_prompt_tokens(payload, model)
     return await gateway.relay.forward(
         exchange(
             principal=principal,

@@ -45,6 +45,48 @@ def test_system_blocks_become_one_system_message_and_the_model_its_provider_name
     assert translated["max_completion_tokens"] == 100
 
 
+def test_claude_codes_mid_conversation_system_message_folds_into_the_system_prompt() -> None:
+    translated = openai_request(
+        request(
+            system=[{"type": "text", "text": "You are Claude Code."}],
+            messages=[
+                {"role": "user", "content": [{"type": "text", "text": "say hello"}]},
+                {
+                    "role": "system",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": "Be brief.",
+                            "cache_control": {"type": "ephemeral"},
+                        }
+                    ],
+                    "output_config": {"effort": "medium"},
+                },
+                {"role": "assistant", "content": "Hello."},
+                {"role": "system", "content": "Mind the tests."},
+            ],
+            thinking={"type": "adaptive", "display": "omitted"},
+            context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            output_config={"effort": "medium"},
+        ),
+        MODEL,
+    )
+    assert translated["messages"] == [
+        {"role": "system", "content": "You are Claude Code.\nBe brief.\nMind the tests."},
+        {"role": "user", "content": [{"type": "text", "text": "say hello"}]},
+        {"role": "assistant", "content": "Hello."},
+    ]
+    assert set(translated) == {"model", "messages", "max_completion_tokens"}
+
+
+def test_a_deferred_tool_is_not_offered_to_an_openai_upstream() -> None:
+    shown = {"name": "Bash", "input_schema": {"type": "object"}}
+    deferred = {"name": "Later", "input_schema": {"type": "object"}, "defer_loading": True}
+    translated = openai_request(request(tools=[shown, deferred]), MODEL)
+    assert [tool["function"]["name"] for tool in translated["tools"]] == ["Bash"]
+    assert "tools" not in openai_request(request(tools=[deferred]), MODEL)
+
+
 def test_sampling_and_stop_settings_carry_over_and_anthropic_only_ones_do_not() -> None:
     translated = openai_request(
         request(
@@ -158,7 +200,8 @@ def test_disabling_parallel_tool_use_turns_off_parallel_tool_calls() -> None:
             ]
         },
         {"system": [{"type": "image", "source": {}}]},
-        {"messages": [{"role": "system", "content": "no"}]},
+        {"messages": [{"role": "tool", "content": "no"}]},
+        {"messages": [{"role": "system", "content": [{"type": "image", "source": {}}]}]},
     ],
 )
 def test_what_openai_cannot_take_is_refused_with_a_400(fields: dict[str, Any]) -> None:

@@ -3,9 +3,20 @@
 The subset is what the two APIs share: text, images, tools and tool results,
 system prompts, stop sequences, streaming. A content block or tool outside it
 is refused with a 400 rather than dropped; top-level settings OpenAI has no
-place for (``thinking``, ``top_k``, ``metadata``, ``cache_control``…) are left
-out, as they only tune how the reply is made. The output bound goes as
-``max_completion_tokens``, the only one OpenAI's reasoning models accept.
+place for (``thinking``, ``top_k``, ``metadata``, ``cache_control``,
+``context_management``, ``output_config``…) and keys of a message other than
+its role and content are left out, as they only tune how the reply is made.
+The output bound goes as ``max_completion_tokens``, the only one OpenAI's
+reasoning models accept.
+
+What Claude Code sends by default is read too:
+
+- a ``system`` message in the conversation (its mid-conversation system
+  prompt) is folded, in order, into the one leading system message: every
+  OpenAI-format backend takes a leading system message, while some (vLLM chat
+  templates, some litellm providers) refuse one later in the list;
+- a tool with ``defer_loading`` is left out: a deferred tool is not shown to
+  the model until a tool search loads it, which an OpenAI upstream cannot do.
 """
 
 from collections.abc import Mapping
@@ -29,12 +40,15 @@ def _unsupported(what: str) -> ApiError:
 
 def openai_request(body: Mapping[str, Any], provider_model: str) -> dict[str, Any]:
     """The Chat Completions body for a Messages request (validated by the route)."""
+    system = [_plain_text(body["system"], "system")] if body.get("system") else []
     messages: list[dict[str, Any]] = []
-    system = body.get("system")
-    if system:
-        messages.append({"role": "system", "content": _plain_text(system, "system")})
     for message in body["messages"]:
-        messages.extend(_openai_messages(message))
+        if isinstance(message, Mapping) and message.get("role") == "system":
+            system.append(_plain_text(message.get("content"), "messages"))
+        else:
+            messages.extend(_openai_messages(message))
+    if system:
+        messages.insert(0, {"role": "system", "content": "\n".join(system)})
     request: dict[str, Any] = {
         "model": provider_model,
         "messages": messages,
@@ -43,8 +57,13 @@ def openai_request(body: Mapping[str, Any], provider_model: str) -> dict[str, An
     request.update({name: body[name] for name in _COPIED if body.get(name) is not None})
     if body.get("stop_sequences"):
         request["stop"] = body["stop_sequences"]
-    if body.get("tools"):
-        request["tools"] = [_openai_tool(tool) for tool in body["tools"]]
+    tools = [
+        _openai_tool(tool)
+        for tool in body.get("tools") or ()
+        if not (isinstance(tool, Mapping) and tool.get("defer_loading") is True)
+    ]
+    if tools:
+        request["tools"] = tools
     _apply_tool_choice(body.get("tool_choice"), request)
     if body.get("stream") is True:
         request["stream"] = True
