@@ -5,6 +5,9 @@ a per-request ``RequestFacts`` held in a context variable; the middleware
 writes the line once the response is complete and any settlement that
 outlives it (a stream's, see ``defer_until``) has finished. Only ids, names
 and figures are logged: never a header, a token, a query or a body.
+
+Every response carries its request id as ``x-request-id`` (the metered call's
+own id when there is one), and also as ``request-id`` on Anthropic's routes.
 """
 
 import asyncio
@@ -20,11 +23,14 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import format_spus
+from proxy.errors import wants_anthropic_shape
 from proxy.server.metrics import Metrics
 
 logger = logging.getLogger("spu.request")
 
 REQUEST_ID_HEADER = b"x-request-id"
+ANTHROPIC_REQUEST_ID_HEADER = b"request-id"
+"""The same id, on Anthropic's routes, under the name the anthropic SDK reads (``request_id``)."""
 UNMATCHED_ROUTE = "unmatched"
 """Metric label for paths no route serves, so scanners cannot grow the label set."""
 
@@ -103,6 +109,7 @@ class RequestLogMiddleware:
         facts = RequestFacts(started_s=time.perf_counter())
         status = 500
         request_id = ""
+        anthropic = wants_anthropic_shape(scope["path"])
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, request_id
@@ -115,6 +122,8 @@ class RequestLogMiddleware:
                 else:
                     request_id = f"req_{uuid.uuid4().hex}"
                     headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                if anthropic:
+                    headers.append((ANTHROPIC_REQUEST_ID_HEADER, request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

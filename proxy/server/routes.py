@@ -1,5 +1,6 @@
 """The operator's endpoints: liveness, readiness (ready only while the ledger answers: fail
-closed) and ``/metrics`` in Prometheus text format, from this app's own registry.
+closed) and ``/metrics`` in Prometheus text format, from this app's own registry; and the
+root, which agents probe before their first call.
 
 Metric labels carry routes, models and outcomes, never org ids or tokens, so
 ``/metrics`` can be scraped from the operator's network without an admin token.
@@ -15,6 +16,13 @@ from ledger import LedgerUnavailable
 from proxy.gateway import gateway_of
 
 router = APIRouter()
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+@router.api_route("/api/hello", methods=["GET", "HEAD"], include_in_schema=False)
+async def hello() -> dict[str, Any]:
+    """What agents probe before their first call (Claude Code: ``HEAD /`` or ``/api/hello``)."""
+    return {"service": "spu-gateway", "status": "ok"}
 
 
 @router.get("/healthz")
