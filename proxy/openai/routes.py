@@ -1,4 +1,4 @@
-"""OpenAI wire-format routes: chat completions, completions, embeddings, models.
+"""OpenAI wire-format routes: chat completions, completions, embeddings, models (listed, or one).
 
 Each metered route checks and estimates its request, then hands an
 ``OpenAIExchange`` to the gateway's relay (``proxy.call.relay``).
@@ -163,19 +163,28 @@ async def embeddings(request: Request) -> Response:
     )
 
 
+def _model_object(model: ServedModel) -> dict[str, Any]:
+    return {"id": model.name, "object": "model", "created": 0, "owned_by": model.provider}
+
+
 async def list_models(request: Request) -> Response:
     await authenticated(request)
     listing = {
         "object": "list",
-        "data": [
-            {"id": model.name, "object": "model", "created": 0, "owned_by": model.provider}
-            for model in gateway_of(request).registry.all()
-        ],
+        "data": [_model_object(model) for model in gateway_of(request).registry.all()],
     }
     return Response(orjson.dumps(listing), media_type="application/json")
+
+
+async def retrieve_model(request: Request) -> Response:
+    """``client.models.retrieve``: one served model, or 404 (``model_not_found``)."""
+    await authenticated(request)
+    model = gateway_of(request).registry.get(request.path_params["model"])
+    return Response(orjson.dumps(_model_object(model)), media_type="application/json")
 
 
 protocol_route(router, "POST", "/v1/chat/completions", chat_completions)
 protocol_route(router, "POST", "/v1/completions", completions)
 protocol_route(router, "POST", "/v1/embeddings", embeddings)
 protocol_route(router, "GET", "/v1/models", list_models)
+protocol_route(router, "GET", "/v1/models/{model:path}", retrieve_model)

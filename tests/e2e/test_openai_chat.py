@@ -3,6 +3,7 @@
 import json
 from decimal import Decimal
 
+import openai
 import pytest
 
 from ledger import LedgerStore, format_spus, spus_to_units
@@ -146,6 +147,24 @@ async def test_legacy_completion_is_metered(
     assert record.charged_units == expected_units(17, 5)
 
 
+async def test_streamed_legacy_completion_arrives_as_chunks_and_is_metered(
+    gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+) -> None:
+    async with gateway.client(org.token) as client:
+        stream = await client.completions.create(
+            model=CHAT_MODEL, prompt="Once upon a time", max_tokens=5, stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+    texts = [choice.text for chunk in chunks for choice in chunk.choices]
+    assert "".join(texts) == "".join(PIECES[:5])
+    assert len(chunks) == 6
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert upstream.requests[0].body["stream_options"] == {"include_usage": True}
+    [record] = await wait_for_records(store, org.org_id, 1)
+    assert record.details.operation == "completions"
+    assert record.charged_units == expected_units(17, 5)
+
+
 async def test_embeddings_are_relayed_and_priced_from_litellms_cost_map(
     gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
@@ -179,3 +198,14 @@ async def test_models_list_includes_the_demo_model_when_enabled(
     async with gateway.client(org.token) as client:
         models = {model.id async for model in client.models.list()}
     assert models == {CHAT_MODEL, EMBEDDING_MODEL, "spu-demo"}
+
+
+async def test_a_served_model_is_retrieved_by_name_and_an_unknown_one_is_404(
+    gateway: RunningGateway, org: Org, store: LedgerStore
+) -> None:
+    async with gateway.client(org.token) as client:
+        model = await client.models.retrieve(CHAT_MODEL)
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.models.retrieve("no-such-model")
+    assert (model.id, model.object, model.owned_by) == (CHAT_MODEL, "model", "openai")
+    assert missing.value.code == "model_not_found"

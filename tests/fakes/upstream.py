@@ -10,7 +10,9 @@ Endpoints (mount it so the gateway's ``api_base`` is ``<url>/v1``):
   OpenAI does it: a role chunk, one chunk per reply piece, a finish chunk, then,
   only when the request set ``stream_options.include_usage``, a usage chunk with
   empty ``choices``, then ``data: [DONE]``.
-- ``POST /v1/completions`` — legacy text completion, plain only.
+- ``POST /v1/completions`` — legacy text completion, plain or streamed as OpenAI
+  streams it: one chunk per piece, a finish chunk, the usage chunk when asked
+  for (``stream_options.include_usage``), then ``data: [DONE]``.
 - ``POST /v1/embeddings`` — one 3-float vector per input.
 - ``GET /healthz`` — 200 once serving (for scripts that start it as a process).
 - ``POST /v1/messages`` — Anthropic Messages, plain or streamed: ``message_start``
@@ -338,18 +340,36 @@ async def _completions(
     fake: FakeUpstream, knobs: Knobs, body: dict[str, Any], receive: Receive, send: Send
 ) -> None:
     pieces = reply_pieces(knobs.reply, _max_pieces(body))
-    payload: dict[str, Any] = {
+    finish = "length" if len(pieces) < len(reply_pieces(knobs.reply)) else "stop"
+    head = {
         "id": f"cmpl-fake{uuid.uuid4().hex[:16]}",
         "object": "text_completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [
-            {"index": 0, "text": "".join(pieces), "logprobs": None, "finish_reason": "stop"}
-        ],
     }
-    if knobs.report_usage:
-        payload["usage"] = _openai_usage(knobs, pieces)
-    await _send_json(send, 200, payload)
+    if not body.get("stream"):
+        payload: dict[str, Any] = {
+            **head,
+            "choices": [
+                {"index": 0, "text": "".join(pieces), "logprobs": None, "finish_reason": finish}
+            ],
+        }
+        if knobs.report_usage:
+            payload["usage"] = _openai_usage(knobs, pieces)
+        await _send_json(send, 200, payload)
+        return
+
+    def chunk(text: str, finish_reason: str | None) -> bytes:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+        return _sse({**head, "choices": [choice]})
+
+    events = [(chunk(piece, None), True) for piece in pieces]
+    events.append((chunk("", finish), False))
+    if (body.get("stream_options") or {}).get("include_usage") and knobs.report_usage:
+        usage_chunk = {**head, "choices": [], "usage": _openai_usage(knobs, pieces)}
+        events.append((_sse(usage_chunk), False))
+    events.append((b"data: [DONE]\n\n", False))
+    await fake._stream(events, knobs, receive, send)
 
 
 async def _embeddings(
