@@ -14,6 +14,7 @@ from proxy.anthropic import routes as anthropic
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
 from proxy.gateway import Gateway
 from proxy.openai import routes as openai
+from proxy.responses import routes as responses
 from proxy.server import routes as server
 from proxy.server.body_limit import BodyLimitMiddleware
 from proxy.server.request_log import RequestLogMiddleware
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_middleware(
         RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
     )
-    for module in (server, openai, anthropic, usage, usage_page, admin):
+    for module in (server, openai, responses, anthropic, usage, usage_page, admin):
         app.include_router(module.router)
     app.include_router(billing_stub.router if gateway.billing is None else gateway.billing.router)
     return app

@@ -78,6 +78,10 @@ class ModelRoute(BaseModel):
     cache_creation_input_cost_per_token: Decimal | None = None
     cache_read_input_cost_per_token: Decimal | None = None
     max_output_tokens: int | None = None
+    responses_api: bool | None = None
+    """Whether an ``openai``-format upstream serves the Responses API itself: ``/v1/responses``
+    is then relayed to its ``/responses``, else translated to its Chat Completions. Unset means
+    yes only for OpenAI's own API (no ``api_base``, or one on ``api.openai.com``)."""
 
 
 class Settings(BaseSettings):

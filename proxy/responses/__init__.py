@@ -1,7 +1,12 @@
 """OpenAI's Responses API, the third wire protocol: what Codex CLI and the Agents SDK speak.
 
-Pure translation over dicts and bytes, no I/O: the route and relay that use it
-live with the metered call.
+- ``routes``: ``POST /v1/responses``, checked, estimated and bounded before
+  anything is held.
+- ``relay``: its three exchanges on the one metered-call path
+  (``proxy.call.relay``): relayed to an upstream that serves the Responses API
+  itself, or translated to Chat Completions or to Anthropic Messages.
+
+The rest is pure translation over dicts and bytes, no I/O:
 
 - ``items``: a Responses request's ``instructions`` and ``input`` read into a
   conversation (messages, function calls and outputs, reasoning), checked once.

@@ -85,6 +85,13 @@ class Reasoning:
 Entry = Message | ToolCall | ToolOutput | Reasoning
 
 
+def checked_input(raw: object) -> str | list[Any]:
+    """``input`` as the API allows it: a string, or a non-empty array (its items read later)."""
+    if isinstance(raw, str) or (isinstance(raw, list) and raw):
+        return raw
+    raise bad_request("'input' must be a string or a non-empty array of items.", param="input")
+
+
 def conversation(body: Mapping[str, Any]) -> list[Entry]:
     """``instructions`` as the first system message, then every input item, in order."""
     entries: list[Entry] = []
@@ -94,12 +101,10 @@ def conversation(body: Mapping[str, Any]) -> list[Entry]:
             raise bad_request("'instructions' must be a string.", param="instructions")
         if instructions:
             entries.append(Message("system", (Text(instructions),)))
-    raw = body.get("input")
+    raw = checked_input(body.get("input"))
     if isinstance(raw, str):
         entries.append(Message("user", (Text(raw),)))
         return entries
-    if not isinstance(raw, list) or not raw:
-        raise bad_request("'input' must be a string or a non-empty array of items.", param="input")
     for index, item in enumerate(raw):
         entries.append(_entry(item, f"input[{index}]"))
     return entries

@@ -1,0 +1,204 @@
+"""How a Responses call goes upstream: as it is, or translated to Chat Completions or Messages.
+
+Three exchanges on the one metered-call path (``proxy.call.relay``):
+
+- ``NativeExchange``: an OpenAI-format upstream that serves the Responses API
+  itself (``native_responses``). Body, refusals, replies and events pass
+  unchanged; the provider's usage is read from the body or from the final
+  ``response.completed`` (``response.incomplete`` / ``response.failed``).
+- ``ChatExchange``: every other OpenAI-format upstream (the demo model,
+  litellm's providers, servers without ``/responses``): the request goes as
+  Chat Completions, the answer comes back as a Response.
+- ``MessagesExchange``: an ``anthropic`` upstream: the request goes as
+  Anthropic Messages, the answer comes back as a Response.
+
+Refusals come back in OpenAI's error shape whatever the upstream spoke, with
+its status. The client's id is the upstream's for a native call, and one the
+gateway mints for a translated one (nothing is stored upstream then).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import orjson
+from fastapi.responses import JSONResponse, Response
+
+from pricing import TokenCounts
+from proxy.anthropic.relay import DEFAULT_ANTHROPIC_VERSION, NativeReply
+from proxy.call.relay import Exchange, invalid_response, relayed
+from proxy.call.tally import Tally
+from proxy.errors import ApiError, error_body
+from proxy.model_registry import ServedModel
+from proxy.openai.relay import OpenAIReply
+from proxy.responses.from_anthropic import ResponsesFromAnthropic, response_from_anthropic
+from proxy.responses.from_chat import ResponsesFromChat, response_from_chat
+from proxy.responses.stream_tap import ResponsesStreamTap, response_text
+from proxy.responses.tools import Tools
+from proxy.responses.usage import reported_token_counts
+from proxy.upstream.network import UpstreamResponse
+
+RESPONSES_PATH = "/v1/responses"
+OPENAI_HOST = "api.openai.com"
+OPENAI_ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
+ANTHROPIC_ERROR_HEADERS = ("retry-after", "x-should-retry")
+_ERROR_TYPES = {
+    "authentication_error": "authentication_error",
+    "permission_error": "permission_error",
+    "not_found_error": "not_found_error",
+    "rate_limit_error": "rate_limit_error",
+    "invalid_request_error": "invalid_request_error",
+    "request_too_large": "invalid_request_error",
+}
+
+
+def native_responses(model: ServedModel) -> bool:
+    """Whether the model's upstream serves ``/responses`` itself (the route's ``responses_api``;
+    unset: only OpenAI's own API does)."""
+    route = model.route
+    if route.api_format != "openai":
+        return False
+    if route.responses_api is not None:
+        return route.responses_api
+    return route.api_base is None or urlsplit(route.api_base).hostname == OPENAI_HOST
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponsesExchange(Exchange):
+    """What every Responses exchange keeps: the client's request, which a Response echoes."""
+
+    request: Mapping[str, Any]
+
+    source: ClassVar[str] = "openai"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NativeExchange(ResponsesExchange):
+    relayed_error_headers: ClassVar[tuple[str, ...]] = OPENAI_ERROR_HEADERS
+
+    def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
+        return relayed(raw, upstream, headers)
+
+    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+        if not isinstance(body, dict):
+            raise invalid_response(self.model)
+        reply = ResponsesReply(
+            body,
+            encoding_model=self.model.route.provider_model,
+            prompt_tokens_estimate=self.prompt_tokens,
+        )
+        return raw, reply.final()
+
+    def tap(self) -> ResponsesStreamTap:
+        return ResponsesStreamTap(
+            encoding_model=self.model.route.provider_model,
+            prompt_tokens_estimate=self.prompt_tokens,
+        )
+
+
+class ResponsesReply(Tally):
+    """A complete Response: its reported counts, and its output items' text to count without."""
+
+    def __init__(
+        self, body: Mapping[str, Any], *, encoding_model: str, prompt_tokens_estimate: int
+    ) -> None:
+        super().__init__(
+            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
+        )
+        self._body = body
+        self.reported = reported_token_counts(body.get("usage"))
+
+    @property
+    def generated_text(self) -> str:
+        return response_text(self._body)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatExchange(ResponsesExchange):
+    """A Responses call to an OpenAI-format upstream's Chat Completions, translated both ways."""
+
+    tools: Tools
+    """The client's tools, which the upstream's tool calls are mapped back to."""
+
+    relayed_error_headers: ClassVar[tuple[str, ...]] = OPENAI_ERROR_HEADERS
+
+    def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
+        return relayed(raw, upstream, headers)
+
+    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+        if not isinstance(body, dict):
+            raise invalid_response(self.model)
+        counts = OpenAIReply(
+            body,
+            embeddings=False,
+            encoding_model=self.model.route.provider_model,
+            prompt_tokens_estimate=self.prompt_tokens,
+        ).final()
+        response = response_from_chat(
+            body, self.request, tools=self.tools, model_name=self.model.name, usage=counts
+        )
+        return orjson.dumps(response), counts
+
+    def tap(self) -> ResponsesFromChat:
+        return ResponsesFromChat(
+            self.request,
+            tools=self.tools,
+            model_name=self.model.name,
+            encoding_model=self.model.route.provider_model,
+            prompt_tokens_estimate=self.prompt_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessagesExchange(ResponsesExchange):
+    """A Responses call to an Anthropic upstream's Messages API, translated both ways."""
+
+    tools: Tools
+
+    relayed_error_headers: ClassVar[tuple[str, ...]] = ANTHROPIC_ERROR_HEADERS
+
+    def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
+        body = openai_error(upstream.status_code, raw)
+        return JSONResponse(body, status_code=upstream.status_code, headers=headers)
+
+    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+        if not isinstance(body, dict):
+            raise invalid_response(self.model)
+        counts = NativeReply(
+            body,
+            encoding_model=self.model.route.provider_model,
+            prompt_tokens_estimate=self.prompt_tokens,
+        ).final()
+        response = response_from_anthropic(
+            body, self.request, tools=self.tools, model_name=self.model.name, usage=counts
+        )
+        return orjson.dumps(response), counts
+
+    def tap(self) -> ResponsesFromAnthropic:
+        return ResponsesFromAnthropic(
+            self.request,
+            tools=self.tools,
+            model_name=self.model.name,
+            encoding_model=self.model.route.provider_model,
+            prompt_tokens_estimate=self.prompt_tokens,
+        )
+
+
+MESSAGES_HEADERS = {"anthropic-version": DEFAULT_ANTHROPIC_VERSION}
+"""What a translated call sends an Anthropic upstream: the API version, no betas."""
+
+
+def openai_error(status: int, raw: bytes) -> dict[str, Any]:
+    """An Anthropic upstream's error body re-rendered in OpenAI's shape, same status."""
+    message, kind = "The upstream returned an error.", None
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or message)
+        kind = _ERROR_TYPES.get(str(error.get("type")))
+    error_type = kind or ("invalid_request_error" if status < 500 else "api_error")
+    return error_body(ApiError(status, message, error_type=error_type), RESPONSES_PATH)
