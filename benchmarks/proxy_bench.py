@@ -6,8 +6,10 @@ What it starts, each as its own process on 127.0.0.1, one worker each:
 - the gateway, ``python -m uvicorn proxy.app:create_app --factory``, metered
   for real: a fresh SQLite ledger (``synchronous=FULL``) in a temporary folder,
   a seeded org with plenty of credit and a token, a ``model_list`` (via
-  ``SPU_CONFIG_FILE``) routing ``bench-model`` (OpenAI format) and
-  ``bench-claude`` (Anthropic format) to the fake upstream; no litellm-routed model;
+  ``SPU_CONFIG_FILE``) routing ``bench-model`` (OpenAI format, Chat
+  Completions), ``bench-responses`` (OpenAI format with ``responses_api``:
+  the Responses API relayed as it is) and ``bench-claude`` (Anthropic format)
+  to the fake upstream; no litellm-routed model;
 - the LiteLLM proxy (``litellm[proxy]`` in its own virtualenv, created on first
   use under ``~/.cache/spu-gateway-bench``; no database, one worker, same
   upstream). ``--skip-litellm`` leaves it out.
@@ -16,9 +18,15 @@ Load comes from wrk (``apt-get install wrk``), a C load generator, through a
 Lua script that sends the POST body and prints exact latency percentiles; it
 is far cheaper per request than any Python client, so on two cores it takes
 little from the servers it measures. Every case runs at 1 and at 32
-connections: plain chat, streamed chat, and streamed Anthropic ``/v1/messages``
-(skipped with a note when the gateway answers 404 there). Added latency is
-the gateway's percentile minus the direct upstream's.
+connections: plain chat, streamed chat, streamed Anthropic ``/v1/messages``,
+and streamed ``/v1/responses`` twice: relayed to an upstream that serves it
+(``responses stream``) and translated to Chat Completions (``responses
+chat``; LiteLLM relays both the same way, natively). A case is skipped with a
+note when the gateway answers 404 on its route. Added latency is the
+gateway's percentile minus the direct upstream's. Each server's CPU time per
+request (user + system, its whole process tree, over the measured run) is
+printed beside its throughput: on a shared machine it is steadier than
+requests per second.
 
 Run: ``python benchmarks/proxy_bench.py`` (``--help`` for durations and options).
 """
@@ -52,10 +60,12 @@ READY_POLL_S = 0.005
 CONNECTIONS = (1, 32)
 BENCH_MODEL = "bench-model"
 BENCH_CLAUDE = "bench-claude"
+BENCH_RESPONSES = "bench-responses"
 UPSTREAM_MODEL = "gpt-4o-mini"
 UPSTREAM_CLAUDE = "claude-haiku-4-5"
 MESSAGES = [{"role": "user", "content": "Hello! Please answer in one short sentence."}]
 MAX_TOKENS = 64
+RESPONSES_INPUT = "Hello! Please answer in one short sentence."
 SEED_SPUS = 10_000_000
 
 WRK_SCRIPT = textwrap.dedent(
@@ -91,6 +101,7 @@ class LoadFigures:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us_per_request: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +117,21 @@ class Target:
     name: str
     base_url: str
     headers: dict[str, str]
+    pid: int
+    """The server's process, whose CPU time is read around each measured run."""
 
 
 def chat_body(model: str, *, stream: bool) -> dict[str, object]:
     return {"model": model, "messages": MESSAGES, "max_tokens": MAX_TOKENS, "stream": stream}
+
+
+def responses_body(model: str) -> dict[str, object]:
+    return {
+        "model": model,
+        "input": RESPONSES_INPUT,
+        "max_output_tokens": MAX_TOKENS,
+        "stream": True,
+    }
 
 
 CASES = (
@@ -133,6 +155,20 @@ CASES = (
         chat_body(BENCH_CLAUDE, stream=True),
         "/v1/messages",
         chat_body(UPSTREAM_CLAUDE, stream=True),
+    ),
+    Case(
+        "responses stream",
+        "/v1/responses",
+        responses_body(BENCH_RESPONSES),
+        "/v1/responses",
+        responses_body(UPSTREAM_MODEL),
+    ),
+    Case(
+        "responses chat",
+        "/v1/responses",
+        responses_body(BENCH_MODEL),
+        "/v1/chat/completions",
+        {**chat_body(UPSTREAM_MODEL, stream=True), "stream_options": {"include_usage": True}},
     ),
 )
 
@@ -184,6 +220,15 @@ def _tree(pid: int) -> list[int]:
         for child in children:
             pids += _tree(int(child))
     return pids
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process and its children have used so far."""
+    ticks = 0
+    for member in _tree(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -245,9 +290,11 @@ def wrk(
     threads = min(connections, 2)
     url = target.base_url + (case.direct_path if direct else case.path)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "-s", str(script)]
+    cpu_before_s = cpu_s(target.pid)
     output = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=duration_s + 60
     ).stdout
+    cpu_used_s = cpu_s(target.pid) - cpu_before_s
     line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
     figures = json.loads(line.removeprefix("WRK_JSON "))
     return LoadFigures(
@@ -255,6 +302,7 @@ def wrk(
         p50_ms=figures["p50_us"] / 1000,
         p99_ms=figures["p99_us"] / 1000,
         errors=figures["errors"],
+        cpu_us_per_request=cpu_used_s / max(figures["requests"], 1) * 1e6,
     )
 
 
@@ -270,7 +318,8 @@ def measure(
             print(
                 f"  {target.name:<9} {case.name:<16} c={connections:<3}"
                 f" {figures.requests_per_s:9.1f} req/s  p50 {figures.p50_ms:8.3f} ms"
-                f"  p99 {figures.p99_ms:8.3f} ms  errors {figures.errors}",
+                f"  p99 {figures.p99_ms:8.3f} ms  CPU {figures.cpu_us_per_request:7.0f} us/req"
+                f"  errors {figures.errors}",
                 flush=True,
             )
     return results
@@ -340,6 +389,13 @@ def write_configs(workdir: Path, upstream_url: str) -> tuple[Path, Path]:
                         "api_format": "anthropic",
                         "api_base": f"{upstream_url}/v1",
                     },
+                    {
+                        "model_name": BENCH_RESPONSES,
+                        "provider_model": UPSTREAM_MODEL,
+                        "api_format": "openai",
+                        "api_base": f"{upstream_url}/v1",
+                        "responses_api": True,
+                    },
                 ]
             }
         )
@@ -365,6 +421,14 @@ def write_configs(workdir: Path, upstream_url: str) -> tuple[Path, Path]:
                             "api_key": "sk-bench",
                         },
                     },
+                    {
+                        "model_name": BENCH_RESPONSES,
+                        "litellm_params": {
+                            "model": f"openai/{UPSTREAM_MODEL}",
+                            "api_base": f"{upstream_url}/v1",
+                            "api_key": "sk-bench",
+                        },
+                    },
                 ],
                 "litellm_settings": {"telemetry": False},
             }
@@ -385,10 +449,15 @@ def print_comparison(
             continue
         added_p50_ms = figures.p50_ms - reference.p50_ms
         added_p99_ms = figures.p99_ms - reference.p99_ms
-        ratio = figures.requests_per_s / reference.requests_per_s
+        # A server that finished no request in the run has no latency to compare.
+        ratio = (
+            f"{figures.requests_per_s / reference.requests_per_s:6.2f}x"
+            if reference.requests_per_s
+            else "   n/a (no request finished)"
+        )
         print(
             f"  {case:<16} c={connections:<3} added p50 {added_p50_ms:+8.3f} ms"
-            f"  added p99 {added_p99_ms:+8.3f} ms  throughput {ratio:6.2f}x"
+            f"  added p99 {added_p99_ms:+8.3f} ms  throughput {ratio}"
         )
 
 
@@ -439,7 +508,6 @@ def run_gateway(
     url = f"http://127.0.0.1:{port}"
     gateway_env = {**env, "SPU_LEDGER_URL": f"sqlite:///{ledger_path}"}
     command = uvicorn_command("proxy.app:create_app", port, factory=True)
-    target = Target("gateway", url, {"Authorization": f"Bearer {token}"})
     print("\ngateway (python -m uvicorn proxy.app:create_app --factory, SQLite ledger)")
     with running(command, gateway_env, workdir / "gateway.log", f"{url}/readyz") as (
         process,
@@ -447,6 +515,7 @@ def run_gateway(
     ):
         idle_mb, _ = rss_mb(process.pid)
         print(f"  start to /readyz 200: {ready_s:.2f} s; RSS when ready: {idle_mb:.1f} MB")
+        target = Target("gateway", url, {"Authorization": f"Bearer {token}"}, process.pid)
         served = [case for case in cases if route_exists(url, case, target.headers)]
         for case in cases:
             if case not in served:
@@ -474,7 +543,6 @@ def run_litellm(
     }
     command = [str(executable), "--config", str(config), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--num_workers", "1"]
-    target = Target("litellm", url, {"Authorization": f"Bearer {master_key}"})
     print("\nLiteLLM proxy (no database, one worker)")
     with running(command, litellm_env, workdir / "litellm.log", f"{url}/health/liveliness") as (
         process,
@@ -482,6 +550,7 @@ def run_litellm(
     ):
         idle_mb, _ = rss_mb(process.pid)
         print(f"  start to ready: {ready_s:.2f} s; RSS when ready: {idle_mb:.1f} MB")
+        target = Target("litellm", url, {"Authorization": f"Bearer {master_key}"}, process.pid)
         results = measure(target, cases, args, workdir)
         current_mb, peak_mb = rss_mb(process.pid)
         print(f"  RSS after load: {current_mb:.1f} MB (peak {peak_mb:.1f} MB)")
@@ -509,13 +578,17 @@ def main() -> None:
             "SPU_CONFIG_FILE": str(gateway_config),
         }
         command = uvicorn_command("tests.fakes.upstream:FakeUpstream", upstream_port, factory=True)
-        with running(command, env, workdir / "upstream.log", f"{upstream_url}/healthz"):
+        with running(command, env, workdir / "upstream.log", f"{upstream_url}/healthz") as (
+            upstream,
+            _,
+        ):
             print(
                 f"fake upstream at {upstream_url}; load from wrk, {args.duration} s per run"
                 f" after {args.warmup} s of warm-up; {os.cpu_count()} cores,"
                 f" load average at start {os.getloadavg()[0]:.2f}"
             )
-            direct = measure(Target("upstream", upstream_url, {}), list(CASES), args, workdir, True)
+            direct_target = Target("upstream", upstream_url, {}, upstream.pid)
+            direct = measure(direct_target, list(CASES), args, workdir, True)
             gateway, ready_s, rss, served = run_gateway(args, workdir, env, list(CASES))
             litellm: dict[tuple[str, int], LoadFigures] = {}
             if not args.skip_litellm:
