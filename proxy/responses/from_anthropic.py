@@ -23,7 +23,7 @@ from proxy.responses.anthropic_request import REDACTED_THINKING_PREFIX
 from proxy.responses.tools import Tools
 from proxy.responses.translated_stream import StreamOptions, TranslatedStream
 from proxy.responses.usage import responses_usage
-from proxy.responses.writer import ResponseWriter, new_id, wants_encrypted_reasoning
+from proxy.responses.writer import ResponseWriter, new_id
 
 INCOMPLETE_REASONS = {"max_tokens": "max_output_tokens", "refusal": "content_filter"}
 
@@ -37,9 +37,7 @@ def response_from_anthropic(
     usage: TokenCounts,
 ) -> dict[str, Any]:
     """The Response for a plain Messages answer, ``usage`` being what is charged."""
-    writer = ResponseWriter(
-        request, model=model_name, include_encrypted_reasoning=wants_encrypted_reasoning(request)
-    )
+    writer = ResponseWriter(request, model=model_name)
     for index, block in enumerate(message.get("content") or []):
         if not isinstance(block, Mapping):
             continue

@@ -17,7 +17,7 @@ from proxy.openai.counts import reported_openai_counts
 from proxy.responses.tools import Tools
 from proxy.responses.translated_stream import StreamOptions, TranslatedStream
 from proxy.responses.usage import chat_reasoning_tokens, responses_usage
-from proxy.responses.writer import ResponseWriter, new_id, wants_encrypted_reasoning
+from proxy.responses.writer import ResponseWriter, new_id
 
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 """Chat's finish reasons that end a Response as ``incomplete``, with the reason it names."""
@@ -58,9 +58,7 @@ def response_from_chat(
     usage: TokenCounts,
 ) -> dict[str, Any]:
     """The Response for a plain Chat Completions answer, ``usage`` being what is charged."""
-    writer = ResponseWriter(
-        request, model=model_name, include_encrypted_reasoning=wants_encrypted_reasoning(request)
-    )
+    writer = ResponseWriter(request, model=model_name)
     choices = body.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
     choice = choice if isinstance(choice, Mapping) else {}

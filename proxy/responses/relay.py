@@ -17,9 +17,10 @@ its status. The client's id is the upstream's for a native call, and one the
 gateway mints for a translated one (nothing is stored upstream then).
 """
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 from urllib.parse import urlsplit
 
 import orjson
@@ -53,6 +54,11 @@ _ERROR_TYPES = {
 }
 
 
+class TallyOptions(TypedDict):
+    encoding_model: str
+    prompt_tokens_estimate: int
+
+
 def native_responses(model: ServedModel) -> bool:
     """Whether the model's upstream serves ``/responses`` itself (the route's ``responses_api``;
     unset: only OpenAI's own API does)."""
@@ -72,9 +78,19 @@ class ResponsesExchange(Exchange):
 
     source: ClassVar[str] = "openai"
 
+    @property
+    def _tally_options(self) -> TallyOptions:
+        """How a reader of this call counts what the upstream did not report."""
+        return {
+            "encoding_model": self.model.route.provider_model,
+            "prompt_tokens_estimate": self.prompt_tokens,
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NativeExchange(ResponsesExchange):
+    """To an upstream that serves the Responses API: everything passes as it is."""
+
     relayed_error_headers: ClassVar[tuple[str, ...]] = OPENAI_ERROR_HEADERS
 
     def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
@@ -83,18 +99,10 @@ class NativeExchange(ResponsesExchange):
     def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
         if not isinstance(body, dict):
             raise invalid_response(self.model)
-        reply = ResponsesReply(
-            body,
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
-        )
-        return raw, reply.final()
+        return raw, ResponsesReply(body, **self._tally_options).final()
 
     def tap(self) -> ResponsesStreamTap:
-        return ResponsesStreamTap(
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
-        )
+        return ResponsesStreamTap(**self._tally_options)
 
 
 class ResponsesReply(Tally):
@@ -115,46 +123,53 @@ class ResponsesReply(Tally):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChatExchange(ResponsesExchange):
-    """A Responses call to an OpenAI-format upstream's Chat Completions, translated both ways."""
+class TranslatedExchange(ResponsesExchange):
+    """A Responses call to an upstream of another protocol, the answer translated back."""
 
     tools: Tools
     """The client's tools, which the upstream's tool calls are mapped back to."""
+
+    @abstractmethod
+    def _counts(self, body: dict[str, Any]) -> TokenCounts:
+        """What the upstream's complete answer is charged, read as its protocol reports it."""
+
+    @abstractmethod
+    def _response(self, body: dict[str, Any], counts: TokenCounts) -> dict[str, Any]:
+        """The Response for the upstream's complete answer, charged at ``counts``."""
+
+    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+        if not isinstance(body, dict):
+            raise invalid_response(self.model)
+        counts = self._counts(body)
+        return orjson.dumps(self._response(body, counts)), counts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatExchange(TranslatedExchange):
+    """To an OpenAI-format upstream's Chat Completions."""
 
     relayed_error_headers: ClassVar[tuple[str, ...]] = OPENAI_ERROR_HEADERS
 
     def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
         return relayed(raw, upstream, headers)
 
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
-        if not isinstance(body, dict):
-            raise invalid_response(self.model)
-        counts = OpenAIReply(
-            body,
-            embeddings=False,
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
-        ).final()
-        response = response_from_chat(
+    def _counts(self, body: dict[str, Any]) -> TokenCounts:
+        return OpenAIReply(body, embeddings=False, **self._tally_options).final()
+
+    def _response(self, body: dict[str, Any], counts: TokenCounts) -> dict[str, Any]:
+        return response_from_chat(
             body, self.request, tools=self.tools, model_name=self.model.name, usage=counts
         )
-        return orjson.dumps(response), counts
 
     def tap(self) -> ResponsesFromChat:
         return ResponsesFromChat(
-            self.request,
-            tools=self.tools,
-            model_name=self.model.name,
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            self.request, tools=self.tools, model_name=self.model.name, **self._tally_options
         )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MessagesExchange(ResponsesExchange):
-    """A Responses call to an Anthropic upstream's Messages API, translated both ways."""
-
-    tools: Tools
+class MessagesExchange(TranslatedExchange):
+    """To an Anthropic upstream's Messages API."""
 
     relayed_error_headers: ClassVar[tuple[str, ...]] = ANTHROPIC_ERROR_HEADERS
 
@@ -162,26 +177,17 @@ class MessagesExchange(ResponsesExchange):
         body = openai_error(upstream.status_code, raw)
         return JSONResponse(body, status_code=upstream.status_code, headers=headers)
 
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
-        if not isinstance(body, dict):
-            raise invalid_response(self.model)
-        counts = NativeReply(
-            body,
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
-        ).final()
-        response = response_from_anthropic(
+    def _counts(self, body: dict[str, Any]) -> TokenCounts:
+        return NativeReply(body, **self._tally_options).final()
+
+    def _response(self, body: dict[str, Any], counts: TokenCounts) -> dict[str, Any]:
+        return response_from_anthropic(
             body, self.request, tools=self.tools, model_name=self.model.name, usage=counts
         )
-        return orjson.dumps(response), counts
 
     def tap(self) -> ResponsesFromAnthropic:
         return ResponsesFromAnthropic(
-            self.request,
-            tools=self.tools,
-            model_name=self.model.name,
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            self.request, tools=self.tools, model_name=self.model.name, **self._tally_options
         )
 
 

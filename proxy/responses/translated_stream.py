@@ -16,7 +16,7 @@ from typing import Any, TypedDict, Unpack
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.responses.tools import Tools
-from proxy.responses.writer import ResponseWriter, wants_encrypted_reasoning
+from proxy.responses.writer import ResponseWriter
 
 CUT_SHORT = "The upstream ended the stream before it finished."
 
@@ -37,11 +37,7 @@ class TranslatedStream(Tally):
             prompt_tokens_estimate=options["prompt_tokens_estimate"],
         )
         self._events = EventSplitter()
-        self._writer = ResponseWriter(
-            request,
-            model=options["model_name"],
-            include_encrypted_reasoning=wants_encrypted_reasoning(request),
-        )
+        self._writer = ResponseWriter(request, model=options["model_name"])
         self._tools = options["tools"]
 
     @property

@@ -91,13 +91,9 @@ class _Item:
 
 
 class ResponseWriter:
-    def __init__(
-        self,
-        request: Mapping[str, Any],
-        *,
-        model: str,
-        include_encrypted_reasoning: bool = False,
-    ) -> None:
+    def __init__(self, request: Mapping[str, Any], *, model: str) -> None:
+        """``request`` is the client's: the Response echoes it, and its ``include`` says
+        whether reasoning items carry their ``encrypted_content``."""
         echoed = {name: request[name] for name in ECHOED_FIELDS if request.get(name) is not None}
         self.response: dict[str, Any] = {
             "id": new_id("resp"),
@@ -114,7 +110,7 @@ class ResponseWriter:
             "output": [],
             "usage": None,
         }
-        self._include_encrypted_reasoning = include_encrypted_reasoning
+        self._include_encrypted_reasoning = wants_encrypted_reasoning(request)
         self._sequence = 0
         self._message: _Item | None = None
         self._reasoning: _Item | None = None
