@@ -52,6 +52,17 @@ def refund(amount_units: int) -> None:
     _within_range(amount_units, "a refund")
 
 
+MAX_RESPONSE_ID_LENGTH = 256
+"""Far above the ids OpenAI mints (``resp_`` and 48 hex digits); bounds what a caller can store."""
+
+
+def response(response_id: str, model: str) -> None:
+    if not 0 < len(response_id) <= MAX_RESPONSE_ID_LENGTH:
+        raise ValueError(f"a response id must have 1 to {MAX_RESPONSE_ID_LENGTH} characters")
+    if not model:
+        raise ValueError("a response's model must be named")
+
+
 def plan(subscription: Subscription) -> None:
     if subscription.allowance_units < 0:
         raise ValueError("an allowance cannot be negative")

@@ -200,6 +200,21 @@ class UsageTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseOwner:
+    """Which org created a response an upstream stores (OpenAI's Responses API), and where.
+
+    The upstream knows only the gateway's own key, so this record is what keeps
+    one org from reading, continuing or deleting another's response.
+    """
+
+    response_id: str
+    org_id: str
+    model: str
+    """The gateway's public name of the model whose upstream holds the response."""
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AccessKey:
     """An org's access token as stored: only its SHA-256 hash, never the token."""
 

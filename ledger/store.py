@@ -21,6 +21,7 @@ from ledger.models import (
     HoldPlaced,
     HoldRefused,
     OrgLedgerFigures,
+    ResponseOwner,
     SettleResult,
     Subscription,
     UsageDetails,
@@ -129,6 +130,30 @@ class WebhookEventStore(Protocol):
         """Record an event as processed; False if it already was."""
 
 
+class ResponseOwners(Protocol):
+    """Which org owns which stored response id, so that no other org can reach it.
+
+    Not money: an owner record changes no balance, and a store that fails to
+    write one fails closed (nobody can read that response through the gateway).
+    """
+
+    async def record_response(self, response_id: str, org_id: str, model: str) -> bool:
+        """Record that ``org_id`` created ``response_id`` on ``model``'s upstream.
+
+        Recording it again for the same org is a no-op (True); a response another org
+        owns is never taken over (False, nothing changed). Raises ``AccountNotFound``
+        for an unknown org.
+        """
+
+    async def response_owner(self, response_id: str) -> ResponseOwner | None: ...
+
+    async def forget_response(self, response_id: str, org_id: str) -> bool:
+        """Forget a response its owner deleted; False if ``org_id`` does not own it."""
+
+    async def forget_responses_before(self, cutoff: datetime, *, limit: int = 1000) -> int:
+        """Housekeeping: forget up to ``limit`` responses recorded before ``cutoff``."""
+
+
 class LedgerReports(Protocol):
     """Read-only views: usage, the credit audit trail, and the figures ``verify`` checks."""
 
@@ -156,6 +181,12 @@ class LedgerReports(Protocol):
 
 
 class LedgerStore(
-    StoreLifecycle, MoneyLedger, AccessKeyStore, WebhookEventStore, LedgerReports, Protocol
+    StoreLifecycle,
+    MoneyLedger,
+    AccessKeyStore,
+    WebhookEventStore,
+    ResponseOwners,
+    LedgerReports,
+    Protocol,
 ):
     """Everything a backend offers: what the gateway holds."""

@@ -1,4 +1,5 @@
-"""The ledger's collections: the original design's three, plus holds, access keys and events."""
+"""The ledger's collections: the original design's three, plus holds, access keys, events and
+the owners of stored responses."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ USAGE_RECORDS = "payments_usage_records"
 HOLDS = "payments_holds"
 ACCESS_KEYS = "payments_access_keys"
 PROCESSED_EVENTS = "payments_processed_events"
+RESPONSE_OWNERS = "payments_response_owners"
 
 MAJORITY = WriteConcern("majority")
 """Every write outside a transaction waits for a majority, whatever the URL or the server
@@ -33,6 +35,8 @@ class Collections:
     embedded in their customer document."""
     access_keys: Collection
     processed_events: Collection
+    response_owners: Collection
+    """Which org owns which stored response, ``_id`` = response id."""
 
     @classmethod
     def of(cls, database: AsyncDatabase[dict[str, Any]]) -> "Collections":
@@ -46,4 +50,5 @@ class Collections:
             holds=collection(HOLDS),
             access_keys=collection(ACCESS_KEYS),
             processed_events=collection(PROCESSED_EVENTS),
+            response_owners=collection(RESPONSE_OWNERS),
         )

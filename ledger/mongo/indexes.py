@@ -16,6 +16,7 @@ from ledger.mongo.collections import (
     CREDIT_TRANSACTIONS,
     CUSTOMERS,
     HOLDS,
+    RESPONSE_OWNERS,
     USAGE_RECORDS,
 )
 
@@ -60,8 +61,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         _unique("token_sha256", "access_key_hash_unique"),
         _by_time("access_key_by_org_time", "org_id"),
     ],
+    RESPONSE_OWNERS: [_by_time("response_owner_by_time")],
 }
-"""``payments_processed_events`` needs none: its ``_id`` is the event id."""
+"""``payments_processed_events`` needs none: its ``_id`` is the event id (a response owner's
+is the response id)."""
 
 
 async def create_indexes(database: AsyncDatabase[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from ledger import checks
-from ledger.clock import Clock, system_clock, to_ms
+from ledger.clock import Clock, from_ms, system_clock, to_ms
 from ledger.errors import AccountNotFound, IdempotencyConflict, LedgerUnavailable
 from ledger.models import (
     AccessKey,
@@ -21,6 +21,7 @@ from ledger.models import (
     HoldPlaced,
     HoldRefused,
     OrgLedgerFigures,
+    ResponseOwner,
     SettleResult,
     Subscription,
     UsageDetails,
@@ -453,6 +454,61 @@ class MongoLedger:
         except DuplicateKeyError:
             return False
         return True
+
+    # response owners
+    @translate_failures
+    async def record_response(self, response_id: str, org_id: str, model: str) -> bool:
+        checks.response(response_id, model)
+        _, collections = self._connected
+        if await collections.customers.find_one({"_id": org_id}, {"_id": 1}) is None:
+            raise AccountNotFound(org_id)
+        owner: Document = {
+            "_id": response_id,
+            "org_id": org_id,
+            "model": model,
+            "created_at_ms": Int64(self._now_ms()),
+        }
+        try:
+            await collections.response_owners.insert_one(owner)
+        except DuplicateKeyError:
+            existing = await collections.response_owners.find_one({"_id": response_id})
+            return existing is not None and existing["org_id"] == org_id
+        return True
+
+    @translate_failures
+    async def response_owner(self, response_id: str) -> ResponseOwner | None:
+        _, collections = self._connected
+        found = await collections.response_owners.find_one({"_id": response_id})
+        if found is None:
+            return None
+        return ResponseOwner(
+            response_id, found["org_id"], found["model"], from_ms(int(found["created_at_ms"]))
+        )
+
+    @translate_failures
+    async def forget_response(self, response_id: str, org_id: str) -> bool:
+        _, collections = self._connected
+        deleted = await collections.response_owners.delete_one(
+            {"_id": response_id, "org_id": org_id}
+        )
+        return deleted.deleted_count == 1
+
+    @translate_failures
+    async def forget_responses_before(self, cutoff: datetime, *, limit: int = 1000) -> int:
+        _, collections = self._connected
+        batch = mongo_limit(limit)
+        if batch is None:
+            return 0
+        due = collections.response_owners.find(
+            {"created_at_ms": {"$lt": Int64(to_ms(cutoff))}}, {"_id": 1}
+        )
+        ids = [
+            document["_id"] for document in await due.sort("created_at_ms").limit(batch).to_list()
+        ]
+        if not ids:
+            return 0
+        deleted = await collections.response_owners.delete_many({"_id": {"$in": ids}})
+        return deleted.deleted_count
 
     # verification
     @translate_failures

@@ -125,6 +125,16 @@ MIGRATIONS: tuple[str, ...] = (
         processed_at_ms BIGINT NOT NULL
     );
     """,
+    # 2: which org owns which response an upstream stores (the Responses API).
+    """
+    CREATE TABLE response_owners (
+        response_id TEXT COLLATE "C" PRIMARY KEY,
+        org_id TEXT COLLATE "C" NOT NULL REFERENCES accounts (org_id),
+        model TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX response_owners_by_time ON response_owners (created_at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,6 +24,7 @@ from ledger.models import (
     HoldPlaced,
     HoldRefused,
     OrgLedgerFigures,
+    ResponseOwner,
     SettleResult,
     Subscription,
     UsageDetails,
@@ -32,7 +33,7 @@ from ledger.models import (
     UsageTotal,
 )
 from ledger.sql import operations as ops
-from ledger.sql import reads
+from ledger.sql import reads, response_owners
 from ledger.sql.holds_here import HoldsHere
 from ledger.sql.routine import Routine
 
@@ -241,6 +242,21 @@ class SqlLedger:
 
     async def mark_event(self, event_id: str, kind: str) -> bool:
         return await self._write(partial(ops.mark_event, event_id, kind, self._now_ms()))
+
+    # response owners
+    async def record_response(self, response_id: str, org_id: str, model: str) -> bool:
+        checks.response(response_id, model)
+        routine = partial(response_owners.record, response_id, org_id, model, self._now_ms())
+        return await self._write(routine)
+
+    async def response_owner(self, response_id: str) -> ResponseOwner | None:
+        return await self._engine.read(partial(response_owners.find, response_id))
+
+    async def forget_response(self, response_id: str, org_id: str) -> bool:
+        return await self._write(partial(response_owners.forget, response_id, org_id))
+
+    async def forget_responses_before(self, cutoff: datetime, *, limit: int = 1000) -> int:
+        return await self._write(partial(response_owners.forget_before, to_ms(cutoff), limit))
 
     # reports
     async def usage_records(

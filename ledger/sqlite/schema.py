@@ -114,6 +114,17 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE holds.org_id = accounts.org_id AND holds.state = 'open'
     );
     """,
+    # 3: which org owns which response an upstream stores (the Responses API), so that
+    # only it can read, continue or delete that response through the gateway.
+    """
+    CREATE TABLE response_owners (
+        response_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL REFERENCES accounts(org_id),
+        model TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX response_owners_by_time ON response_owners(created_at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

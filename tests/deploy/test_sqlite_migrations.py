@@ -52,6 +52,12 @@ def _write_old_file(path: Path, version: int) -> None:
             " expires_at_ms) VALUES (?, ?, ?, 'open', ?, ?)",
             (OLD_REQUEST, ORG, OPEN_HOLD_UNITS, now_ms, now_ms + 3_600_000),
         )
+        if version >= 2:
+            # From schema 2 on, a gateway keeps the running total of open holds with them.
+            connection.execute(
+                "UPDATE accounts SET open_hold_units = open_hold_units + ? WHERE org_id = ?",
+                (OPEN_HOLD_UNITS, ORG),
+            )
         connection.execute(f"PRAGMA user_version = {version}")
     finally:
         connection.close()
