@@ -5,6 +5,7 @@ import contextlib
 import importlib.util
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -16,6 +17,7 @@ from proxy.call.meter import Meter
 from proxy.call.policy import PolicySource
 from proxy.call.relay import Relay
 from proxy.model_registry import ModelRegistry
+from proxy.responses import owners
 from proxy.server.metrics import Metrics
 from proxy.server.warmup import warm_up
 from proxy.settings import Settings
@@ -115,16 +117,22 @@ class Gateway:
         await self.store.close()
 
     async def _sweep_forever(self) -> None:
-        """Housekeeping only: expired holds already stop counting without it."""
+        """Housekeeping only: expired holds already stop counting without it, and the owner of
+        a response its upstream no longer keeps guards nothing."""
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
                 expired = await self.store.expire_holds()
+                forgotten = await self.store.forget_responses_before(
+                    datetime.now(UTC) - owners.RETENTION
+                )
             except LedgerUnavailable:
-                logger.warning("hold sweep skipped: ledger unavailable")
+                logger.warning("sweep skipped: ledger unavailable")
                 continue
             if expired:
                 logger.info("expired %d abandoned holds", expired)
+            if forgotten:
+                logger.info("forgot the owners of %d responses past retention", forgotten)
 
 
 def gateway_of(request: Request) -> Gateway:

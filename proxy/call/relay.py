@@ -11,12 +11,19 @@ then does what every metered call does:
 4. relay a stream through the exchange's tap, which settles when the stream ends;
 5. or read the whole reply, settle what it used, and answer with the receipt.
 
+An exchange may also have ledger work the client must not outrun, done before
+the client sees any of the answer (``before_reply``, ``before_stream``): the
+Responses API records which org owns the response id the answer names, so that
+the id is never handed out before the gateway knows whose it is.
+
 Whatever goes wrong before the debit releases the hold, so a failed call never
 keeps credit reserved.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -68,6 +75,14 @@ class Exchange(ABC):
     def tap(self) -> StreamTap:
         """Reads (and if need be translates) the upstream's stream as it is relayed."""
 
+    def before_reply(self, body: Any) -> Awaitable[None] | None:
+        """Work to finish before a complete reply (``body``, parsed) is answered; none here."""
+        return None
+
+    def before_stream(self, tap: StreamTap) -> Awaitable[None] | None:
+        """Work to finish before the stream's first bytes (as ``tap`` read them) are sent."""
+        return None
+
 
 class Relay:
     def __init__(self, meter: Meter, upstreams: Upstreams, metrics: Metrics) -> None:
@@ -88,16 +103,18 @@ class Relay:
         if upstream.status_code >= 400:
             return await self._refused(metered, upstream, call)
         if call.stream:
+            tap = call.tap()
             return MeteredStreamResponse(
                 metered,
                 upstream,
-                call.tap(),
+                tap,
                 # A stream's headers go out before its cost is known: they say what is held.
                 headers={
                     "x-request-id": metered.request_id,
                     "x-spu-held": format_spus(metered.hold_units),
                     "cache-control": "no-cache",
                 },
+                before_first_bytes=partial(call.before_stream, tap),
             )
         return await self._complete(metered, upstream, call)
 
@@ -131,13 +148,18 @@ class Relay:
     ) -> Response:
         try:
             raw = await read_body(call.model, upstream)
-            content, counts = call.reply(raw, orjson.loads(raw))
+            body = orjson.loads(raw)
+            content, counts = call.reply(raw, body)
         except BaseException as error:
             metered.release_detached()
             if isinstance(error, orjson.JSONDecodeError):
                 raise invalid_response(call.model) from error
             raise
         headers = await metered.settle_receipt(counts)
+        # After the settlement, which a client gone meanwhile must not cancel.
+        pending = call.before_reply(body)
+        if pending is not None:
+            await pending
         return Response(content, media_type="application/json", headers=headers)
 
 

@@ -12,7 +12,7 @@ generator can leak a hold or an in-flight slot.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import httpx
@@ -44,10 +44,13 @@ class MeteredStreamResponse(StreamingResponse):
         tap: StreamTap,
         *,
         headers: dict[str, str],
+        before_first_bytes: Callable[[], Awaitable[None] | None] | None = None,
     ) -> None:
         self._metered = metered
         self._upstream = upstream
         self._tap = tap
+        self._before_first_bytes = before_first_bytes
+        """Work the client must not outrun (see ``Exchange.before_stream``), run once."""
         self._finished = False
         super().__init__(self._relay(), media_type="text/event-stream", headers=headers)
 
@@ -91,9 +94,13 @@ class MeteredStreamResponse(StreamingResponse):
             async for piece in self._upstream.aiter_bytes():
                 out = self._tap.feed(piece)
                 if out:
+                    if self._before_first_bytes is not None:
+                        await self._first_bytes_go()
                     yield out
             tail = self._tap.flush()
             if tail:
+                if self._before_first_bytes is not None:
+                    await self._first_bytes_go()
                 yield tail
             ending = Ending.OK
         except (httpx.HTTPError, ValueError) as error:
@@ -102,6 +109,13 @@ class MeteredStreamResponse(StreamingResponse):
             ending = Ending.UPSTREAM_INTERRUPTED
         finally:
             self._finish(ending)
+
+    async def _first_bytes_go(self) -> None:
+        assert self._before_first_bytes is not None
+        work, self._before_first_bytes = self._before_first_bytes, None
+        pending = work()
+        if pending is not None:
+            await pending
 
     def _finish(self, ending: Ending) -> None:
         if self._finished:

@@ -5,7 +5,9 @@ Three exchanges on the one metered-call path (``proxy.call.relay``):
 - ``NativeExchange``: an OpenAI-format upstream that serves the Responses API
   itself (``native_responses``). Body, refusals, replies and events pass
   unchanged; the provider's usage is read from the body or from the final
-  ``response.completed`` (``response.incomplete`` / ``response.failed``).
+  ``response.completed`` (``response.incomplete`` / ``response.failed``). A
+  response the upstream stores has its owner recorded before the client sees
+  its id (``proxy.responses.owners``).
 - ``ChatExchange``: every other OpenAI-format upstream (the demo model,
   litellm's providers, servers without ``/responses``): the request goes as
   Chat Completions, the answer comes back as a Response.
@@ -18,7 +20,7 @@ gateway mints for a translated one (nothing is stored upstream then).
 """
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 from urllib.parse import urlsplit
@@ -26,15 +28,18 @@ from urllib.parse import urlsplit
 import orjson
 from fastapi.responses import JSONResponse, Response
 
+from ledger import ResponseOwners
 from pricing import TokenCounts
 from proxy.anthropic.relay import DEFAULT_ANTHROPIC_VERSION, NativeReply
 from proxy.call.relay import Exchange, invalid_response, relayed
+from proxy.call.stream import StreamTap
 from proxy.call.tally import Tally
 from proxy.errors import ApiError, error_body
 from proxy.model_registry import ServedModel
 from proxy.openai.relay import OpenAIReply
 from proxy.responses.from_anthropic import ResponsesFromAnthropic, response_from_anthropic
 from proxy.responses.from_chat import ResponsesFromChat, response_from_chat
+from proxy.responses.owners import record_owner
 from proxy.responses.stream_tap import ResponsesStreamTap, response_text
 from proxy.responses.tools import Tools
 from proxy.responses.usage import reported_token_counts
@@ -91,6 +96,9 @@ class ResponsesExchange(Exchange):
 class NativeExchange(ResponsesExchange):
     """To an upstream that serves the Responses API: everything passes as it is."""
 
+    owners: ResponseOwners | None
+    """Where the response's owner is recorded; None when the upstream does not store it."""
+
     relayed_error_headers: ClassVar[tuple[str, ...]] = OPENAI_ERROR_HEADERS
 
     def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
@@ -103,6 +111,19 @@ class NativeExchange(ResponsesExchange):
 
     def tap(self) -> ResponsesStreamTap:
         return ResponsesStreamTap(**self._tally_options)
+
+    def before_reply(self, body: Any) -> Awaitable[None] | None:
+        if self.owners is None:
+            return None
+        response_id = body.get("id") if isinstance(body, dict) else None
+        named = response_id if isinstance(response_id, str) else None
+        return record_owner(self.owners, named, self.principal, self.model)
+
+    def before_stream(self, tap: StreamTap) -> Awaitable[None] | None:
+        if self.owners is None:
+            return None
+        assert isinstance(tap, ResponsesStreamTap)
+        return record_owner(self.owners, tap.response_id, self.principal, self.model)
 
 
 class ResponsesReply(Tally):

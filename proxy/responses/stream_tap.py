@@ -1,8 +1,10 @@
 """A tap on a Responses event stream relayed unchanged from an upstream that speaks it.
 
-The bytes go to the client as they come; beside them the tap reads the
-response's id (from ``response.created``, so the gateway can record which org
-owns it), the provider's usage from the final ``response.completed`` (or
+The bytes go to the client as they come, but for the first event: it is held
+until it is complete, because it is ``response.created``, which names the
+response, and the gateway records which org owns that id before the client
+can see it (``NativeExchange.before_stream``). Beside the bytes the tap reads
+the provider's usage from the final ``response.completed`` (or
 ``response.incomplete`` / ``response.failed``), and the text, reasoning and
 tool-call arguments generated so far, so that a stream cut short can still be
 counted.
@@ -55,16 +57,25 @@ class ResponsesStreamTap(Tally):
         )
         self._events = EventSplitter()
         self.response_id: str | None = None
+        self._held: bytes | None = b""
+        """What came before the first complete event (None once that has gone out)."""
 
     def feed(self, data: bytes) -> bytes:
         """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
-        for event in self._events.feed(data):
+        events = self._events.feed(data)
+        for event in events:
             self._read(event_data(event))
+        if self._held is not None:
+            self._held += data
+            if not events:
+                return b""
+            data, self._held = self._held, None
         return data
 
     def flush(self) -> bytes:
         self._read(event_data(self._events.flush()))
-        return b""
+        held, self._held = self._held, None
+        return held or b""
 
     def _read(self, event: Any) -> None:
         if not isinstance(event, dict):

@@ -69,31 +69,35 @@ class Upstreams:
         self,
         model: ServedModel,
         path: str,
-        payload: dict[str, object],
+        payload: dict[str, object] | None,
         *,
         headers: dict[str, str] | None = None,
+        method: str = "POST",
     ) -> tuple[UpstreamResponse, float]:
         """Send a request and return the open (streaming) response and its latency in seconds.
 
-        The caller must close the response. Upstream failures become the client's
-        502/504; an upstream's own error status is the caller's to relay.
+        ``payload`` is the JSON body, None for a request without one (``GET``,
+        ``DELETE``). The caller must close the response. Upstream failures become
+        the client's 502/504; an upstream's own error status is the caller's to relay.
         """
-        request_headers = {"content-type": "application/json", **self.auth_headers(model)}
+        request_headers = self.auth_headers(model)
+        if payload is not None:
+            request_headers["content-type"] = "application/json"
         if model.route.api_format == "litellm" and model.route.api_base:
             # LitellmTransport's API_BASE_HEADER: a litellm provider's own base URL.
             request_headers["x-litellm-api-base"] = model.route.api_base
         if headers:
             request_headers.update(headers)
         url = self.url(model, path)
-        body = orjson.dumps(payload)
+        body = None if payload is None else orjson.dumps(payload)
         started = time.perf_counter()
         try:
             if model.route.api_format in LOCAL_FORMATS:
                 client = self._local_client(model)
-                request = client.build_request("POST", url, content=body, headers=request_headers)
+                request = client.build_request(method, url, content=body, headers=request_headers)
                 response: UpstreamResponse = await client.send(request, stream=True)
             else:
-                response = await self._network.post(url, body, request_headers)
+                response = await self._network.send(method, url, body, request_headers)
         except httpx.HTTPError as error:
             raise upstream_failure(model, error) from error
         return response, time.perf_counter() - started

@@ -101,11 +101,13 @@ class NetworkUpstreams:
             connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
         )
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
+    async def send(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> UpstreamResponse:
         if self._session is None:
             self._session = self._open_session()
         with httpx_errors():
-            response = await self._session.post(url, data=body, headers=headers)
+            response = await self._session.request(method, url, data=body, headers=headers)
         return AiohttpUpstreamResponse(response)
 
     async def aclose(self) -> None:

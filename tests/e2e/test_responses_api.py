@@ -9,7 +9,7 @@ is worked out here from the fake's knobs and the route's prices.
 """
 
 import re
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,7 +17,6 @@ import openai
 import pytest
 
 from ledger import LedgerStore, UsageRecord
-from proxy.settings import ModelRoute
 from tests.e2e.anthropic_support import (
     SONNET,
     UPSTREAM_KEY,
@@ -25,9 +24,15 @@ from tests.e2e.anthropic_support import (
     anthropic_routes,
     assert_charged,
 )
+from tests.e2e.responses_support import (
+    INPUT_USD,
+    NATIVE,
+    OUTPUT_USD,
+    native_route,
+    native_units,
+    units,
+)
 from tests.e2e.support import (
-    MARKUP,
-    USD_PER_SPU,
     Org,
     RunningGateway,
     StartGateway,
@@ -37,11 +42,7 @@ from tests.e2e.support import (
 )
 from tests.fakes.upstream import DEFAULT_REPLY, FakeUpstream, reply_pieces
 
-NATIVE = "gpt-5-mini"
 DEMO = "spu-demo"
-INPUT_USD = Decimal("0.00000025")
-CACHED_INPUT_USD = Decimal("0.000000025")
-OUTPUT_USD = Decimal("0.000002")
 DEMO_INPUT_USD = Decimal("0.0000005")
 DEMO_OUTPUT_USD = Decimal("0.0000015")
 PIECES = reply_pieces(DEFAULT_REPLY)
@@ -58,15 +59,6 @@ WEATHER = {
 }
 
 
-def units(cost_usd: Decimal) -> int:
-    """SPU units for a provider cost, by the policy the tests configure (markup, SPU price)."""
-    return int((cost_usd * (1 + MARKUP) / USD_PER_SPU * 1_000_000).to_integral_value(ROUND_CEILING))
-
-
-def native_units(*, uncached: int, cached: int, output: int) -> int:
-    return units(uncached * INPUT_USD + cached * CACHED_INPUT_USD + output * OUTPUT_USD)
-
-
 def demo_units(prompt_tokens: int, output_tokens: int) -> int:
     return units(prompt_tokens * DEMO_INPUT_USD + output_tokens * DEMO_OUTPUT_USD)
 
@@ -78,17 +70,7 @@ def gateway(
     monkeypatch: pytest.MonkeyPatch,
 ) -> RunningGateway:
     monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
-    native = ModelRoute(
-        model_name=NATIVE,
-        provider_model=NATIVE,
-        api_base=f"{upstream_server[1]}/v1",
-        api_key_env=UPSTREAM_KEY_ENV,
-        responses_api=True,
-        input_cost_per_token=INPUT_USD,
-        cache_read_input_cost_per_token=CACHED_INPUT_USD,
-        output_cost_per_token=OUTPUT_USD,
-    )
-    routes = [native, *anthropic_routes(upstream_server[1])]
+    routes = [native_route(upstream_server[1]), *anthropic_routes(upstream_server[1])]
     return start_gateway(model_list=routes, demo_model=True)
 
 

@@ -159,3 +159,19 @@ def test_the_prompt_estimate_counts_like_the_chat_it_amounts_to_and_never_raises
     assert count_prompt_tokens(with_image, MODEL) < 60_000
     for hostile in ({"input": 5}, {"input": [None, 3, {"content": 7}]}, {"instructions": ["x"]}):
         assert count_prompt_tokens(hostile, MODEL) > 0
+
+
+def test_the_first_event_is_held_until_complete_so_its_id_is_known_before_it_goes_out() -> None:
+    tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
+    first_end = NATIVE_STREAM.index(b"\n\n") + 2
+    assert tap.feed(NATIVE_STREAM[:10]) == b""
+    assert tap.response_id is None
+    assert tap.feed(NATIVE_STREAM[10 : first_end + 3]) == NATIVE_STREAM[: first_end + 3]
+    assert tap.response_id == "resp_up_1"
+    assert tap.feed(NATIVE_STREAM[first_end + 3 :]) == NATIVE_STREAM[first_end + 3 :]
+
+
+def test_a_stream_that_never_completes_an_event_still_hands_its_bytes_over_at_the_end() -> None:
+    tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
+    assert tap.feed(b": keep-alive") == b""
+    assert tap.flush() == b": keep-alive"
