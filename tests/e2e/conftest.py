@@ -20,6 +20,8 @@ from ledger import LedgerStore
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from proxy.app import create_app
+from tests.e2e.anthropic_support import UPSTREAM_KEY, UPSTREAM_KEY_ENV, anthropic_routes
+from tests.e2e.responses_support import native_route
 from tests.e2e.support import (
     CHAT_KEY_ENV,
     Org,
@@ -100,6 +102,19 @@ def start_gateway(
 @pytest.fixture
 def gateway(start_gateway: StartGateway) -> RunningGateway:
     return start_gateway()
+
+
+@pytest.fixture
+def agents_gateway(
+    start_gateway: StartGateway,
+    upstream_server: tuple[FakeUpstream, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> RunningGateway:
+    """What agents are pointed at: the demo model, an OpenAI-format model whose upstream (the
+    fake) serves the Responses API itself, and Claude models on the fake's Messages API."""
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
+    routes = [native_route(upstream_server[1]), *anthropic_routes(upstream_server[1])]
+    return start_gateway(model_list=routes, demo_model=True)
 
 
 @pytest.fixture

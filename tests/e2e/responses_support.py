@@ -2,6 +2,10 @@
 itself, its prices, and charges worked out here from them."""
 
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from openai import AsyncOpenAI
+from openai.types.responses import Response
 
 from proxy.settings import ModelRoute
 from tests.e2e.anthropic_support import UPSTREAM_KEY_ENV
@@ -25,6 +29,14 @@ def native_route(upstream_url: str) -> ModelRoute:
         cache_read_input_cost_per_token=CACHED_INPUT_USD,
         output_cost_per_token=OUTPUT_USD,
     )
+
+
+async def respond(client: AsyncOpenAI, stream: bool, **request: Any) -> Response:
+    """One Responses call, plain or streamed to its final Response."""
+    if not stream:
+        return await client.responses.create(**request)
+    async with client.responses.stream(**request) as events:
+        return await events.get_final_response()
 
 
 def units(cost_usd: Decimal) -> int:

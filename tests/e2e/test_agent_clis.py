@@ -18,15 +18,14 @@ above zero.
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import LedgerStore
 from ledger.verify import verify
 from proxy.upstream.demo import DEMO_REPLY
 from tests.e2e.agent_clis import CliRunner, claude, codex
-from tests.e2e.anthropic_support import SONNET, UPSTREAM_KEY, UPSTREAM_KEY_ENV, anthropic_routes
-from tests.e2e.support import Org, RunningGateway, StartGateway, wait_for_no_holds
+from tests.e2e.anthropic_support import SONNET
+from tests.e2e.support import Org, RunningGateway, wait_for_no_holds
 from tests.fakes.upstream import DEFAULT_REPLY, FakeUpstream
 
 __all__ = ["claude", "codex"]
@@ -36,19 +35,9 @@ PROMPT = "say hello"
 DEMO_ANSWER = DEMO_REPLY + PROMPT
 
 
-@pytest.fixture
-def gateway(
-    start_gateway: StartGateway,
-    upstream_server: tuple[FakeUpstream, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> RunningGateway:
-    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
-    return start_gateway(model_list=anthropic_routes(upstream_server[1]), demo_model=True)
-
-
-async def served_calls(gateway: RunningGateway, route: str) -> int:
+async def served_calls(agents_gateway: RunningGateway, route: str) -> int:
     """How many requests the gateway answered on ``route``, by its own metrics."""
-    async with httpx.AsyncClient(base_url=gateway.url) as client:
+    async with httpx.AsyncClient(base_url=agents_gateway.url) as client:
         text = (await client.get("/metrics")).text
     return int(
         sum(
@@ -61,8 +50,8 @@ async def served_calls(gateway: RunningGateway, route: str) -> int:
     )
 
 
-async def usage(gateway: RunningGateway, org: Org) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=gateway.url) as client:
+async def usage(agents_gateway: RunningGateway, org: Org) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=agents_gateway.url) as client:
         answer = await client.get("/v1/usage", headers={"authorization": f"Bearer {org.token}"})
     answer.raise_for_status()
     records: list[dict[str, Any]] = answer.json()["data"]
@@ -70,7 +59,7 @@ async def usage(gateway: RunningGateway, org: Org) -> list[dict[str, Any]]:
 
 
 async def assert_metered_once_per_call(
-    gateway: RunningGateway,
+    agents_gateway: RunningGateway,
     org: Org,
     store: LedgerStore,
     *,
@@ -80,7 +69,7 @@ async def assert_metered_once_per_call(
 ) -> None:
     assert calls >= 1
     assert await wait_for_no_holds(store, org.org_id) == 0
-    records = await usage(gateway, org)
+    records = await usage(agents_gateway, org)
     assert len(records) == calls, records
     for record in records:
         assert (record["model"], record["operation"], record["status"]) == (model, operation, "ok")
@@ -90,35 +79,39 @@ async def assert_metered_once_per_call(
 
 
 async def test_codex_exec_says_the_demos_answer_and_each_call_is_metered_once(
-    codex: CliRunner, gateway: RunningGateway, org: Org, store: LedgerStore
+    codex: CliRunner, agents_gateway: RunningGateway, org: Org, store: LedgerStore
 ) -> None:
-    run = await codex(base_url=gateway.url, token=org.token, model=DEMO, prompt=PROMPT)
+    run = await codex(base_url=agents_gateway.url, token=org.token, model=DEMO, prompt=PROMPT)
     assert run.returncode == 0, run.describe()
     assert run.stdout.strip() == DEMO_ANSWER, run.describe()
-    calls = await served_calls(gateway, "/v1/responses")
+    calls = await served_calls(agents_gateway, "/v1/responses")
     await assert_metered_once_per_call(
-        gateway, org, store, calls=calls, model=DEMO, operation="responses"
+        agents_gateway, org, store, calls=calls, model=DEMO, operation="responses"
     )
 
 
 async def test_claude_code_default_request_on_the_demo_is_answered_and_metered_once(
-    claude: CliRunner, gateway: RunningGateway, org: Org, store: LedgerStore
+    claude: CliRunner, agents_gateway: RunningGateway, org: Org, store: LedgerStore
 ) -> None:
-    run = await claude(base_url=gateway.url, token=org.token, model=DEMO, prompt=PROMPT)
+    run = await claude(base_url=agents_gateway.url, token=org.token, model=DEMO, prompt=PROMPT)
     assert run.returncode == 0, run.describe()
     result = run.json()
     assert result["is_error"] is False, run.describe()
     assert result["result"] == DEMO_ANSWER
-    calls = await served_calls(gateway, "/v1/messages")
+    calls = await served_calls(agents_gateway, "/v1/messages")
     await assert_metered_once_per_call(
-        gateway, org, store, calls=calls, model=DEMO, operation="messages"
+        agents_gateway, org, store, calls=calls, model=DEMO, operation="messages"
     )
 
 
 async def test_claude_code_default_request_on_a_native_anthropic_route_is_metered_once(
-    claude: CliRunner, gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    claude: CliRunner,
+    agents_gateway: RunningGateway,
+    org: Org,
+    store: LedgerStore,
+    upstream: FakeUpstream,
 ) -> None:
-    run = await claude(base_url=gateway.url, token=org.token, model=SONNET, prompt=PROMPT)
+    run = await claude(base_url=agents_gateway.url, token=org.token, model=SONNET, prompt=PROMPT)
     assert run.returncode == 0, run.describe()
     result = run.json()
     assert result["is_error"] is False, run.describe()
@@ -129,5 +122,5 @@ async def test_claude_code_default_request_on_a_native_anthropic_route_is_metere
     assert "context_management" in sent[0].body and "output_config" in sent[0].body
     assert "context-management-2025-06-27" in sent[0].headers["anthropic-beta"]
     await assert_metered_once_per_call(
-        gateway, org, store, calls=len(sent), model=SONNET, operation="messages"
+        agents_gateway, org, store, calls=len(sent), model=SONNET, operation="messages"
     )

@@ -20,16 +20,14 @@ from ledger import LedgerStore, UsageRecord
 from tests.e2e.anthropic_support import (
     SONNET,
     UPSTREAM_KEY,
-    UPSTREAM_KEY_ENV,
-    anthropic_routes,
     assert_charged,
 )
 from tests.e2e.responses_support import (
     INPUT_USD,
     NATIVE,
     OUTPUT_USD,
-    native_route,
     native_units,
+    respond,
     units,
 )
 from tests.e2e.support import (
@@ -63,17 +61,6 @@ def demo_units(prompt_tokens: int, output_tokens: int) -> int:
     return units(prompt_tokens * DEMO_INPUT_USD + output_tokens * DEMO_OUTPUT_USD)
 
 
-@pytest.fixture
-def gateway(
-    start_gateway: StartGateway,
-    upstream_server: tuple[FakeUpstream, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> RunningGateway:
-    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
-    routes = [native_route(upstream_server[1]), *anthropic_routes(upstream_server[1])]
-    return start_gateway(model_list=routes, demo_model=True)
-
-
 async def only_record(store: LedgerStore, org: Org) -> UsageRecord:
     [record] = await wait_for_records(store, org.org_id, 1)
     assert await wait_for_no_holds(store, org.org_id) == 0
@@ -85,12 +72,16 @@ async def only_record(store: LedgerStore, org: Org) -> UsageRecord:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 async def test_native_cached_input_is_priced_at_the_cached_rate_and_reasoning_inside_output(
-    stream: bool, gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    stream: bool,
+    agents_gateway: RunningGateway,
+    org: Org,
+    store: LedgerStore,
+    upstream: FakeUpstream,
 ) -> None:
     upstream.knobs.prompt_tokens = 900
     upstream.knobs.cache_read_input_tokens = 700
     upstream.knobs.reasoning_tokens = 40
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         if stream:
             async with client.responses.stream(model=NATIVE, input="Hello") as events:
                 kinds = [event.type async for event in events]
@@ -112,10 +103,10 @@ async def test_native_cached_input_is_priced_at_the_cached_rate_and_reasoning_in
 
 
 async def test_native_function_call_round_trip(
-    gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
     upstream.knobs.tool_use = ("get_weather", {"city": "Paris"})
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         async with client.responses.stream(
             model=NATIVE, input="Weather in Paris?", tools=[WEATHER]
         ) as events:
@@ -139,10 +130,10 @@ async def test_native_function_call_round_trip(
 
 
 async def test_native_refusal_is_relayed_with_its_status_and_costs_nothing(
-    gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
     upstream.knobs.fail_status = 429
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         with pytest.raises(openai.RateLimitError) as refused:
             await client.responses.create(model=NATIVE, input="Hello")
     assert refused.value.status_code == 429
@@ -158,7 +149,7 @@ async def test_native_refusal_is_relayed_with_its_status_and_costs_nothing(
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 async def test_demo_answers_a_function_round_trip_and_charges_what_it_reports(
-    stream: bool, gateway: RunningGateway, org: Org, store: LedgerStore
+    stream: bool, agents_gateway: RunningGateway, org: Org, store: LedgerStore
 ) -> None:
     history: list[Any] = [
         {"role": "developer", "content": "You are a helpful agent."},
@@ -182,12 +173,8 @@ async def test_demo_answers_a_function_round_trip_and_charges_what_it_reports(
         "parallel_tool_calls": True,
         "prompt_cache_key": "session-1",
     }
-    async with gateway.client(org.token) as client:
-        if stream:
-            async with client.responses.stream(**request) as events:
-                response = await events.get_final_response()
-        else:
-            response = await client.responses.create(**request)
+    async with agents_gateway.client(org.token) as client:
+        response = await respond(client, stream, **request)
     assert response.status == "completed" and response.model == DEMO
     assert response.output_text.endswith("You said: Thanks, say hello")
     usage = response.usage
@@ -202,9 +189,9 @@ async def test_demo_answers_a_function_round_trip_and_charges_what_it_reports(
 
 
 async def test_demo_stops_at_max_output_tokens_and_the_response_is_incomplete(
-    gateway: RunningGateway, org: Org, store: LedgerStore
+    agents_gateway: RunningGateway, org: Org, store: LedgerStore
 ) -> None:
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         response = await client.responses.create(
             model=DEMO, input="Hello there", max_output_tokens=12
         )
@@ -220,7 +207,11 @@ async def test_demo_stops_at_max_output_tokens_and_the_response_is_incomplete(
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 async def test_claude_function_round_trip_with_cache_reads_and_writes_priced_apart(
-    stream: bool, gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    stream: bool,
+    agents_gateway: RunningGateway,
+    org: Org,
+    store: LedgerStore,
+    upstream: FakeUpstream,
 ) -> None:
     upstream.knobs.prompt_tokens = 40
     upstream.knobs.cache_read_input_tokens = 500
@@ -233,12 +224,8 @@ async def test_claude_function_round_trip_with_cache_reads_and_writes_priced_apa
         "tools": [WEATHER],
         "max_output_tokens": 1000,
     }
-    async with gateway.client(org.token) as client:
-        if stream:
-            async with client.responses.stream(**request) as events:
-                first = await events.get_final_response()
-        else:
-            first = await client.responses.create(**request)
+    async with agents_gateway.client(org.token) as client:
+        first = await respond(client, stream, **request)
         call = first.output[-1]
         assert call.type == "function_call"
         assert (call.name, call.arguments) == ("get_weather", '{"city":"Paris"}')
@@ -283,10 +270,10 @@ async def test_claude_function_round_trip_with_cache_reads_and_writes_priced_apa
 
 
 async def test_not_enough_credit_is_a_402_with_the_same_figures_as_chat(
-    gateway: RunningGateway, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
     poor = await new_org(store, spus=Decimal("0.01"))
-    async with gateway.client(poor.token) as client:
+    async with agents_gateway.client(poor.token) as client:
         with pytest.raises(openai.APIStatusError) as on_responses:
             await client.responses.create(model=NATIVE, input="Hello", max_output_tokens=1000)
         with pytest.raises(openai.APIStatusError) as on_chat:
@@ -313,9 +300,9 @@ async def test_not_enough_credit_is_a_402_with_the_same_figures_as_chat(
 async def test_without_max_output_tokens_the_hold_is_for_the_default_bound(
     start_gateway: StartGateway, store: LedgerStore
 ) -> None:
-    gateway = start_gateway(model_list=[], demo_model=True, default_max_tokens=3000)
+    demo = start_gateway(model_list=[], demo_model=True, default_max_tokens=3000)
     poor = await new_org(store, spus=Decimal("0.0001"))
-    async with gateway.client(poor.token) as client:
+    async with demo.client(poor.token) as client:
         with pytest.raises(openai.APIStatusError) as refused:
             await client.responses.create(model=DEMO, input="Hello")
     assert refused.value.status_code == 402
@@ -344,12 +331,12 @@ async def test_bad_or_unmeterable_input_is_a_400_naming_the_parameter_before_any
     model: str,
     fields: dict[str, Any],
     param: str,
-    gateway: RunningGateway,
+    agents_gateway: RunningGateway,
     org: Org,
     store: LedgerStore,
     upstream: FakeUpstream,
 ) -> None:
-    async with httpx.AsyncClient(base_url=gateway.url) as client:
+    async with httpx.AsyncClient(base_url=agents_gateway.url) as client:
         answer = await client.post(
             "/v1/responses",
             json={"model": model, "input": "Hello", **fields},
@@ -370,10 +357,10 @@ async def test_bad_or_unmeterable_input_is_a_400_naming_the_parameter_before_any
 
 
 async def test_an_anthropic_upstreams_refusal_comes_back_in_openais_shape(
-    gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
     upstream.knobs.fail_status = 529
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         with pytest.raises(openai.APIStatusError) as refused:
             await client.responses.create(model=SONNET, input="Hello")
     assert refused.value.status_code == 529

@@ -12,22 +12,12 @@ import openai
 import pytest
 
 from ledger import LedgerStore
-from tests.e2e.anthropic_support import UPSTREAM_KEY, UPSTREAM_KEY_ENV
-from tests.e2e.responses_support import NATIVE, native_route
-from tests.e2e.support import Org, RunningGateway, StartGateway, new_org, wait_for_records
+from tests.e2e.anthropic_support import UPSTREAM_KEY
+from tests.e2e.responses_support import NATIVE
+from tests.e2e.support import Org, RunningGateway, new_org, wait_for_records
 from tests.fakes.upstream import DEFAULT_REPLY, FakeUpstream
 
 DEMO = "spu-demo"
-
-
-@pytest.fixture
-def gateway(
-    start_gateway: StartGateway,
-    upstream_server: tuple[FakeUpstream, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> RunningGateway:
-    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
-    return start_gateway(model_list=[native_route(upstream_server[1])], demo_model=True)
 
 
 @pytest.fixture
@@ -47,9 +37,9 @@ def bearer(org: Org) -> dict[str, str]:
 
 
 async def test_the_creating_org_reads_lists_and_deletes_its_response(
-    gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         created = await client.responses.create(model=NATIVE, input="Remember this.")
         read = await client.responses.retrieve(created.id)
         items = await client.responses.input_items.list(created.id, limit=5)
@@ -73,12 +63,14 @@ async def test_the_creating_org_reads_lists_and_deletes_its_response(
 
 
 async def test_another_org_gets_404_for_every_use_of_the_id_and_the_upstream_sees_none(
-    gateway: RunningGateway, org: Org, other: Org, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, org: Org, other: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         created = await client.responses.create(model=NATIVE, input="Mine.")
     before = len(upstream.requests)
-    async with httpx.AsyncClient(base_url=f"{gateway.url}/v1", headers=bearer(other)) as client:
+    async with httpx.AsyncClient(
+        base_url=f"{agents_gateway.url}/v1", headers=bearer(other)
+    ) as client:
         for answer in (
             await client.get(f"/responses/{created.id}"),
             await client.get(f"/responses/{created.id}/input_items"),
@@ -94,14 +86,14 @@ async def test_another_org_gets_404_for_every_use_of_the_id_and_the_upstream_see
     assert len(upstream.requests) == before
     assert created.id in upstream.stored_responses
     assert await store.usage_records(other.org_id) == []
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         assert (await client.responses.retrieve(created.id)).id == created.id
 
 
 async def test_a_streamed_response_is_the_creators_from_its_first_event(
-    gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         async with client.responses.stream(model=NATIVE, input="Stream it.") as events:
             first = await anext(aiter(events))
             assert first.type == "response.created"
@@ -117,13 +109,15 @@ async def test_a_streamed_response_is_the_creators_from_its_first_event(
 
 
 async def test_responses_nothing_stores_belong_to_nobody(
-    gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
+    agents_gateway: RunningGateway, org: Org, store: LedgerStore, upstream: FakeUpstream
 ) -> None:
-    async with gateway.client(org.token) as client:
+    async with agents_gateway.client(org.token) as client:
         unstored = await client.responses.create(model=NATIVE, input="Forget it.", store=False)
         translated = await client.responses.create(model=DEMO, input="Hello")
     before = len(upstream.requests)
-    async with httpx.AsyncClient(base_url=f"{gateway.url}/v1", headers=bearer(org)) as client:
+    async with httpx.AsyncClient(
+        base_url=f"{agents_gateway.url}/v1", headers=bearer(org)
+    ) as client:
         for response_id in (unstored.id, translated.id, "resp_never_made", "not an id!"):
             await assert_not_found(await client.get(f"/responses/{response_id}"), response_id)
     assert len(upstream.requests) == before
