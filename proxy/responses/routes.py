@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ledger import LedgerUnavailable
+from pricing import MAX_TOKEN_COUNT
 from proxy.auth import Principal
 from proxy.call.relay import read_body, relayed
 from proxy.errors import bad_request
@@ -100,11 +101,12 @@ async def _check_previous(gateway: Gateway, principal: Principal, body: dict[str
 
 
 def output_bound(body: dict[str, Any], model: ServedModel, default_max_tokens: int) -> int:
-    """The hold's output bound: ``max_output_tokens``, else the default; at most the model's."""
+    """The hold's output bound: ``max_output_tokens``, else the default; at most the model's
+    maximum, and never beyond what pricing counts exactly (``MAX_TOKEN_COUNT``)."""
     bound = positive_int(body, "max_output_tokens") or default_max_tokens
     if model.rates.max_output_tokens:
         bound = min(bound, model.rates.max_output_tokens)
-    return bound
+    return min(bound, MAX_TOKEN_COUNT)
 
 
 async def create_response(request: Request) -> Response:
