@@ -1,7 +1,9 @@
 """The real Codex and Claude Code CLIs against the gateway, each model call metered exactly once.
 
 Codex runs ``codex exec --skip-git-repo-check "say hello"`` with the README's
-custom provider (``wire_api = "responses"``) on the demo model; Claude Code
+custom provider (``wire_api = "responses"``) on the demo model (translated to
+Chat Completions), on a model whose upstream serves the Responses API (relayed
+as it is) and on a Claude model (translated to Messages); Claude Code
 runs ``claude -p "say hello" --output-format json`` without ``--bare`` (its
 default request: a mid-conversation system message, adaptive thinking,
 context management, deferred tools) on the demo model and on a native
@@ -18,6 +20,7 @@ above zero.
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import LedgerStore
@@ -25,6 +28,7 @@ from ledger.verify import verify
 from proxy.upstream.demo import DEMO_REPLY
 from tests.e2e.agent_clis import CliRunner, claude, codex
 from tests.e2e.anthropic_support import SONNET
+from tests.e2e.responses_support import NATIVE
 from tests.e2e.support import Org, RunningGateway, wait_for_no_holds
 from tests.fakes.upstream import DEFAULT_REPLY, FakeUpstream
 
@@ -35,9 +39,9 @@ PROMPT = "say hello"
 DEMO_ANSWER = DEMO_REPLY + PROMPT
 
 
-async def served_calls(agents_gateway: RunningGateway, route: str) -> int:
+async def served_calls(gateway: RunningGateway, route: str) -> int:
     """How many requests the gateway answered on ``route``, by its own metrics."""
-    async with httpx.AsyncClient(base_url=agents_gateway.url) as client:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
         text = (await client.get("/metrics")).text
     return int(
         sum(
@@ -50,8 +54,8 @@ async def served_calls(agents_gateway: RunningGateway, route: str) -> int:
     )
 
 
-async def usage(agents_gateway: RunningGateway, org: Org) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=agents_gateway.url) as client:
+async def usage(gateway: RunningGateway, org: Org) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
         answer = await client.get("/v1/usage", headers={"authorization": f"Bearer {org.token}"})
     answer.raise_for_status()
     records: list[dict[str, Any]] = answer.json()["data"]
@@ -59,7 +63,7 @@ async def usage(agents_gateway: RunningGateway, org: Org) -> list[dict[str, Any]
 
 
 async def assert_metered_once_per_call(
-    agents_gateway: RunningGateway,
+    gateway: RunningGateway,
     org: Org,
     store: LedgerStore,
     *,
@@ -69,7 +73,7 @@ async def assert_metered_once_per_call(
 ) -> None:
     assert calls >= 1
     assert await wait_for_no_holds(store, org.org_id) == 0
-    records = await usage(agents_gateway, org)
+    records = await usage(gateway, org)
     assert len(records) == calls, records
     for record in records:
         assert (record["model"], record["operation"], record["status"]) == (model, operation, "ok")
@@ -78,15 +82,25 @@ async def assert_metered_once_per_call(
     assert violations == []
 
 
-async def test_codex_exec_says_the_demos_answer_and_each_call_is_metered_once(
-    codex: CliRunner, agents_gateway: RunningGateway, org: Org, store: LedgerStore
+@pytest.mark.parametrize(
+    ("model", "answer"),
+    [(DEMO, DEMO_ANSWER), (NATIVE, DEFAULT_REPLY), (SONNET, DEFAULT_REPLY)],
+    ids=["demo, to chat", "relayed as it is", "claude, to messages"],
+)
+async def test_codex_exec_prints_the_models_answer_and_each_call_is_metered_once(
+    model: str,
+    answer: str,
+    codex: CliRunner,
+    agents_gateway: RunningGateway,
+    org: Org,
+    store: LedgerStore,
 ) -> None:
-    run = await codex(base_url=agents_gateway.url, token=org.token, model=DEMO, prompt=PROMPT)
+    run = await codex(base_url=agents_gateway.url, token=org.token, model=model, prompt=PROMPT)
     assert run.returncode == 0, run.describe()
-    assert run.stdout.strip() == DEMO_ANSWER, run.describe()
+    assert run.stdout.strip() == answer, run.describe()
     calls = await served_calls(agents_gateway, "/v1/responses")
     await assert_metered_once_per_call(
-        agents_gateway, org, store, calls=calls, model=DEMO, operation="responses"
+        agents_gateway, org, store, calls=calls, model=model, operation="responses"
     )
 
 
