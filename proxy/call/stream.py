@@ -44,13 +44,13 @@ class MeteredStreamResponse(StreamingResponse):
         tap: StreamTap,
         *,
         headers: dict[str, str],
-        before_first_bytes: Callable[[], Awaitable[None] | None] | None = None,
+        before_first_bytes: Callable[[], Awaitable[None] | None],
     ) -> None:
         self._metered = metered
         self._upstream = upstream
         self._tap = tap
-        self._before_first_bytes = before_first_bytes
-        """Work the client must not outrun (see ``Exchange.before_stream``), run once."""
+        self._before_first_bytes: Callable[[], Awaitable[None] | None] | None = before_first_bytes
+        """Work the client must not outrun (see ``Exchange.before_stream``); None once run."""
         self._finished = False
         super().__init__(self._relay(), media_type="text/event-stream", headers=headers)
 
