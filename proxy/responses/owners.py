@@ -75,6 +75,8 @@ async def owned_model(
     try:
         return registry.get(owner.model)
     except ApiError as error:
+        if error.status != 404:
+            raise
         raise ApiError(
             404,
             f"Response with id '{response_id}' was made by the model '{owner.model}', which"
