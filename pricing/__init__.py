@@ -15,9 +15,15 @@ from pricing.estimate import (
     worst_case_units,
 )
 from pricing.prompts import (
+    PromptTokens,
+    anthropic_prompt_bound,
+    anthropic_prompt_tokens,
+    chat_prompt_bound,
+    chat_prompt_tokens,
     count_anthropic_prompt_tokens,
     count_chat_prompt_tokens,
     image_tokens_bound,
+    texts_prompt_tokens,
 )
 from pricing.spus import PricingPolicy, max_cost_for_units, units_for_cost
 from pricing.token_counts import (
@@ -35,11 +41,16 @@ __all__ = [
     "ModelRates",
     "PricingError",
     "PricingPolicy",
+    "PromptTokens",
     "RateOverride",
     "TokenCounts",
     "TokenizerUnavailable",
     "UnknownModelPrice",
     "affordable_max_tokens",
+    "anthropic_prompt_bound",
+    "anthropic_prompt_tokens",
+    "chat_prompt_bound",
+    "chat_prompt_tokens",
     "cost_map_path",
     "cost_pico_usd",
     "cost_usd",
@@ -53,6 +64,7 @@ __all__ = [
     "load_cost_map",
     "max_cost_for_units",
     "resolve_rates",
+    "texts_prompt_tokens",
     "units_for_cost",
     "worst_case_cost_pico_usd",
     "worst_case_input_rate",

@@ -15,7 +15,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from pricing import TokenCounts
+from pricing import PromptTokens, TokenCounts
 from proxy.anthropic.counts import content_text, reported_anthropic_counts
 from proxy.anthropic.stream import AnthropicStreamTap
 from proxy.anthropic.translation import (
@@ -53,32 +53,25 @@ class NativeExchange(Exchange):
     def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
         return relayed(raw, upstream, headers)
 
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+    async def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
         if not isinstance(body, dict):
             raise invalid_response(self.model)
         reply = NativeReply(
-            body,
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            body, encoding_model=self.model.route.provider_model, prompt=self.prompt
         )
-        return raw, reply.final()
+        return raw, await reply.final()
 
     def tap(self) -> AnthropicStreamTap:
         return AnthropicStreamTap(
-            encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            encoding_model=self.model.route.provider_model, prompt=self.prompt
         )
 
 
 class NativeReply(Tally):
     """A complete Messages reply: its reported counts, and its content to count without them."""
 
-    def __init__(
-        self, body: dict[str, Any], *, encoding_model: str, prompt_tokens_estimate: int
-    ) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+    def __init__(self, body: dict[str, Any], *, encoding_model: str, prompt: PromptTokens) -> None:
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._content = body.get("content")
         self.reported = reported_anthropic_counts(body.get("usage"))
 
@@ -98,14 +91,14 @@ class TranslatedExchange(Exchange):
         body = anthropic_error(upstream.status_code, raw)
         return JSONResponse(body, status_code=upstream.status_code, headers=headers)
 
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+    async def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
         if not isinstance(body, dict):
             raise invalid_response(self.model)
-        counts = OpenAIReply(
+        counts = await OpenAIReply(
             body,
             embeddings=False,
             encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            prompt=self.prompt,
         ).final()
         return orjson.dumps(anthropic_message(body, self.model.name, counts)), counts
 
@@ -113,5 +106,5 @@ class TranslatedExchange(Exchange):
         return AnthropicStreamFromOpenAI(
             model_name=self.model.name,
             encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            prompt=self.prompt,
         )

@@ -7,12 +7,13 @@ or translated (``proxy.anthropic.relay``). Errors come out in Anthropic's
 shape (``proxy.errors`` picks it by path).
 """
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from pricing import count_anthropic_prompt_tokens, count_chat_prompt_tokens
+from pricing import PromptTokens, anthropic_prompt_tokens, chat_prompt_tokens
 from proxy.anthropic.relay import NativeExchange, TranslatedExchange, anthropic_headers
 from proxy.anthropic.translation import openai_request
 from proxy.call.relay import read_body, relayed
@@ -39,16 +40,16 @@ def _tools_of(body: dict[str, Any]) -> list[Any] | None:
     return tools
 
 
-def _prompt_tokens(body: dict[str, Any], model: ServedModel) -> int:
-    return count_anthropic_prompt_tokens(
+def _prompt(body: dict[str, Any], model: ServedModel) -> PromptTokens:
+    return anthropic_prompt_tokens(
         body.get("system"), _messages_of(body), _tools_of(body), model.route.provider_model
     )
 
 
-def _translated_prompt_tokens(chat: dict[str, Any], model: ServedModel) -> int:
-    """A translated call's prompt, counted as the upstream is sent it: the hold and the
-    estimate ``message_start`` reports then agree with what the upstream counts."""
-    return count_chat_prompt_tokens(chat["messages"], model.route.provider_model, chat.get("tools"))
+def _translated_prompt(chat: dict[str, Any], model: ServedModel) -> PromptTokens:
+    """A translated call's prompt, sized as the upstream is sent it: the hold and the
+    estimate ``message_start`` reports then follow what the upstream counts."""
+    return chat_prompt_tokens(chat["messages"], model.route.provider_model, chat.get("tools"))
 
 
 def _native(model: ServedModel) -> bool:
@@ -67,7 +68,7 @@ async def create_message(request: Request) -> Response:
     exchange: type[NativeExchange | TranslatedExchange]
     if _native(model):
         exchange, path = NativeExchange, "/messages"
-        prompt_tokens = _prompt_tokens(body, model)
+        prompt = _prompt(body, model)
         payload = {**body, "model": model.route.provider_model}
         headers: dict[str, str] | None = anthropic_headers(request)
     else:
@@ -75,13 +76,17 @@ async def create_message(request: Request) -> Response:
         _messages_of(body)
         _tools_of(body)
         payload, headers = openai_request(body, model.route.provider_model), None
-        prompt_tokens = _translated_prompt_tokens(payload, model)
+        prompt = _translated_prompt(payload, model)
+        if body.get("stream") is True:
+            # Its message_start must give the input tokens before the upstream reports any
+            # (Claude Code reads them): counted now, off the event loop, while nothing is held.
+            await asyncio.to_thread(prompt.exact)
     return await gateway.relay.forward(
         exchange(
             principal=principal,
             model=model,
             operation="messages",
-            prompt_tokens=prompt_tokens,
+            prompt=prompt,
             max_output_tokens=min(max_tokens, model.rates.max_output_tokens or max_tokens),
             stream=body.get("stream") is True,
             path=path,
@@ -98,7 +103,8 @@ async def count_tokens(request: Request) -> Response:
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
     if not _native(model):
-        return JSONResponse({"input_tokens": _prompt_tokens(body, model)})
+        input_tokens = await asyncio.to_thread(_prompt(body, model).exact)
+        return JSONResponse({"input_tokens": input_tokens})
     _messages_of(body)
     payload = {**body, "model": model.route.provider_model}
     upstream, _latency_s = await gateway.upstreams.open(

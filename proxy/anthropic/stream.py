@@ -9,6 +9,7 @@ cut short can still be counted.
 
 from typing import Any
 
+from pricing import PromptTokens
 from proxy.anthropic.counts import reported_anthropic_counts
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
@@ -34,10 +35,8 @@ class AnthropicEventTally(Tally):
     events by the same rules.
     """
 
-    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+    def __init__(self, *, encoding_model: str, prompt: PromptTokens) -> None:
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._running: dict[str, int] = {}
         self.running = self._running
         self._final_counts_sent = False
@@ -85,10 +84,8 @@ class AnthropicEventTally(Tally):
 
 
 class AnthropicStreamTap(AnthropicEventTally):
-    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+    def __init__(self, *, encoding_model: str, prompt: PromptTokens) -> None:
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._events = EventSplitter()
 
     def feed(self, data: bytes) -> bytes:
@@ -97,6 +94,6 @@ class AnthropicStreamTap(AnthropicEventTally):
             self.read(event_data(event))
         return data
 
-    def flush(self) -> bytes:
+    async def flush(self) -> bytes:
         self.read(event_data(self._events.flush()))
         return b""

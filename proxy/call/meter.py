@@ -1,14 +1,22 @@
 """Opening a metered call: the in-flight cap, then a hold for the worst case, or a refusal.
 
+The worst case is first priced with the prompt's cheap bound, which never
+falls below its exact count (``pricing.prompts``). Only when the ledger
+refuses that is the prompt counted exactly, in a worker thread, and held
+again: so a call the org can afford at its exact count is never refused, and
+a 402 names the exact prompt tokens, what they need and the largest
+``max_tokens`` the balance affords.
+
 Fail closed: a call that cannot be held (no credit, too many in flight, the
 ledger unreachable) is refused with 402, 429 or 503 and never forwarded. What
 happens after the hold is ``MeteredCall``'s: it ends exactly once.
 """
 
+import asyncio
 import secrets
 
-from ledger import HoldRefused, LedgerStore, LedgerUnavailable, format_spus
-from pricing import PricingPolicy, affordable_max_tokens, worst_case_units
+from ledger import HoldPlaced, HoldRefused, LedgerStore, LedgerUnavailable, format_spus
+from pricing import PricingPolicy, PromptTokens, affordable_max_tokens, worst_case_units
 from proxy.auth import Principal
 from proxy.call.endings import Endings
 from proxy.call.in_flight import InFlightCap
@@ -49,7 +57,7 @@ class Meter:
         *,
         operation: str,
         source: str,
-        prompt_tokens: int,
+        prompt: PromptTokens,
         max_output_tokens: int,
     ) -> MeteredCall:
         """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
@@ -64,22 +72,17 @@ class Meter:
                 code="too_many_in_flight",
             )
         policy = self.policy
-        needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
         request_id = f"req_{secrets.token_hex(16)}"
         try:
-            placed = await self.store.hold(
-                org_id, needed, request_id, self._hold_ttl_s, key_id=principal.key_id
-            )
-        except LedgerUnavailable as error:
-            self.in_flight_cap.leave(org_id)
-            raise ledger_unavailable() from error
+            needed = worst_case_units(prompt.bound, max_output_tokens, model.rates, policy)
+            placed = await self._hold(principal, needed, request_id)
+            if isinstance(placed, HoldRefused):
+                needed = await self._hold_exactly(
+                    principal, model, prompt, max_output_tokens, request_id, policy
+                )
         except BaseException:
             self.in_flight_cap.leave(org_id)
             raise
-        if isinstance(placed, HoldRefused):
-            self.in_flight_cap.leave(org_id)
-            self.metrics.refusals.labels(model=model.name).inc()
-            raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
         overhead_s = request_log.elapsed_s()
         if overhead_s is not None:
             self.metrics.gateway_overhead.labels(route=operation).observe(overhead_s)
@@ -90,9 +93,40 @@ class Meter:
             request_id=request_id,
             operation=operation,
             source=source,
-            prompt_tokens_estimate=prompt_tokens,
             hold_units=needed,
         )
+
+    async def _hold(
+        self, principal: Principal, units: int, request_id: str
+    ) -> HoldPlaced | HoldRefused:
+        try:
+            return await self.store.hold(
+                principal.org_id, units, request_id, self._hold_ttl_s, key_id=principal.key_id
+            )
+        except LedgerUnavailable as error:
+            raise ledger_unavailable() from error
+
+    async def _hold_exactly(
+        self,
+        principal: Principal,
+        model: ServedModel,
+        prompt: PromptTokens,
+        max_output_tokens: int,
+        request_id: str,
+        policy: PricingPolicy,
+    ) -> int:
+        """The bound was refused: count the prompt exactly and hold for that (the balance may
+        have grown meanwhile too); refused again, answer 402 with the exact figures.
+
+        Returns the units held.
+        """
+        prompt_tokens = await asyncio.to_thread(prompt.exact)
+        needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
+        placed = await self._hold(principal, needed, request_id)
+        if isinstance(placed, HoldRefused):
+            self.metrics.refusals.labels(model=model.name).inc()
+            raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
+        return needed
 
     @property
     def in_flight(self) -> int:

@@ -9,6 +9,7 @@ counting when it expires.
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -44,7 +45,6 @@ class MeteredCall:
     request_id: str
     operation: str
     source: str
-    prompt_tokens_estimate: int
     hold_units: int
     started_s: float = field(default_factory=time.perf_counter)
     ended: bool = False
@@ -88,12 +88,23 @@ class MeteredCall:
             "x-spu-remaining": format_spus(result.available_units),
         }
 
-    def settle_detached(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> int:
-        """Settle in a tracked background task (a stream's end); returns the units it debits."""
-        self._end()
-        units, details = self.charge_for(counts, status=status)
-        self.meter.endings.spawn(self._debit(units, details))
-        return units
+    def end_detached(
+        self, owed: Awaitable[TokenCounts | None], *, status: Ending = Ending.OK
+    ) -> None:
+        """End in a tracked background task (a stream's end): settle what ``owed`` works out,
+        or release the hold when it is None (or cannot be worked out)."""
+        self.meter.endings.spawn(self._end_with(owed, status))
+
+    async def _end_with(self, owed: Awaitable[TokenCounts | None], status: Ending) -> None:
+        try:
+            counts = await owed
+        except Exception:
+            logger.exception("could not work out what %s owes", self.request_id)
+            counts = None
+        if counts is None:
+            await self.release()
+        else:
+            await self.settle(counts, status=status)
 
     async def release(self) -> None:
         """Nothing was produced: free the hold, debit nothing."""

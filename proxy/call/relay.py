@@ -1,11 +1,13 @@
 """The one path of a metered call, whatever its wire protocol: hold → send → answer → settle.
 
 A protocol's route works out what the request is: an ``Exchange``, which
-holds the caller, the model, the estimate and the upstream request, and
+holds the caller, the model, the prompt's tokens (``pricing.PromptTokens``:
+its cheap bound, and its exact count on demand) and the upstream request, and
 knows how its protocol reads an answer and sends it back. ``Relay.forward``
 then does what every metered call does:
 
-1. hold the worst case (``Meter.open``: 402, 429 or 503 when it cannot be held);
+1. hold the worst case (``Meter.open``: the bound, else the exact count; 402,
+   429 or 503 when it cannot be held);
 2. send the request upstream (a failure to send releases the hold: 502 or 504);
 3. relay an upstream's refusal in the protocol's shape, releasing the hold;
 4. relay a stream through the exchange's tap, which settles when the stream ends;
@@ -31,7 +33,7 @@ import orjson
 from fastapi.responses import Response
 
 from ledger import format_spus
-from pricing import TokenCounts
+from pricing import PromptTokens, TokenCounts
 from proxy.auth import Principal
 from proxy.call.meter import Meter
 from proxy.call.metered_call import MeteredCall
@@ -50,7 +52,7 @@ class Exchange(ABC):
     principal: Principal
     model: ServedModel
     operation: str
-    prompt_tokens: int
+    prompt: PromptTokens
     max_output_tokens: int
     stream: bool
     path: str
@@ -68,7 +70,7 @@ class Exchange(ABC):
         """The client's answer to an upstream's refusal (status 400 or more), nothing charged."""
 
     @abstractmethod
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+    async def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
         """The client's body for a complete reply, and the counts to charge for it."""
 
     @abstractmethod
@@ -96,7 +98,7 @@ class Relay:
             call.model,
             operation=call.operation,
             source=call.source,
-            prompt_tokens=call.prompt_tokens,
+            prompt=call.prompt,
             max_output_tokens=call.max_output_tokens,
         )
         upstream = await self._send(metered, call)
@@ -149,7 +151,7 @@ class Relay:
         try:
             raw = await read_body(call.model, upstream)
             body = orjson.loads(raw)
-            content, counts = call.reply(raw, body)
+            content, counts = await call.reply(raw, body)
         except BaseException as error:
             metered.release_detached()
             if isinstance(error, orjson.JSONDecodeError):

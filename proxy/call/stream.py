@@ -5,8 +5,8 @@ the client disconnects while the gateway waits for the upstream, or the
 client disconnects while the gateway is sending (or before it started). The
 relay generator sees only the first three; the response's own ``__call__``
 sees the fourth. Both report to one idempotent ``_finish``, which closes the
-upstream and settles what the tap says is owed (or releases the hold) in a
-tracked background task, so neither a cancelled handler nor an unstarted
+upstream and settles what the tap says is owed (or releases the hold) in
+tracked background tasks, so neither a cancelled handler nor an unstarted
 generator can leak a hold or an in-flight slot.
 """
 
@@ -31,9 +31,10 @@ class StreamTap(Protocol):
 
     def feed(self, data: bytes) -> bytes: ...
 
-    def flush(self) -> bytes: ...
+    async def flush(self) -> bytes:
+        """The last bytes, once the upstream has ended (they may wait for a count)."""
 
-    def owed(self, ending: Ending) -> TokenCounts | None: ...
+    async def owed(self, ending: Ending) -> TokenCounts | None: ...
 
 
 class MeteredStreamResponse(StreamingResponse):
@@ -97,7 +98,7 @@ class MeteredStreamResponse(StreamingResponse):
                     if self._before_first_bytes is not None:
                         await self._first_bytes_go()
                     yield out
-            tail = self._tap.flush()
+            tail = await self._tap.flush()
             if tail:
                 if self._before_first_bytes is not None:
                     await self._first_bytes_go()
@@ -122,12 +123,4 @@ class MeteredStreamResponse(StreamingResponse):
             return
         self._finished = True
         self._metered.meter.endings.spawn(self._upstream.aclose())
-        try:
-            counts = self._tap.owed(ending)
-        except Exception:
-            logger.exception("could not work out what %s owes", self._metered.request_id)
-            counts = None
-        if counts is None:
-            self._metered.release_detached()
-        else:
-            self._metered.settle_detached(counts, status=ending)
+        self._metered.end_detached(self._tap.owed(ending), status=ending)

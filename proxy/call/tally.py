@@ -5,16 +5,21 @@ counts; else what was generated, counted by the gateway; else, for a stream
 that ended producing nothing (cut before any content, or ended by the
 upstream's error), nothing: the hold is released.
 
+Counting is tokenizing (the generated text, and the prompt exactly when the
+provider reported no input count), so it runs in a worker thread, never on
+the event loop; the provider's own counts are taken as they are.
+
 Protocols differ only in where they find the counts and the text, so each
 reply reader and stream tap is a ``Tally`` that fills in ``reported``,
 ``running``, ``content_events``, ``error`` and the generated text.
 """
 
+import asyncio
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from pricing import InvalidTokenCounts, TokenCounts, count_text_tokens
+from pricing import InvalidTokenCounts, PromptTokens, TokenCounts, count_text_tokens
 from proxy.call.metered_call import Ending
 
 CountsReader = Callable[[Mapping[str, object]], TokenCounts]
@@ -35,9 +40,9 @@ def reported_counts(usage: object, read: CountsReader) -> TokenCounts | None:
 
 
 class Tally:
-    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
+    def __init__(self, *, encoding_model: str, prompt: PromptTokens) -> None:
         self.encoding_model = encoding_model
-        self.prompt_tokens_estimate = prompt_tokens_estimate
+        self.prompt = prompt
         self.reported: TokenCounts | None = None
         """The provider's own final counts, once it has reported readable ones."""
         self.running: Mapping[str, int] = NO_COUNTS
@@ -53,14 +58,15 @@ class Tally:
         return "".join(self._text_parts)
 
     def counted(self) -> TokenCounts:
-        """What was generated, counted with the model's tokenizer.
+        """What was generated, counted with the model's tokenizer (CPU: off the event loop).
 
-        Input counts the provider already reported are kept (else the prompt
-        estimate stands), and its running output count when it is the higher.
+        Input counts the provider already reported are kept (else the prompt's
+        exact count stands), and its running output count when it is the higher.
         """
         running = self.running
+        input_tokens = running.get("input_tokens")
         return TokenCounts(
-            input_tokens=running.get("input_tokens", self.prompt_tokens_estimate),
+            input_tokens=self.prompt.exact() if input_tokens is None else input_tokens,
             output_tokens=max(
                 count_text_tokens(self.generated_text, self.encoding_model),
                 running.get("output_tokens", 0),
@@ -69,11 +75,13 @@ class Tally:
             cache_read_input_tokens=running.get("cache_read_input_tokens", 0),
         )
 
-    def final(self) -> TokenCounts:
-        """The provider's counts, else what was generated, counted."""
-        return self.reported if self.reported is not None else self.counted()
+    async def final(self) -> TokenCounts:
+        """The provider's counts, else what was generated, counted in a worker thread."""
+        if self.reported is not None:
+            return self.reported
+        return await asyncio.to_thread(self.counted)
 
-    def owed(self, ending: Ending) -> TokenCounts | None:
+    async def owed(self, ending: Ending) -> TokenCounts | None:
         """What a call that ended so is charged: ``final()``, or None when it produced nothing."""
         if (
             self.reported is None
@@ -81,4 +89,4 @@ class Tally:
             and (ending is not Ending.OK or self.error is not None)
         ):
             return None
-        return self.final()
+        return await self.final()

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from fastapi.responses import Response
 
-from pricing import TokenCounts
+from pricing import PromptTokens, TokenCounts
 from proxy.call.relay import Exchange, relayed
 from proxy.call.tally import Tally
 from proxy.openai.counts import choices_text, reported_openai_counts
@@ -35,20 +35,20 @@ class OpenAIExchange(Exchange):
     def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
         return relayed(raw, upstream, headers)
 
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+    async def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
         reply = OpenAIReply(
             body,
             embeddings=self.operation == EMBEDDINGS,
             encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            prompt=self.prompt,
         )
-        return raw, reply.final()
+        return raw, await reply.final()
 
     def tap(self) -> OpenAIStreamTap:
         return OpenAIStreamTap(
             drop_usage_chunk=not self.client_wants_usage,
             encoding_model=self.model.route.provider_model,
-            prompt_tokens_estimate=self.prompt_tokens,
+            prompt=self.prompt,
         )
 
 
@@ -56,11 +56,9 @@ class OpenAIReply(Tally):
     """A complete OpenAI reply: its reported counts, and its choices' text to count without them."""
 
     def __init__(
-        self, body: Any, *, embeddings: bool, encoding_model: str, prompt_tokens_estimate: int
+        self, body: Any, *, embeddings: bool, encoding_model: str, prompt: PromptTokens
     ) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._body: dict[str, Any] = body if isinstance(body, dict) else {}
         self.reported = reported_openai_counts(self._body.get("usage"), embeddings=embeddings)
 

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from pricing import count_chat_prompt_tokens, count_text_tokens
+from pricing import PromptTokens, chat_prompt_tokens, texts_prompt_tokens
 from proxy.auth import Principal
 from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
@@ -32,10 +32,9 @@ def _output_bound(body: dict[str, Any], model: ServedModel, default_max_tokens: 
     return bound * choices
 
 
-def _extras_tokens(body: dict[str, Any], encoding_model: str) -> int:
+def _prompt_extras(body: dict[str, Any]) -> list[Any]:
     """Legacy ``functions`` and a ``response_format`` schema are prompt too."""
-    extras = [body[name] for name in ("functions", "response_format") if body.get(name)]
-    return count_text_tokens(orjson.dumps(extras).decode(), encoding_model) if extras else 0
+    return [body[name] for name in ("functions", "response_format") if body.get(name)]
 
 
 async def _relay_generation(
@@ -46,7 +45,7 @@ async def _relay_generation(
     *,
     operation: str,
     path: str,
-    prompt_tokens: int,
+    prompt: PromptTokens,
     max_output_tokens: int,
 ) -> Response:
     """Chat and legacy completions, streamed when asked: a streaming upstream is always asked
@@ -63,7 +62,7 @@ async def _relay_generation(
             principal=principal,
             model=model,
             operation=operation,
-            prompt_tokens=prompt_tokens,
+            prompt=prompt,
             max_output_tokens=max_output_tokens,
             stream=stream,
             path=path,
@@ -93,11 +92,13 @@ async def chat_completions(request: Request) -> Response:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' must be a non-empty array.", param="messages")
-    encoding_model = model.route.provider_model
     tools = body.get("tools")
-    prompt_tokens = count_chat_prompt_tokens(
-        messages, encoding_model, tools if isinstance(tools, list) else None
-    ) + _extras_tokens(body, encoding_model)
+    prompt = chat_prompt_tokens(
+        messages,
+        model.route.provider_model,
+        tools if isinstance(tools, list) else None,
+        _prompt_extras(body),
+    )
     return await _relay_generation(
         gateway,
         principal,
@@ -105,7 +106,7 @@ async def chat_completions(request: Request) -> Response:
         body,
         operation="chat.completions",
         path="/chat/completions",
-        prompt_tokens=prompt_tokens,
+        prompt=prompt,
         max_output_tokens=_output_bound(body, model, gateway.settings.default_max_tokens),
     )
 
@@ -122,8 +123,6 @@ async def completions(request: Request) -> Response:
         prompts = prompt
     else:
         raise bad_request("'prompt' must be a string or an array of strings.", param="prompt")
-    encoding_model = model.route.provider_model
-    prompt_tokens = sum(count_text_tokens(text, encoding_model) for text in prompts)
     # Legacy completions default to 16 output tokens per prompt when none is given.
     bound = positive_int(body, "max_tokens") or 16
     return await _relay_generation(
@@ -133,7 +132,7 @@ async def completions(request: Request) -> Response:
         body,
         operation="completions",
         path="/completions",
-        prompt_tokens=prompt_tokens,
+        prompt=texts_prompt_tokens(prompts, model.route.provider_model),
         max_output_tokens=bound * len(prompts) * (positive_int(body, "n") or 1),
     )
 
@@ -144,17 +143,12 @@ async def embeddings(request: Request) -> Response:
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
     items = _embedding_inputs(body.get("input"))
-    encoding_model = model.route.provider_model
-    prompt_tokens = sum(
-        count_text_tokens(item, encoding_model) if isinstance(item, str) else len(item)
-        for item in items
-    )
     return await gateway.relay.forward(
         OpenAIExchange(
             principal=principal,
             model=model,
             operation=EMBEDDINGS,
-            prompt_tokens=prompt_tokens,
+            prompt=texts_prompt_tokens(items, model.route.provider_model),
             max_output_tokens=0,
             stream=False,
             path="/embeddings",

@@ -8,6 +8,7 @@ the generated text so that an interrupted stream can still be counted.
 
 from typing import Any
 
+from pricing import PromptTokens
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.openai.counts import reported_openai_counts
@@ -17,11 +18,9 @@ _DELTA_TEXT_FIELDS = ("content", "reasoning_content", "refusal")
 
 class OpenAIStreamTap(Tally):
     def __init__(
-        self, *, drop_usage_chunk: bool, encoding_model: str, prompt_tokens_estimate: int
+        self, *, drop_usage_chunk: bool, encoding_model: str, prompt: PromptTokens
     ) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._drop_usage_chunk = drop_usage_chunk
         self._events = EventSplitter()
 
@@ -29,7 +28,7 @@ class OpenAIStreamTap(Tally):
         """Take bytes from the upstream; return the bytes to send to the client now."""
         return b"".join([event for event in self._events.feed(data) if self._keep(event)])
 
-    def flush(self) -> bytes:
+    async def flush(self) -> bytes:
         rest = self._events.flush()
         return rest if rest.strip() and self._keep(rest) else b""
 

@@ -91,7 +91,7 @@ class ResponsesFromChat(TranslatedStream):
 
     def _translate(self, chunk: Any) -> list[bytes]:
         if chunk == DONE:
-            return self._complete()
+            return self._finish()
         if not isinstance(chunk, dict):
             return []
         if isinstance(chunk.get("error"), dict):
@@ -146,8 +146,8 @@ class ResponsesFromChat(TranslatedStream):
                 out.extend(writer.arguments(key, arguments))
         return out
 
-    def _complete(self) -> list[bytes]:
+    def _complete(self, counts: TokenCounts) -> list[bytes]:
         return self._writer.complete(
-            responses_usage(self.final(), reasoning_tokens=self._reasoning_tokens),
+            responses_usage(counts, reasoning_tokens=self._reasoning_tokens),
             incomplete_reason=INCOMPLETE_REASONS.get(self._finish_reason or ""),
         )

@@ -1,7 +1,8 @@
 """The prompt tokens of a Responses request, erring high, for the hold placed before it runs.
 
-The request is counted as the Chat Completions messages it amounts to, by the
-same rules as a chat request (``count_chat_prompt_tokens``): message text by
+The request is sized as the Chat Completions messages it amounts to, by the
+same rules as a chat request (``chat_prompt_tokens``: its cheap bound, and
+its exact count when that is refused): message text by
 the model's encoding, each image at the most an image costs, inline files by
 their bytes, files by id at the context window, tool definitions and tool
 calls by their JSON. Items without a Chat equivalent (reasoning with its
@@ -12,7 +13,7 @@ never fewer tokens than they hold. Any shape is counted; none raises.
 from collections.abc import Mapping
 from typing import Any
 
-from pricing import count_chat_prompt_tokens
+from pricing import PromptTokens, chat_prompt_tokens
 
 _CHAT_PARTS = {
     "input_text": "text",
@@ -49,7 +50,7 @@ def _chat_message(item: object) -> object:
     return item
 
 
-def count_prompt_tokens(body: Mapping[str, Any], model: str) -> int:
+def prompt_tokens(body: Mapping[str, Any], model: str) -> PromptTokens:
     messages: list[object] = []
     if body.get("instructions") is not None:
         messages.append({"role": "system", "content": body["instructions"]})
@@ -59,4 +60,4 @@ def count_prompt_tokens(body: Mapping[str, Any], model: str) -> int:
     elif raw is not None:
         messages.append({"role": "user", "content": raw})
     tools = body.get("tools")
-    return count_chat_prompt_tokens(messages, model, tools if isinstance(tools, list) else None)
+    return chat_prompt_tokens(messages, model, tools if isinstance(tools, list) else None)

@@ -29,7 +29,7 @@ import orjson
 from fastapi.responses import JSONResponse, Response
 
 from ledger import ResponseOwners
-from pricing import TokenCounts
+from pricing import PromptTokens, TokenCounts
 from proxy.anthropic.relay import DEFAULT_ANTHROPIC_VERSION, NativeReply
 from proxy.call.relay import Exchange, invalid_response, relayed
 from proxy.call.stream import StreamTap
@@ -61,7 +61,7 @@ _ERROR_TYPES = {
 
 class TallyOptions(TypedDict):
     encoding_model: str
-    prompt_tokens_estimate: int
+    prompt: PromptTokens
 
 
 def native_responses(model: ServedModel) -> bool:
@@ -88,7 +88,7 @@ class ResponsesExchange(Exchange):
         """How a reader of this call counts what the upstream did not report."""
         return {
             "encoding_model": self.model.route.provider_model,
-            "prompt_tokens_estimate": self.prompt_tokens,
+            "prompt": self.prompt,
         }
 
 
@@ -104,10 +104,10 @@ class NativeExchange(ResponsesExchange):
     def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
         return relayed(raw, upstream, headers)
 
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+    async def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
         if not isinstance(body, dict):
             raise invalid_response(self.model)
-        return raw, ResponsesReply(body, **self._tally_options).final()
+        return raw, await ResponsesReply(body, **self._tally_options).final()
 
     def tap(self) -> ResponsesStreamTap:
         return ResponsesStreamTap(**self._tally_options)
@@ -130,11 +130,9 @@ class ResponsesReply(Tally):
     """A complete Response: its reported counts, and its output items' text to count without."""
 
     def __init__(
-        self, body: Mapping[str, Any], *, encoding_model: str, prompt_tokens_estimate: int
+        self, body: Mapping[str, Any], *, encoding_model: str, prompt: PromptTokens
     ) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._body = body
         self.reported = reported_token_counts(body.get("usage"))
 
@@ -151,17 +149,17 @@ class TranslatedExchange(ResponsesExchange):
     """The client's tools, which the upstream's tool calls are mapped back to."""
 
     @abstractmethod
-    def _counts(self, body: dict[str, Any]) -> TokenCounts:
+    async def _counts(self, body: dict[str, Any]) -> TokenCounts:
         """What the upstream's complete answer is charged, read as its protocol reports it."""
 
     @abstractmethod
     def _response(self, body: dict[str, Any], counts: TokenCounts) -> dict[str, Any]:
         """The Response for the upstream's complete answer, charged at ``counts``."""
 
-    def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
+    async def reply(self, raw: bytes, body: Any) -> tuple[bytes, TokenCounts]:
         if not isinstance(body, dict):
             raise invalid_response(self.model)
-        counts = self._counts(body)
+        counts = await self._counts(body)
         return orjson.dumps(self._response(body, counts)), counts
 
 
@@ -174,8 +172,8 @@ class ChatExchange(TranslatedExchange):
     def refusal(self, raw: bytes, upstream: UpstreamResponse, headers: dict[str, str]) -> Response:
         return relayed(raw, upstream, headers)
 
-    def _counts(self, body: dict[str, Any]) -> TokenCounts:
-        return OpenAIReply(body, embeddings=False, **self._tally_options).final()
+    async def _counts(self, body: dict[str, Any]) -> TokenCounts:
+        return await OpenAIReply(body, embeddings=False, **self._tally_options).final()
 
     def _response(self, body: dict[str, Any], counts: TokenCounts) -> dict[str, Any]:
         return response_from_chat(
@@ -198,8 +196,8 @@ class MessagesExchange(TranslatedExchange):
         body = openai_error(upstream.status_code, raw)
         return JSONResponse(body, status_code=upstream.status_code, headers=headers)
 
-    def _counts(self, body: dict[str, Any]) -> TokenCounts:
-        return NativeReply(body, **self._tally_options).final()
+    async def _counts(self, body: dict[str, Any]) -> TokenCounts:
+        return await NativeReply(body, **self._tally_options).final()
 
     def _response(self, body: dict[str, Any], counts: TokenCounts) -> dict[str, Any]:
         return response_from_anthropic(

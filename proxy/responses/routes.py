@@ -32,7 +32,7 @@ from proxy.responses.anthropic_request import anthropic_request
 from proxy.responses.chat_request import chat_request
 from proxy.responses.items import checked_input
 from proxy.responses.owners import owned_model, response_not_found
-from proxy.responses.prompt import count_prompt_tokens
+from proxy.responses.prompt import prompt_tokens
 from proxy.responses.relay import (
     MESSAGES_HEADERS,
     ChatExchange,
@@ -121,7 +121,7 @@ async def create_response(request: Request) -> Response:
         "principal": principal,
         "model": model,
         "operation": OPERATION,
-        "prompt_tokens": count_prompt_tokens(body, provider_model),
+        "prompt": prompt_tokens(body, provider_model),
         "max_output_tokens": max_output_tokens,
         "stream": body.get("stream") is True,
         "request": body,

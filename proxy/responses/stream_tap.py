@@ -13,6 +13,7 @@ counted.
 from collections.abc import Mapping
 from typing import Any
 
+from pricing import PromptTokens
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.responses.usage import reported_token_counts
@@ -51,10 +52,8 @@ def response_text(body: Mapping[str, Any]) -> str:
 class ResponsesStreamTap(Tally):
     """Reads a native Responses stream as it passes: its id, its usage, what it generated."""
 
-    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+    def __init__(self, *, encoding_model: str, prompt: PromptTokens) -> None:
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._events = EventSplitter()
         self.response_id: str | None = None
         self._held: bytes | None = b""
@@ -72,7 +71,7 @@ class ResponsesStreamTap(Tally):
             data, self._held = self._held, None
         return data
 
-    def flush(self) -> bytes:
+    async def flush(self) -> bytes:
         self._read(event_data(self._events.flush()))
         held, self._held = self._held, None
         return held or b""

@@ -7,12 +7,15 @@ completed if the upstream said it had finished, and failed otherwise: a
 client such as Codex must never be left without a final event.
 
 Each is a ``Tally`` (the one usage rule): the closing event tells the client
-``final()``, the counts it is charged.
+``final()``, the counts it is charged. When the upstream finishes without
+having reported them, the closing event waits for the end of its bytes
+(``flush``), where the gateway counts them off the event loop.
 """
 
 from collections.abc import Mapping
 from typing import Any, TypedDict, Unpack
 
+from pricing import PromptTokens, TokenCounts
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.responses.tools import Tools
@@ -26,19 +29,18 @@ class StreamOptions(TypedDict):
     """Maps the upstream's tool calls back to the client's tools."""
     model_name: str
     encoding_model: str
-    prompt_tokens_estimate: int
+    prompt: PromptTokens
     """With ``encoding_model``, what counts a stream that reports no usage."""
 
 
 class TranslatedStream(Tally):
     def __init__(self, request: Mapping[str, Any], **options: Unpack[StreamOptions]) -> None:
-        super().__init__(
-            encoding_model=options["encoding_model"],
-            prompt_tokens_estimate=options["prompt_tokens_estimate"],
-        )
+        super().__init__(encoding_model=options["encoding_model"], prompt=options["prompt"])
         self._events = EventSplitter()
         self._writer = ResponseWriter(request, model=options["model_name"])
         self._tools = options["tools"]
+        self._counting = False
+        """The upstream finished before reporting counts: ``flush`` completes the response."""
 
     @property
     def response_id(self) -> str:
@@ -50,19 +52,27 @@ class TranslatedStream(Tally):
         """Take upstream stream bytes; return the Responses events to send now."""
         return self._translate_all([event_data(event) for event in self._events.feed(data)])
 
-    def flush(self) -> bytes:
+    async def flush(self) -> bytes:
         """The end of the upstream's bytes: complete the response, or fail it if unfinished."""
         out = self._translate_all([event_data(self._events.flush())])
         if self._writer.finished:
             return out
-        if self._upstream_finished:
-            return out + b"".join(self._complete())
+        if self._counting or self._upstream_finished:
+            return out + b"".join(self._complete(await self.final()))
         return out + b"".join(self._writer.fail(CUT_SHORT))
+
+    def _finish(self) -> list[bytes]:
+        """The upstream has finished: complete with its counts now, or in ``flush`` once
+        what it generated is counted."""
+        if self.reported is None:
+            self._counting = True
+            return []
+        return self._complete(self.reported)
 
     def _translate_all(self, payloads: list[Any]) -> bytes:
         out: list[bytes] = []
         for payload in payloads:
-            if self._writer.finished:
+            if self._writer.finished or self._counting:
                 break
             out.extend(self._translate(payload))
         return b"".join(out)
@@ -75,5 +85,5 @@ class TranslatedStream(Tally):
     def _translate(self, payload: Any) -> list[bytes]:
         raise NotImplementedError
 
-    def _complete(self) -> list[bytes]:
+    def _complete(self, counts: TokenCounts) -> list[bytes]:
         raise NotImplementedError

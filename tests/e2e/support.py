@@ -110,6 +110,14 @@ def expected_units(prompt_tokens: int, completion_tokens: int) -> int:
     return int(units.to_integral_value(rounding="ROUND_CEILING"))
 
 
+def affordable_output_tokens(available_units: int, prompt_tokens: int) -> int:
+    """Largest max_tokens whose worst case fits, searched here independently of ``pricing``."""
+    tokens = 0
+    while expected_units(prompt_tokens, tokens + 1) <= available_units:
+        tokens += 1
+    return tokens
+
+
 def expected_cost_pico_usd(prompt_tokens: int, completion_tokens: int) -> int:
     cost_usd = prompt_tokens * INPUT_USD_PER_TOKEN + completion_tokens * OUTPUT_USD_PER_TOKEN
     return int((cost_usd * 10**12).to_integral_value(rounding="ROUND_CEILING"))

@@ -19,6 +19,7 @@ from tests.e2e.support import (
     Org,
     RunningGateway,
     StartGateway,
+    affordable_output_tokens,
     expected_units,
     new_org,
     wait_for_no_holds,
@@ -84,14 +85,6 @@ async def test_expired_token_gets_401(
         with pytest.raises(openai.AuthenticationError, match="expired"):
             await client.models.list()
     assert list(upstream.requests) == []
-
-
-def affordable_output_tokens(available_units: int, prompt_tokens: int) -> int:
-    """Largest max_tokens whose worst case fits, searched here independently of ``pricing``."""
-    tokens = 0
-    while expected_units(prompt_tokens, tokens + 1) <= available_units:
-        tokens += 1
-    return tokens
 
 
 async def test_insufficient_credit_gets_402_saying_available_needed_and_affordable(

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from pricing import PricingPolicy
+from pricing import PricingPolicy, PromptTokens
 from proxy.auth import Principal
 from proxy.call.meter import Meter
 from proxy.call.metered_call import MeteredCall
@@ -26,6 +26,6 @@ async def open_call(meter: Meter, max_output_tokens: int = 100) -> MeteredCall:
         MODEL,
         operation="chat.completions",
         source="openai",
-        prompt_tokens=10,
+        prompt=PromptTokens(10, lambda: 10),
         max_output_tokens=max_output_tokens,
     )

@@ -1,5 +1,6 @@
 """The tap on Anthropic event streams: bytes untouched, usage read, a cut stream counted."""
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing import TokenCounts
+from pricing import PromptTokens, TokenCounts
 from pricing.tokens import get_encoding
 from proxy.anthropic.stream import AnthropicStreamTap
 from proxy.call.sse import MAX_PENDING_BYTES
@@ -69,7 +70,7 @@ WHOLE = START + b"".join(TEXT + TOOL + END)
 
 
 def tap() -> AnthropicStreamTap:
-    return AnthropicStreamTap(encoding_model=CLAUDE, prompt_tokens_estimate=999)
+    return AnthropicStreamTap(encoding_model=CLAUDE, prompt=PromptTokens(4000, lambda: 999))
 
 
 @given(st.lists(st.integers(min_value=1, max_value=len(WHOLE) - 1), max_size=30))
@@ -79,7 +80,7 @@ def test_bytes_pass_unchanged_and_usage_is_read_however_the_stream_is_cut_up(
     watcher = tap()
     bounds = [0, *sorted(set(cuts)), len(WHOLE)]
     out = b"".join(watcher.feed(WHOLE[a:b]) for a, b in itertools.pairwise(bounds))
-    out += watcher.flush()
+    out += asyncio.run(watcher.flush())
     assert out == WHOLE
     assert watcher.reported == TokenCounts(
         input_tokens=12,
@@ -122,7 +123,7 @@ def test_a_cut_stream_has_no_final_usage_and_counts_what_was_sent_with_tiktoken(
     )
 
 
-def test_a_stream_cut_before_message_start_falls_back_to_the_prompt_estimate() -> None:
+def test_a_stream_cut_before_message_start_falls_back_to_the_exact_prompt_count() -> None:
     watcher = tap()
     watcher.feed(TEXT[2])
     assert watcher.counted().input_tokens == 999
@@ -163,7 +164,7 @@ def test_last_event_without_its_blank_line_is_read_on_flush() -> None:
     watcher = tap()
     watcher.feed(START + END[0].rstrip(b"\n"))
     assert watcher.reported is None
-    assert watcher.flush() == b""
+    assert asyncio.run(watcher.flush()) == b""
     assert watcher.reported is not None
 
 

@@ -1,11 +1,12 @@
 """Anthropic Messages ⇄ OpenAI Chat Completions: requests, responses, streams and errors."""
 
+import asyncio
 from typing import Any
 
 import orjson
 import pytest
 
-from pricing import TokenCounts
+from pricing import PromptTokens, TokenCounts
 from pricing.tokens import get_encoding
 from proxy.anthropic.translation import (
     AnthropicStreamFromOpenAI,
@@ -315,7 +316,7 @@ def events(raw: bytes) -> list[dict[str, Any]]:
 
 def translator() -> AnthropicStreamFromOpenAI:
     return AnthropicStreamFromOpenAI(
-        model_name="public", encoding_model=MODEL, prompt_tokens_estimate=50
+        model_name="public", encoding_model=MODEL, prompt=PromptTokens(200, lambda: 50)
     )
 
 
@@ -347,7 +348,7 @@ def test_a_chat_stream_becomes_anthropics_event_sequence_with_the_final_usage() 
                 chunk(usage={"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13})
             ),
             stream.feed(b"data: [DONE]\n\n"),
-            stream.flush(),
+            asyncio.run(stream.flush()),
         ]
     )
     sent = events(raw)
@@ -385,7 +386,8 @@ def test_a_chat_stream_becomes_anthropics_event_sequence_with_the_final_usage() 
 def test_bytes_split_anywhere_translate_the_same() -> None:
     whole = chunk({"content": "Hello"}) + chunk({}, "stop") + b"data: [DONE]\n\n"
     stream = translator()
-    raw = b"".join(stream.feed(whole[i : i + 1]) for i in range(len(whole))) + stream.flush()
+    raw = b"".join(stream.feed(whole[i : i + 1]) for i in range(len(whole)))
+    raw += asyncio.run(stream.flush())
     assert [e["type"] for e in events(raw)] == [
         "message_start",
         "content_block_start",
@@ -399,14 +401,15 @@ def test_bytes_split_anywhere_translate_the_same() -> None:
 def test_an_upstream_that_finishes_without_done_is_still_closed_on_flush() -> None:
     stream = translator()
     stream.feed(chunk({"content": "Hi"}, "stop"))
-    assert [e["type"] for e in events(stream.flush())] == ["message_delta", "message_stop"]
+    closing = asyncio.run(stream.flush())
+    assert [e["type"] for e in events(closing)] == ["message_delta", "message_stop"]
 
 
 def test_a_cut_stream_is_not_closed_and_counts_the_text_sent_so_far() -> None:
     stream = translator()
     stream.feed(chunk({"content": "The first words "}))
     stream.feed(chunk(tool_delta(0, '{"q": "x"}', "call_1", "search")))
-    assert stream.flush() == b""
+    assert asyncio.run(stream.flush()) == b""
     assert stream.reported is None
     sent = "The first words " + "search" + '{"q": "x"}'
     assert stream.counted() == TokenCounts(
@@ -417,6 +420,8 @@ def test_a_cut_stream_is_not_closed_and_counts_the_text_sent_so_far() -> None:
 def test_a_finished_stream_without_usage_reports_the_counted_usage_to_the_client() -> None:
     stream = translator()
     raw = stream.feed(chunk({"content": "four words right here"}, "length") + b"data: [DONE]\n\n")
+    assert "message_delta" not in [e["type"] for e in events(raw)]
+    raw += asyncio.run(stream.flush())
     delta = events(raw)[-2]
     assert delta["delta"]["stop_reason"] == "max_tokens"
     assert delta["usage"]["input_tokens"] == 50
@@ -427,7 +432,8 @@ def test_an_error_chunk_mid_stream_becomes_anthropics_error_event_and_ends_the_s
     stream = translator()
     stream.feed(chunk({"content": "Hel"}))
     raw = stream.feed(b'data: {"error": {"message": "model overloaded"}}\n\n')
-    raw += stream.feed(chunk({"content": "lo"}) + b"data: [DONE]\n\n") + stream.flush()
+    raw += stream.feed(chunk({"content": "lo"}) + b"data: [DONE]\n\n")
+    raw += asyncio.run(stream.flush())
     assert events(raw) == [
         {"type": "error", "error": {"type": "api_error", "message": "model overloaded"}}
     ]

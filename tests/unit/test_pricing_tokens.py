@@ -163,6 +163,11 @@ def test_special_token_markers_and_lone_surrogates_are_counted_not_refused() -> 
     assert count_text_tokens("\ud800 broken", "gpt-4o") >= 1
 
 
+def compact_json(value: object) -> str:
+    """JSON as clients send it and the counts read it: no spaces."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def cookbook_count(messages: list[dict[str, str]], model: str) -> int:
     """OpenAI cookbook's num_tokens_from_messages for string-only messages."""
     encoding = encoding_for_model(model)
@@ -237,11 +242,11 @@ def test_tool_calls_and_tool_definitions_count_at_least_their_json_text() -> Non
     bare = [{"role": "assistant", "content": None}]
     calling = [{"role": "assistant", "content": None, "tool_calls": [tool_call]}]
     call_extra = count_chat_prompt_tokens(calling, model) - count_chat_prompt_tokens(bare, model)
-    assert call_extra >= count_text_tokens(json.dumps([tool_call]), model)
+    assert call_extra >= count_text_tokens(compact_json([tool_call]), model)
     tools_extra = count_chat_prompt_tokens(bare, model, tools=[tool]) - count_chat_prompt_tokens(
         bare, model
     )
-    assert tools_extra >= count_text_tokens(json.dumps([tool]), model)
+    assert tools_extra >= count_text_tokens(compact_json([tool]), model)
 
 
 def test_opaque_audio_and_file_parts_count_at_least_their_bytes() -> None:
@@ -291,7 +296,7 @@ def test_anthropic_tools_add_the_tool_use_system_prompt_and_their_json() -> None
         count_anthropic_prompt_tokens(None, messages, None, model)
     )
     assert extra == ANTHROPIC_TOOLS_SYSTEM_PROMPT_TOKENS + count_text_tokens(
-        json.dumps([tool]), model
+        compact_json([tool]), model
     )
 
 
@@ -334,7 +339,12 @@ def test_anthropic_blocks_of_every_kind_are_counted() -> None:
             ],
         },
     ]
-    texts = ["The user wants weather.", json.dumps(tool_input), "18 degrees and sunny", "All good."]
+    texts = [
+        "The user wants weather.",
+        compact_json(tool_input),
+        "18 degrees and sunny",
+        "All good.",
+    ]
     floor = sum(count_text_tokens(text, model) for text in texts)
     floor += IMAGE_TOKENS_BOUND + 3000 + UNSIZED_DOCUMENT_TOKENS
     assert count_anthropic_prompt_tokens(None, messages, None, model) >= floor

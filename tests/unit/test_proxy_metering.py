@@ -1,5 +1,6 @@
 """The meter: worst-case holds, 402/429/503 refusals, and every call ending exactly once."""
 
+import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +11,7 @@ from ledger import spus_to_units
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from pricing import (
+    PromptTokens,
     TokenCounts,
     affordable_max_tokens,
     cost_pico_usd,
@@ -17,11 +19,12 @@ from pricing import (
     worst_case_units,
 )
 from proxy.call.meter import Meter
+from proxy.call.metered_call import Ending, MeteredCall
 from proxy.call.policy import PolicySource
 from proxy.errors import ApiError
 from proxy.server.metrics import Metrics
 from tests.fakes.ledger import SwitchableLedger
-from tests.unit.metering_support import MODEL, POLICY, open_call
+from tests.unit.metering_support import ALICE, MODEL, POLICY, open_call
 
 CAP = 3
 
@@ -63,14 +66,31 @@ async def test_hold_is_the_worst_case_and_settle_debits_the_actual_cost(
     assert (await store.balance("org_a")).held_units == 0
 
 
-async def test_detached_settle_returns_the_units_it_debits(
+async def owing(counts: TokenCounts | None) -> TokenCounts | None:
+    return counts
+
+
+async def test_a_detached_ending_settles_what_is_owed(
     meter: Meter, store: SwitchableLedger
 ) -> None:
     call = await open_call(meter)
-    charged = call.settle_detached(TokenCounts(input_tokens=10, output_tokens=3), status="ok")
+    usage = TokenCounts(input_tokens=10, output_tokens=3)
+    call.end_detached(owing(usage), status=Ending.CLIENT_DISCONNECTED)
     await meter.drain(5)
     [record] = await store.usage_records("org_a")
-    assert record.charged_units == charged
+    assert record.charged_units == units_for_cost(cost_pico_usd(usage, MODEL.rates), POLICY)
+    assert record.details.status == "client_disconnected"
+    assert meter.in_flight == 0
+
+
+async def test_a_detached_ending_that_owes_nothing_releases_the_hold(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    call = await open_call(meter)
+    call.end_detached(owing(None))
+    await meter.drain(5)
+    assert await store.usage_records("org_a") == []
+    assert (await store.balance("org_a")).held_units == 0
     assert meter.in_flight == 0
 
 
@@ -123,3 +143,76 @@ async def test_a_call_cannot_end_twice(meter: Meter) -> None:
     await call.release()
     with pytest.raises(RuntimeError, match="ended twice"):
         await call.settle(TokenCounts(input_tokens=1, output_tokens=1))
+
+
+class CountedOnce:
+    """An exact count that records the thread it ran on."""
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self) -> int:
+        self.threads.append(threading.current_thread())
+        return self.tokens
+
+
+async def open_with(meter: Meter, prompt: PromptTokens, max_output_tokens: int) -> MeteredCall:
+    return await meter.open(
+        ALICE,
+        MODEL,
+        operation="chat.completions",
+        source="openai",
+        prompt=prompt,
+        max_output_tokens=max_output_tokens,
+    )
+
+
+async def test_an_affordable_bound_is_held_without_counting_the_prompt(meter: Meter) -> None:
+    count = CountedOnce(10)
+    call = await open_with(meter, PromptTokens(40, count), 100)
+    assert call.hold_units == worst_case_units(40, 100, MODEL.rates, POLICY)
+    assert count.threads == []
+    await call.release()
+
+
+def output_tokens_between_the_holds(available: int, bound: int, exact: int) -> int:
+    """A max_tokens at which the exact count's worst case fits ``available`` and the bound's not."""
+    output = 1
+    while worst_case_units(bound, output, MODEL.rates, POLICY) <= available:
+        output += 1
+    assert worst_case_units(exact, output, MODEL.rates, POLICY) <= available
+    return output
+
+
+async def test_a_refused_bound_is_counted_off_the_loop_and_held_at_the_exact_count(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    available = spus_to_units(Decimal(1))
+    count = CountedOnce(10)
+    output = output_tokens_between_the_holds(available, 50_000, 10)
+    call = await open_with(meter, PromptTokens(50_000, count), output)
+    assert call.hold_units == worst_case_units(10, output, MODEL.rates, POLICY)
+    assert (await store.balance("org_a")).held_units == call.hold_units
+    assert len(count.threads) == 1
+    assert count.threads[0] is not threading.current_thread()
+    await call.release()
+
+
+async def test_a_402_after_the_bound_is_refused_gives_the_exact_figures(meter: Meter) -> None:
+    available = spus_to_units(Decimal(1))
+    count = CountedOnce(10)
+    with pytest.raises(ApiError) as caught:
+        await open_with(meter, PromptTokens(50_000, count), 10_000_000)
+    error = caught.value
+    assert error.status == 402
+    assert "(10 prompt tokens + up to 10000000 output tokens)" in error.message
+    assert error.extra == {
+        "available_spus": "1",
+        "needed_spus": str(
+            Decimal(worst_case_units(10, 10_000_000, MODEL.rates, POLICY)) / 1_000_000
+        ),
+        "max_affordable_tokens": affordable_max_tokens(available, 10, MODEL.rates, POLICY),
+    }
+    assert len(count.threads) == 1
+    assert meter.in_flight == 0

@@ -1,5 +1,6 @@
 """The OpenAI stream tap relays bytes unchanged however they are split, minus one chunk."""
 
+import asyncio
 from itertools import pairwise
 
 import orjson
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing import TokenCounts
+from pricing import PromptTokens, TokenCounts
 from proxy.call.sse import MAX_PENDING_BYTES
 from proxy.openai.stream import OpenAIStreamTap
 
@@ -31,12 +32,14 @@ STREAM = b"".join([*CONTENT, USAGE_CHUNK, DONE])
 
 def new_tap(*, drop_usage_chunk: bool) -> OpenAIStreamTap:
     return OpenAIStreamTap(
-        drop_usage_chunk=drop_usage_chunk, encoding_model="gpt-4o-mini", prompt_tokens_estimate=5
+        drop_usage_chunk=drop_usage_chunk,
+        encoding_model="gpt-4o-mini",
+        prompt=PromptTokens(20, lambda: 5),
     )
 
 
 def relay(tap: OpenAIStreamTap, pieces: list[bytes]) -> bytes:
-    return b"".join(tap.feed(piece) for piece in pieces) + tap.flush()
+    return b"".join(tap.feed(piece) for piece in pieces) + asyncio.run(tap.flush())
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -100,5 +103,5 @@ def test_an_unterminated_last_event_is_flushed() -> None:
     tap = new_tap(drop_usage_chunk=True)
     tail = chunk("end").rstrip(b"\n")
     assert tap.feed(tail) == b""
-    assert tap.flush() == tail
+    assert asyncio.run(tap.flush()) == tail
     assert tap.generated_text == "end"

@@ -1,5 +1,6 @@
 """Responses ⇄ Anthropic Messages, for Claude models on a native Anthropic upstream."""
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -7,7 +8,7 @@ import pydantic
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
-from pricing import TokenCounts, counts_from_anthropic
+from pricing import PromptTokens, TokenCounts, counts_from_anthropic
 from proxy.errors import ApiError
 from proxy.responses.anthropic_request import REDACTED_THINKING_PREFIX, anthropic_request
 from proxy.responses.from_anthropic import ResponsesFromAnthropic, response_from_anthropic
@@ -284,13 +285,14 @@ def translator(request: dict[str, Any] | None = None) -> ResponsesFromAnthropic:
         tools=anthropic_request(body, "c", max_tokens=100).tools,
         model_name="claude-sonnet-4-6",
         encoding_model="claude-sonnet-4-6",
-        prompt_tokens_estimate=99,
+        prompt=PromptTokens(990, lambda: 99),
     )
 
 
 def run(stream: bytes, tap: ResponsesFromAnthropic) -> list[dict[str, Any]]:
     events = sse_events(
-        b"".join(tap.feed(stream[i : i + 50]) for i in range(0, len(stream), 50)) + tap.flush()
+        b"".join(tap.feed(stream[i : i + 50]) for i in range(0, len(stream), 50))
+        + asyncio.run(tap.flush())
     )
     for event in events:
         EVENTS.validate_python(event)

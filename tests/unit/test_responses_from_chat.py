@@ -4,13 +4,14 @@ Every event and response is also validated against the openai SDK's own
 Responses types, an independent statement of the wire format.
 """
 
+import asyncio
 from typing import Any
 
 import pydantic
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
-from pricing import TokenCounts, count_text_tokens
+from pricing import PromptTokens, TokenCounts, count_text_tokens
 from proxy.responses.chat_request import chat_request
 from proxy.responses.from_chat import ResponsesFromChat, response_from_chat
 from proxy.responses.tools import Tools
@@ -27,13 +28,13 @@ def tap(request: dict[str, Any] | None = None, *, estimate: int = 40) -> Respons
         tools=chat_request(body, "m").tools,
         model_name="spu-demo",
         encoding_model=ENCODING_MODEL,
-        prompt_tokens_estimate=estimate,
+        prompt=PromptTokens(10 * estimate, lambda: estimate),
     )
 
 
 def run(stream: bytes, translator: ResponsesFromChat | None = None) -> list[dict[str, Any]]:
     translator = translator or tap()
-    raw = translator.feed(stream) + translator.flush()
+    raw = translator.feed(stream) + asyncio.run(translator.flush())
     events = sse_events(raw)
     for event in events:
         EVENTS.validate_python(event)
@@ -108,7 +109,7 @@ def test_events_go_out_as_each_chunk_completes_never_held_for_the_end() -> None:
     assert [event["delta"] for event in sent[2]] == [" there"]
     assert sent[3] == [] and sent[4] == []
     assert types(sent[5])[-1] == "response.completed"
-    assert translator.flush() == b""
+    assert asyncio.run(translator.flush()) == b""
 
 
 def test_a_tool_call_streams_as_a_function_call_item_with_its_argument_pieces() -> None:

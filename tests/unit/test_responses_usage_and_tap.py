@@ -1,12 +1,19 @@
 """Responses usage as token counts, a native Responses stream tapped, its prompt estimated."""
 
+import asyncio
 from typing import Any
 
 import orjson
 import pytest
 
-from pricing import InvalidTokenCounts, TokenCounts, count_chat_prompt_tokens, count_text_tokens
-from proxy.responses.prompt import count_prompt_tokens
+from pricing import (
+    InvalidTokenCounts,
+    PromptTokens,
+    TokenCounts,
+    count_chat_prompt_tokens,
+    count_text_tokens,
+)
+from proxy.responses.prompt import prompt_tokens
 from proxy.responses.stream_tap import ResponsesStreamTap, response_text
 from proxy.responses.usage import responses_usage, token_counts
 from tests.responses_samples import codex_request, function_call, function_output, user
@@ -91,16 +98,16 @@ NATIVE_STREAM = b"".join(
 
 
 def test_the_tap_relays_bytes_unchanged_and_reads_the_id_and_the_reported_counts() -> None:
-    tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
+    tap = ResponsesStreamTap(encoding_model=MODEL, prompt=PromptTokens(90, lambda: 9))
     relayed = b"".join(tap.feed(NATIVE_STREAM[i : i + 7]) for i in range(0, len(NATIVE_STREAM), 7))
-    assert relayed + tap.flush() == NATIVE_STREAM
+    assert relayed + asyncio.run(tap.flush()) == NATIVE_STREAM
     assert tap.response_id == "resp_up_1"
     assert tap.reported == token_counts(usage())
     assert tap.content_events == 2 and tap.error is None
 
 
 def test_a_cut_native_stream_is_counted_from_what_it_generated() -> None:
-    tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
+    tap = ResponsesStreamTap(encoding_model=MODEL, prompt=PromptTokens(90, lambda: 9))
     cut = NATIVE_STREAM[: NATIVE_STREAM.index(b"event: response.completed")]
     tap.feed(cut)
     assert tap.reported is None
@@ -110,7 +117,7 @@ def test_a_cut_native_stream_is_counted_from_what_it_generated() -> None:
 
 
 def test_a_failed_response_is_an_error_with_its_usage() -> None:
-    tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
+    tap = ResponsesStreamTap(encoding_model=MODEL, prompt=PromptTokens(90, lambda: 9))
     tap.feed(
         _event(
             "response.failed",
@@ -144,7 +151,7 @@ def test_the_prompt_estimate_counts_like_the_chat_it_amounts_to_and_never_raises
             function_output("c1", "a b c"),
         ]
     )
-    estimate = count_prompt_tokens(body, MODEL)
+    estimate = prompt_tokens(body, MODEL).exact()
     chat_floor = count_chat_prompt_tokens(
         [
             {"role": "user", "content": text}
@@ -156,13 +163,13 @@ def test_the_prompt_estimate_counts_like_the_chat_it_amounts_to_and_never_raises
     assert estimate > chat_floor
     image = {"type": "input_image", "image_url": "data:image/png;base64," + "A" * 500_000}
     with_image = {"model": "m", "input": [{"role": "user", "content": [image]}]}
-    assert count_prompt_tokens(with_image, MODEL) < 60_000
+    assert prompt_tokens(with_image, MODEL).bound < 60_000
     for hostile in ({"input": 5}, {"input": [None, 3, {"content": 7}]}, {"instructions": ["x"]}):
-        assert count_prompt_tokens(hostile, MODEL) > 0
+        assert prompt_tokens(hostile, MODEL).bound >= prompt_tokens(hostile, MODEL).exact() > 0
 
 
 def test_the_first_event_is_held_until_complete_so_its_id_is_known_before_it_goes_out() -> None:
-    tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
+    tap = ResponsesStreamTap(encoding_model=MODEL, prompt=PromptTokens(90, lambda: 9))
     first_end = NATIVE_STREAM.index(b"\n\n") + 2
     assert tap.feed(NATIVE_STREAM[:10]) == b""
     assert tap.response_id is None
@@ -172,6 +179,6 @@ def test_the_first_event_is_held_until_complete_so_its_id_is_known_before_it_goe
 
 
 def test_a_stream_that_never_completes_an_event_still_hands_its_bytes_over_at_the_end() -> None:
-    tap = ResponsesStreamTap(encoding_model=MODEL, prompt_tokens_estimate=9)
+    tap = ResponsesStreamTap(encoding_model=MODEL, prompt=PromptTokens(90, lambda: 9))
     assert tap.feed(b": keep-alive") == b""
-    assert tap.flush() == b": keep-alive"
+    assert asyncio.run(tap.flush()) == b": keep-alive"

@@ -5,6 +5,7 @@ from typing import Any
 
 import orjson
 
+from pricing import PromptTokens, TokenCounts
 from proxy.anthropic.translation.reply import (
     STOP_REASONS,
     anthropic_usage,
@@ -25,21 +26,22 @@ def _sse(kind: str, payload: dict[str, Any]) -> bytes:
 class AnthropicStreamFromOpenAI(Tally):
     """Translates as it relays, and tallies what the OpenAI upstream reports and generates.
 
-    ``message_start`` carries the gateway's prompt estimate (OpenAI reports
-    usage only at the end); the closing ``message_delta`` carries the
-    provider's counts, which the SDKs take as the final ones (or, if it
-    reported none, what the gateway counted: what it charges).
+    ``message_start`` carries the gateway's exact count of the prompt (OpenAI
+    reports usage only at the end; the route has counted it, off the event
+    loop, before the call is held); the closing ``message_delta``
+    carries the provider's counts, which the SDKs take as the final ones. If
+    the upstream reported none by ``[DONE]``, the closing events wait for the
+    upstream's end, when the gateway's count (what it charges) is made off
+    the event loop.
     """
 
-    def __init__(
-        self, *, model_name: str, encoding_model: str, prompt_tokens_estimate: int
-    ) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
+    def __init__(self, *, model_name: str, encoding_model: str, prompt: PromptTokens) -> None:
+        super().__init__(encoding_model=encoding_model, prompt=prompt)
         self._events = EventSplitter()
         self._model_name = model_name
         self._started = False
+        self._done = False
+        """The upstream sent ``[DONE]`` before any counts: closing waits for ``flush``."""
         self._closed = False
         self._block: tuple[str, int] | None = None
         """The open content block: ("text", -1) or ("tool", OpenAI's tool-call index)."""
@@ -53,18 +55,24 @@ class AnthropicStreamFromOpenAI(Tally):
             out.extend(self._translate(event_data(event)))
         return b"".join(out)
 
-    def flush(self) -> bytes:
-        """The closing events, if the upstream ended without ``[DONE]`` but had finished."""
+    async def flush(self) -> bytes:
+        """The closing events, if the upstream ended after ``[DONE]`` without counts, or without
+        ``[DONE]`` but finished."""
         out = self._translate(event_data(self._events.flush()))
-        if self._finish_reason is not None and not self._closed:
-            out.extend(self._close())
+        if not self._closed and (self._done or self._finish_reason is not None):
+            out.extend(self._close(await self.final()))
         return b"".join(out)
 
     def _translate(self, chunk: Any) -> list[bytes]:
-        if self._closed:
+        if self._closed or self._done:
             return []
         if chunk == DONE:
-            return self._close() if self._started else []
+            if not self._started:
+                return []
+            if self.reported is None:
+                self._done = True
+                return []
+            return self._close(self.reported)
         if not isinstance(chunk, dict):
             return []
         if isinstance(chunk.get("error"), dict):
@@ -95,7 +103,7 @@ class AnthropicStreamFromOpenAI(Tally):
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": self.prompt_tokens_estimate, "output_tokens": 0},
+            "usage": {"input_tokens": self.prompt.exact(), "output_tokens": 0},
         }
         return _sse("message_start", {"message": message})
 
@@ -152,9 +160,8 @@ class AnthropicStreamFromOpenAI(Tally):
         message = str(error.get("message") or "The upstream failed mid-stream.")
         return [_sse("error", {"error": {"type": "api_error", "message": message}})]
 
-    def _close(self) -> list[bytes]:
+    def _close(self, counts: TokenCounts) -> list[bytes]:
         self._closed = True
-        counts = self.final()
         stop_reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
         return [
             *self._stop_block(),
