@@ -5,13 +5,12 @@ every prompt token is priced at the dearest input rate that could apply and
 the output at its full ``max_tokens``.
 """
 
-from dataclasses import replace
 from decimal import Decimal
 
-from pricing.cost import EXACT, PICO_USD_PER_USD, cost_pico_usd, cost_usd
+from pricing.cost import EXACT, PICO_USD_PER_USD, usd_to_pico_usd_ceil
 from pricing.costmap import ModelRates
 from pricing.spus import PricingPolicy, max_cost_for_units, units_for_cost
-from pricing.token_counts import MAX_TOKEN_COUNT, TokenCounts
+from pricing.token_counts import MAX_TOKEN_COUNT
 
 
 def worst_case_input_rate(rates: ModelRates) -> Decimal:
@@ -28,16 +27,17 @@ def worst_case_input_rate(rates: ModelRates) -> Decimal:
     )
 
 
-def _worst_case_counts(
-    prompt_tokens: int, max_output_tokens: int, rates: ModelRates
-) -> tuple[TokenCounts, ModelRates]:
-    counts = TokenCounts(input_tokens=prompt_tokens, output_tokens=max_output_tokens)
-    return counts, replace(rates, input_usd_per_token=worst_case_input_rate(rates))
+def _worst_case_cost_usd(prompt_tokens: int, max_output_tokens: int, rates: ModelRates) -> Decimal:
+    """Every prompt token at the dearest input rate, every output token at the output rate."""
+    return EXACT.add(
+        EXACT.multiply(prompt_tokens, worst_case_input_rate(rates)),
+        EXACT.multiply(max_output_tokens, rates.output_usd_per_token),
+    )
 
 
 def worst_case_cost_pico_usd(prompt_tokens: int, max_output_tokens: int, rates: ModelRates) -> int:
     """The most the provider can charge for the call, in pico-USD, rounded up."""
-    return cost_pico_usd(*_worst_case_counts(prompt_tokens, max_output_tokens, rates))
+    return usd_to_pico_usd_ceil(_worst_case_cost_usd(prompt_tokens, max_output_tokens, rates))
 
 
 def worst_case_units(
@@ -65,8 +65,9 @@ def affordable_max_tokens(
     if not 0 <= limit_tokens <= MAX_TOKEN_COUNT:
         raise ValueError(f"limit_tokens must be between 0 and {MAX_TOKEN_COUNT}")
     budget_pico_usd = max_cost_for_units(available_units, policy)
-    counts, worst_rates = _worst_case_counts(prompt_tokens, 0, rates)
-    prompt_pico_usd = EXACT.multiply(cost_usd(counts, worst_rates), PICO_USD_PER_USD)
+    prompt_pico_usd = EXACT.multiply(
+        _worst_case_cost_usd(prompt_tokens, 0, rates), PICO_USD_PER_USD
+    )
     if prompt_pico_usd > budget_pico_usd:
         return 0
     output_pico_usd_per_token = EXACT.multiply(rates.output_usd_per_token, PICO_USD_PER_USD)
