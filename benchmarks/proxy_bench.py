@@ -1,32 +1,44 @@
-"""The metering gateway against a fast fake upstream, and the LiteLLM proxy beside it.
+"""The metering gateway against a fast fake upstream, and the LiteLLM proxy beside it, in one run.
 
 What it starts, each as its own process on 127.0.0.1, one worker each:
 
-- the fake upstream (``tests.fakes.upstream``) under uvicorn (uvloop + httptools);
+- the fake upstream (``tests.fakes.upstream``, answering with 20 streamed
+  pieces) under uvicorn (uvloop + httptools);
 - the gateway, ``python -m uvicorn proxy.app:create_app --factory``, metered
-  for real: a fresh SQLite ledger (``synchronous=FULL``) in a temporary folder,
-  a seeded org with plenty of credit and a token, a ``model_list`` (via
-  ``SPU_CONFIG_FILE``) routing ``bench-model`` (OpenAI format, Chat
-  Completions), ``bench-responses`` (OpenAI format with ``responses_api``:
-  the Responses API relayed as it is) and ``bench-claude`` (Anthropic format)
-  to the fake upstream; no litellm-routed model;
+  for real: a fresh SQLite ledger (durable: ``synchronous=FULL``) in a
+  temporary folder, a seeded org with plenty of credit and a token, a
+  ``model_list`` (via ``SPU_CONFIG_FILE``) routing ``bench-model`` (OpenAI
+  format, Chat Completions), ``bench-responses`` (OpenAI format with
+  ``responses_api``: the Responses API relayed as it is) and ``bench-claude``
+  (Anthropic format) to the fake upstream;
 - the LiteLLM proxy (``litellm[proxy]`` in its own virtualenv, created on first
   use under ``~/.cache/spu-gateway-bench``; no database, one worker, same
   upstream). ``--skip-litellm`` leaves it out.
 
+On a machine of two cores or more the proxy under test (gateway, then
+LiteLLM) is pinned to the last core, and the fake upstream and the load
+generator to the first, so neither takes CPU from what is measured.
+
 Load comes from wrk (``apt-get install wrk``), a C load generator, through a
-Lua script that sends the POST body and prints exact latency percentiles; it
-is far cheaper per request than any Python client, so on two cores it takes
-little from the servers it measures. Every case runs at 1 and at 32
-connections: plain chat, streamed chat, streamed Anthropic ``/v1/messages``,
-and streamed ``/v1/responses`` twice: relayed to an upstream that serves it
-(``responses stream``) and translated to Chat Completions (``responses
-chat``; LiteLLM relays both the same way, natively). A case is skipped with a
-note when the gateway answers 404 on its route. Added latency is the
-gateway's percentile minus the direct upstream's. Each server's CPU time per
-request (user + system, its whole process tree, over the measured run) is
-printed beside its throughput: on a shared machine it is steadier than
-requests per second.
+Lua script that reads the POST body from a file and prints exact latency
+percentiles. The cases:
+
+- plain chat with a short prompt, streamed chat (20 chunks) and streamed
+  ``/v1/responses`` twice (relayed to an upstream that serves it, ``responses
+  stream``, and translated to Chat Completions, ``responses chat``; LiteLLM
+  relays both the same way), at 1 and 32 connections: throughput, latency and
+  CPU per request;
+- plain chat with 1, 16, 128 and 512 KB prompts at 1 connection;
+- a Claude-Code-shaped streamed ``/v1/messages`` of about 150 KB (a system
+  prompt in two cached blocks, 24 tools, a long history of tool calls and
+  results) to the Anthropic-format upstream;
+- short plain calls at 1 connection while 4 connections loop 512 KB calls.
+
+A case is skipped with a note when the gateway answers 404 on its route.
+Added latency is the proxy's percentile minus the direct upstream's. CPU per
+request is each server's user + system time (all its threads and children,
+from ``/proc``) over a measured run, divided by the requests wrk completed:
+other load on the machine disturbs it far less than it disturbs latency.
 
 Run: ``python benchmarks/proxy_bench.py`` (``--help`` for durations and options).
 """
@@ -35,6 +47,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -49,38 +62,50 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 LITELLM_VENV = Path.home() / ".cache" / "spu-gateway-bench" / "litellm-venv"
 LITELLM_VERSION = "litellm[proxy]"
 READY_TIMEOUT_S = 120.0
 READY_POLL_S = 0.005
-CONNECTIONS = (1, 32)
 BENCH_MODEL = "bench-model"
 BENCH_CLAUDE = "bench-claude"
 BENCH_RESPONSES = "bench-responses"
 UPSTREAM_MODEL = "gpt-4o-mini"
 UPSTREAM_CLAUDE = "claude-haiku-4-5"
-MESSAGES = [{"role": "user", "content": "Hello! Please answer in one short sentence."}]
+SHORT_PROMPT = "Hello! Please answer in one short sentence."
+STREAM_REPLY = " ".join(f"word{index}" for index in range(20))
+"""The fake's answer: 20 pieces, so a stream carries 20 content chunks."""
 MAX_TOKENS = 64
-RESPONSES_INPUT = "Hello! Please answer in one short sentence."
 SEED_SPUS = 10_000_000
+PROMPT_SIZES_KB = (1, 16, 128, 512)
+BIG_LOOPERS = 4
+BESIDE_HEAD_START_S = 1
+WORDS = (
+    "the of and to in is you that it he was for on are as with his they at be this have from or"
+    " one had by word but not what all were we when your can said there use an each which she do"
+    " how their if will up other about out many then them these so some her would make like him"
+    " into time has look two more write go see number no way could people my than first water"
+).split()
 
 WRK_SCRIPT = textwrap.dedent(
     """\
+    local file = assert(io.open({body_path}, "rb"))
     wrk.method = "POST"
-    wrk.body = {body}
+    wrk.body = file:read("*a")
+    file:close()
     {headers}
     done = function(summary, latency, requests)
       local errors = summary.errors.connect + summary.errors.read + summary.errors.write
         + summary.errors.status + summary.errors.timeout
       io.write(string.format(
         "WRK_JSON {{\\"requests\\": %d, \\"duration_us\\": %d, \\"errors\\": %d,"
-        .. " \\"p50_us\\": %d, \\"p99_us\\": %d}}\\n",
-        summary.requests, summary.duration, errors,
-        latency:percentile(50), latency:percentile(99)))
+        .. " \\"p50_us\\": %d, \\"p95_us\\": %d, \\"p99_us\\": %d}}\\n",
+        summary.requests, summary.duration, errors, latency:percentile(50),
+        latency:percentile(95), latency:percentile(99)))
     end
     """
 )
@@ -90,26 +115,20 @@ WRK_SCRIPT = textwrap.dedent(
 class Case:
     name: str
     path: str
-    body: dict[str, object]
+    body: dict[str, Any]
     direct_path: str
-    direct_body: dict[str, object]
+    direct_body: dict[str, Any]
+    connections: tuple[int, ...] = (1,)
 
 
 @dataclass(frozen=True, slots=True)
-class LoadFigures:
+class Figures:
     requests_per_s: float
     p50_ms: float
+    p95_ms: float
     p99_ms: float
     errors: int
-    cpu_us_per_request: float
-
-
-@dataclass(frozen=True, slots=True)
-class Rss:
-    """The gateway's resident memory once the load has run, and its high-water mark."""
-
-    after_load_mb: float
-    peak_mb: float
+    cpu_us_per_request: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,60 +136,202 @@ class Target:
     name: str
     base_url: str
     headers: dict[str, str]
-    pid: int
-    """The server's process, whose CPU time is read around each measured run."""
+    pid: int | None = None
+    """The process whose CPU time is measured (None: not measured)."""
 
 
-def chat_body(model: str, *, stream: bool) -> dict[str, object]:
-    return {"model": model, "messages": MESSAGES, "max_tokens": MAX_TOKENS, "stream": stream}
+@dataclass(slots=True)
+class Run:
+    """What one target measured: figures by (case, connections), and its process figures."""
+
+    figures: dict[tuple[str, int], Figures] = field(default_factory=dict)
+    ready_s: float = 0.0
+    rss_after_load_mb: float = 0.0
+    rss_peak_mb: float = 0.0
 
 
-def responses_body(model: str) -> dict[str, object]:
-    return {
+def prose(size: int, rng: random.Random) -> str:
+    words: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(WORDS)
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words)[:size]
+
+
+def source_code(size: int, rng: random.Random) -> str:
+    lines: list[str] = []
+    length = 0
+    while length < size:
+        name = f"{rng.choice(WORDS)}_{rng.randrange(100)}"
+        line = (
+            f"    def {name}(self, value: int) -> int:\n"
+            f"        return value * {rng.randrange(1, 10)}  # {prose(40, rng)}\n"
+        )
+        lines.append(line)
+        length += len(line)
+    return "".join(lines)
+
+
+def chat_body(model: str, *, stream: bool, prompt: str = SHORT_PROMPT) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "model": model,
-        "input": RESPONSES_INPUT,
-        "max_output_tokens": MAX_TOKENS,
-        "stream": True,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": MAX_TOKENS,
+        "stream": stream,
     }
+    return body
 
 
-CASES = (
-    Case(
-        "chat plain",
+def responses_body(model: str) -> dict[str, Any]:
+    return {"model": model, "input": SHORT_PROMPT, "max_output_tokens": MAX_TOKENS, "stream": True}
+
+
+def claude_code_body(model: str, size: int = 150_000) -> dict[str, Any]:
+    """A streamed Messages request shaped like a Claude Code turn: cached system blocks, 24 tools
+    with long descriptions and schemas, then tool calls and their results until ``size`` bytes."""
+    rng = random.Random(13)
+    system = [
+        {
+            "type": "text",
+            "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+            "cache_control": {"type": "ephemeral"},
+        },
+        {"type": "text", "text": prose(14_000, rng), "cache_control": {"type": "ephemeral"}},
+    ]
+    tools = [
+        {
+            "name": f"Tool{index}",
+            "description": prose(1_800, rng),
+            "input_schema": {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": "object",
+                "properties": {
+                    f"param{number}": {
+                        "type": rng.choice(["string", "number", "boolean"]),
+                        "description": prose(80, rng),
+                    }
+                    for number in range(5)
+                },
+                "required": ["param0"],
+                "additionalProperties": False,
+            },
+        }
+        for index in range(24)
+    ]
+    messages: list[dict[str, Any]] = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": f"<system-reminder>{prose(600, rng)}</system-reminder>"},
+                {"type": "text", "text": "Fix the failing parser test."},
+            ],
+        }
+    ]
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": 32_000,
+        "stream": True,
+        "system": system,
+        "tools": tools,
+        "messages": messages,
+        "metadata": {"user_id": "user_bench_account__session_0"},
+        "thinking": {"type": "enabled", "budget_tokens": 4_000},
+    }
+    for turn in itertools.count(1):
+        if len(json.dumps(body)) >= size:
+            break
+        tool_id = f"toolu_{turn:04d}"
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": prose(120, rng)},
+                    {
+                        "type": "tool_use",
+                        "id": tool_id,
+                        "name": "Tool1",
+                        "input": {"param0": f"/src/module_{turn}.py"},
+                    },
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": tool_id,
+                        "content": source_code(1_500, rng),
+                    }
+                ],
+            }
+        )
+    messages.append({"role": "user", "content": "Continue."})
+    return body
+
+
+def prompt_of(size_kb: int) -> str:
+    return prose(size_kb * 1024, random.Random(size_kb))
+
+
+def plain_chat(name: str, prompt: str = SHORT_PROMPT, connections: tuple[int, ...] = (1,)) -> Case:
+    return Case(
+        name,
         "/v1/chat/completions",
-        chat_body(BENCH_MODEL, stream=False),
+        chat_body(BENCH_MODEL, stream=False, prompt=prompt),
         "/v1/chat/completions",
-        chat_body(UPSTREAM_MODEL, stream=False),
-    ),
-    Case(
-        "chat stream",
-        "/v1/chat/completions",
-        chat_body(BENCH_MODEL, stream=True),
-        "/v1/chat/completions",
-        {**chat_body(UPSTREAM_MODEL, stream=True), "stream_options": {"include_usage": True}},
-    ),
-    Case(
-        "messages stream",
-        "/v1/messages",
-        chat_body(BENCH_CLAUDE, stream=True),
-        "/v1/messages",
-        chat_body(UPSTREAM_CLAUDE, stream=True),
-    ),
-    Case(
-        "responses stream",
-        "/v1/responses",
-        responses_body(BENCH_RESPONSES),
-        "/v1/responses",
-        responses_body(UPSTREAM_MODEL),
-    ),
-    Case(
-        "responses chat",
-        "/v1/responses",
-        responses_body(BENCH_MODEL),
-        "/v1/chat/completions",
-        {**chat_body(UPSTREAM_MODEL, stream=True), "stream_options": {"include_usage": True}},
-    ),
+        chat_body(UPSTREAM_MODEL, stream=False, prompt=prompt),
+        connections,
+    )
+
+
+CHAT_PLAIN = plain_chat("chat plain", connections=(1, 32))
+CHAT_STREAM = Case(
+    "chat stream",
+    "/v1/chat/completions",
+    chat_body(BENCH_MODEL, stream=True),
+    "/v1/chat/completions",
+    {**chat_body(UPSTREAM_MODEL, stream=True), "stream_options": {"include_usage": True}},
+    (1, 32),
 )
+RESPONSES_STREAM = Case(
+    "responses stream",
+    "/v1/responses",
+    responses_body(BENCH_RESPONSES),
+    "/v1/responses",
+    responses_body(UPSTREAM_MODEL),
+    (1, 32),
+)
+RESPONSES_CHAT = Case(
+    "responses chat",
+    "/v1/responses",
+    responses_body(BENCH_MODEL),
+    "/v1/chat/completions",
+    CHAT_STREAM.direct_body,
+    (1, 32),
+)
+SIZED = {size: plain_chat(f"chat {size} KB", prompt_of(size)) for size in PROMPT_SIZES_KB}
+CLAUDE_CODE = Case(
+    "claude code turn",
+    "/v1/messages",
+    claude_code_body(BENCH_CLAUDE),
+    "/v1/messages",
+    claude_code_body(UPSTREAM_CLAUDE),
+)
+CASES = (CHAT_PLAIN, CHAT_STREAM, RESPONSES_STREAM, RESPONSES_CHAT, *SIZED.values(), CLAUDE_CODE)
+BESIDE = "small beside 4x512 KB"
+
+
+def bench_upstream() -> Any:
+    """The fake upstream as the benchmark runs it: a 20-piece answer, one request remembered."""
+    from collections import deque
+
+    from tests.fakes.upstream import FakeUpstream, Knobs
+
+    return FakeUpstream(knobs=Knobs(reply=STREAM_REPLY), requests=deque(maxlen=1))
 
 
 _SCRIPT_NUMBERS = itertools.count()
@@ -181,6 +342,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def cores() -> tuple[str | None, str | None]:
+    """(the proxy's core, the upstream's and wrk's), or no pinning on a single core."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2 or shutil.which("taskset") is None:
+        return None, None
+    return str(available[-1]), str(available[0])
+
+
+PROXY_CORE, LOAD_CORE = cores()
+
+
+def pinned(command: list[str], core: str | None) -> list[str]:
+    return command if core is None else ["taskset", "-c", core, *command]
 
 
 def http_status(
@@ -222,15 +398,6 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process and its children have used so far."""
-    ticks = 0
-    for member in _tree(pid):
-        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def rss_mb(pid: int) -> tuple[float, float]:
     """Current and peak resident memory of a process and its children, in MB."""
     current_kb = peak_kb = 0
@@ -241,6 +408,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
             elif line.startswith("VmHWM:"):
                 peak_kb += int(line.split()[1])
     return current_kb / 1024, peak_kb / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) and its children."""
+    ticks = 0
+    for member in _tree(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -275,53 +451,100 @@ def uvicorn_command(app: str, port: int, *, factory: bool) -> list[str]:
     return command + (["--factory"] if factory else [])
 
 
-def wrk(
+def wrk_command(
     target: Target, case: Case, connections: int, duration_s: int, workdir: Path, direct: bool
-) -> LoadFigures:
-    body = json.dumps(case.direct_body if direct else case.body)
+) -> list[str]:
+    number = next(_SCRIPT_NUMBERS)
+    body_path = workdir / f"body-{number}.json"
+    body_path.write_text(json.dumps(case.direct_body if direct else case.body))
     headers = {"Content-Type": "application/json", **target.headers}
     if case.path == "/v1/messages":
         headers["anthropic-version"] = "2023-06-01"
     header_lines = "\n".join(
         f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()
     )
-    script = workdir / f"wrk-{next(_SCRIPT_NUMBERS)}.lua"
-    script.write_text(WRK_SCRIPT.format(body=json.dumps(body), headers=header_lines))
+    script = workdir / f"wrk-{number}.lua"
+    script.write_text(WRK_SCRIPT.format(body_path=json.dumps(str(body_path)), headers=header_lines))
     threads = min(connections, 2)
     url = target.base_url + (case.direct_path if direct else case.path)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "-s", str(script)]
-    cpu_before_s = cpu_s(target.pid)
-    output = subprocess.run(
-        [*command, url], capture_output=True, text=True, check=True, timeout=duration_s + 60
-    ).stdout
-    cpu_used_s = cpu_s(target.pid) - cpu_before_s
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s"]
+    return pinned([*command, "-s", str(script), url], LOAD_CORE)
+
+
+def wrk_figures(output: str, cpu_used_s: float | None) -> Figures:
     line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
     figures = json.loads(line.removeprefix("WRK_JSON "))
-    return LoadFigures(
+    requests = max(figures["requests"], 1)
+    return Figures(
         requests_per_s=figures["requests"] / (figures["duration_us"] / 1e6),
         p50_ms=figures["p50_us"] / 1000,
+        p95_ms=figures["p95_us"] / 1000,
         p99_ms=figures["p99_us"] / 1000,
         errors=figures["errors"],
-        cpu_us_per_request=cpu_used_s / max(figures["requests"], 1) * 1e6,
+        cpu_us_per_request=None if cpu_used_s is None else cpu_used_s / requests * 1e6,
+    )
+
+
+def wrk(
+    target: Target,
+    case: Case,
+    connections: int,
+    duration_s: int,
+    workdir: Path,
+    direct: bool,
+    beside: list[str] | None = None,
+) -> Figures:
+    """One wrk run, with the target's CPU time measured around it; ``beside`` is a second wrk
+    command, started a second earlier and running throughout (its own figures are not kept)."""
+    command = wrk_command(target, case, connections, duration_s, workdir, direct)
+    background = None
+    if beside is not None:
+        background = subprocess.Popen(beside, stdout=subprocess.DEVNULL)
+        time.sleep(BESIDE_HEAD_START_S)
+    before = None if target.pid is None else cpu_s(target.pid)
+    try:
+        output = subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=duration_s + 60
+        ).stdout
+    finally:
+        used = None if target.pid is None or before is None else cpu_s(target.pid) - before
+        if background is not None:
+            background.wait(timeout=duration_s + 60)
+    return wrk_figures(output, used)
+
+
+def report(target: Target, case: str, connections: int, figures: Figures) -> None:
+    cpu = (
+        ""
+        if figures.cpu_us_per_request is None
+        else f"  CPU {figures.cpu_us_per_request:7.0f} us/req"
+    )
+    print(
+        f"  {target.name:<8} {case:<22} c={connections:<3} {figures.requests_per_s:8.1f} req/s"
+        f"  p50 {figures.p50_ms:8.3f}  p95 {figures.p95_ms:8.3f}  p99 {figures.p99_ms:8.3f} ms"
+        f"  errors {figures.errors}{cpu}  load {os.getloadavg()[0]:.2f}",
+        flush=True,
     )
 
 
 def measure(
-    target: Target, cases: list[Case], args: argparse.Namespace, workdir: Path, direct: bool = False
-) -> dict[tuple[str, int], LoadFigures]:
-    results: dict[tuple[str, int], LoadFigures] = {}
+    target: Target, cases: list[Case], args: argparse.Namespace, workdir: Path, direct: bool
+) -> dict[tuple[str, int], Figures]:
+    results: dict[tuple[str, int], Figures] = {}
     for case in cases:
-        for connections in CONNECTIONS:
+        for connections in case.connections:
             wrk(target, case, connections, args.warmup, workdir, direct)
             figures = wrk(target, case, connections, args.duration, workdir, direct)
             results[(case.name, connections)] = figures
-            print(
-                f"  {target.name:<9} {case.name:<16} c={connections:<3}"
-                f" {figures.requests_per_s:9.1f} req/s  p50 {figures.p50_ms:8.3f} ms"
-                f"  p99 {figures.p99_ms:8.3f} ms  CPU {figures.cpu_us_per_request:7.0f} us/req"
-                f"  errors {figures.errors}",
-                flush=True,
-            )
+            report(target, case.name, connections, figures)
+    big = wrk_command(
+        target, SIZED[512], BIG_LOOPERS, args.duration + 2 * BESIDE_HEAD_START_S, workdir, direct
+    )
+    # The CPU time is the big calls' too here: not a figure per small call.
+    unmetered = Target(target.name, target.base_url, target.headers)
+    figures = wrk(unmetered, CHAT_PLAIN, 1, args.duration, workdir, direct, beside=big)
+    results[(BESIDE, 1)] = figures
+    report(target, BESIDE, 1, figures)
     return results
 
 
@@ -437,62 +660,6 @@ def write_configs(workdir: Path, upstream_url: str) -> tuple[Path, Path]:
     return gateway_config, litellm_config
 
 
-def print_comparison(
-    title: str,
-    base: dict[tuple[str, int], LoadFigures],
-    other: dict[tuple[str, int], LoadFigures],
-) -> None:
-    print(f"\n{title}")
-    for (case, connections), figures in other.items():
-        reference = base.get((case, connections))
-        if reference is None:
-            continue
-        added_p50_ms = figures.p50_ms - reference.p50_ms
-        added_p99_ms = figures.p99_ms - reference.p99_ms
-        # A server that finished no request in the run has no latency to compare.
-        ratio = (
-            f"{figures.requests_per_s / reference.requests_per_s:6.2f}x"
-            if reference.requests_per_s
-            else "   n/a (no request finished)"
-        )
-        print(
-            f"  {case:<16} c={connections:<3} added p50 {added_p50_ms:+8.3f} ms"
-            f"  added p99 {added_p99_ms:+8.3f} ms  throughput {ratio}"
-        )
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
-def targets_report(
-    gateway: dict[tuple[str, int], LoadFigures],
-    direct: dict[tuple[str, int], LoadFigures],
-    litellm: dict[tuple[str, int], LoadFigures],
-    rss: Rss,
-    ready_s: float,
-) -> None:
-    print("\ntargets (one worker, metered)")
-    for case in ("chat plain", "chat stream"):
-        if (case, 32) in litellm:
-            ratio = gateway[(case, 32)].requests_per_s / litellm[(case, 32)].requests_per_s
-            print(
-                f"  {case:<12} throughput at 32 connections vs LiteLLM: {ratio:6.1f}x (>= 15x)"
-                f" {verdict(ratio >= 15)}"
-            )
-        added_ms = gateway[(case, 1)].p50_ms - direct[(case, 1)].p50_ms
-        print(
-            f"  {case:<12} added p50 at 1 connection: {added_ms:.3f} ms (<= 1 ms)"
-            f" {verdict(added_ms <= 1.0)}"
-        )
-    print(
-        f"  gateway RSS after load: {rss.after_load_mb:.1f} MB (<= 150 MB)"
-        f" {verdict(rss.after_load_mb <= 150)}; peak {rss.peak_mb:.1f} MB, while the"
-        " tokenizers' rank tables are built at start-up"
-    )
-    print(f"  gateway start to ready: {ready_s:.2f} s (<= 2 s) {verdict(ready_s <= 2)}")
-
-
 def route_exists(base_url: str, case: Case, headers: dict[str, str]) -> bool:
     body = json.dumps({**case.body, "stream": False}).encode()
     all_headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", **headers}
@@ -501,36 +668,38 @@ def route_exists(base_url: str, case: Case, headers: dict[str, str]) -> bool:
 
 def run_gateway(
     args: argparse.Namespace, workdir: Path, env: dict[str, str], cases: list[Case]
-) -> tuple[dict[tuple[str, int], LoadFigures], float, Rss, list[Case]]:
+) -> Run:
     ledger_path = workdir / "ledger.db"
     token = seed_ledger(ledger_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     gateway_env = {**env, "SPU_LEDGER_URL": f"sqlite:///{ledger_path}"}
-    command = uvicorn_command("proxy.app:create_app", port, factory=True)
-    print("\ngateway (python -m uvicorn proxy.app:create_app --factory, SQLite ledger)")
+    command = pinned(uvicorn_command("proxy.app:create_app", port, factory=True), PROXY_CORE)
+    print(f"\ngateway ({' '.join(command[command.index('-m') :])}, durable SQLite ledger)")
+    run = Run()
     with running(command, gateway_env, workdir / "gateway.log", f"{url}/readyz") as (
         process,
         ready_s,
     ):
+        run.ready_s = ready_s
         idle_mb, _ = rss_mb(process.pid)
-        print(f"  start to /readyz 200: {ready_s:.2f} s; RSS when ready: {idle_mb:.1f} MB")
+        print(f"  start to /readyz 200: {run.ready_s:.2f} s; RSS when ready: {idle_mb:.1f} MB")
         target = Target("gateway", url, {"Authorization": f"Bearer {token}"}, process.pid)
         served = [case for case in cases if route_exists(url, case, target.headers)]
         for case in cases:
             if case not in served:
                 print(f"  skipped {case.name}: the gateway answers 404 on {case.path}")
-        results = measure(target, served, args, workdir)
-        current_mb, peak_mb = rss_mb(process.pid)
-        print(f"  RSS after load: {current_mb:.1f} MB (peak {peak_mb:.1f} MB)")
+        run.figures = measure(target, served, args, workdir, direct=False)
+        run.rss_after_load_mb, run.rss_peak_mb = rss_mb(process.pid)
+        print(f"  RSS after load: {run.rss_after_load_mb:.1f} MB (peak {run.rss_peak_mb:.1f} MB)")
     records, open_holds = ledger_totals(ledger_path)
     print(f"  ledger after shutdown: {records} usage records, {open_holds} open holds")
-    return results, ready_s, Rss(current_mb, peak_mb), served
+    return run
 
 
 def run_litellm(
     args: argparse.Namespace, workdir: Path, env: dict[str, str], config: Path, cases: list[Case]
-) -> dict[tuple[str, int], LoadFigures]:
+) -> Run:
     executable = ensure_litellm()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -542,19 +711,125 @@ def run_litellm(
         "LITELLM_MASTER_KEY": master_key,
     }
     command = [str(executable), "--config", str(config), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--num_workers", "1"]
+    command = pinned([*command, "--port", str(port), "--num_workers", "1"], PROXY_CORE)
     print("\nLiteLLM proxy (no database, one worker)")
+    run = Run()
     with running(command, litellm_env, workdir / "litellm.log", f"{url}/health/liveliness") as (
         process,
         ready_s,
     ):
+        run.ready_s = ready_s
         idle_mb, _ = rss_mb(process.pid)
-        print(f"  start to ready: {ready_s:.2f} s; RSS when ready: {idle_mb:.1f} MB")
+        print(f"  start to ready: {run.ready_s:.2f} s; RSS when ready: {idle_mb:.1f} MB")
         target = Target("litellm", url, {"Authorization": f"Bearer {master_key}"}, process.pid)
-        results = measure(target, cases, args, workdir)
-        current_mb, peak_mb = rss_mb(process.pid)
-        print(f"  RSS after load: {current_mb:.1f} MB (peak {peak_mb:.1f} MB)")
-    return results
+        run.figures = measure(target, cases, args, workdir, direct=False)
+        run.rss_after_load_mb, run.rss_peak_mb = rss_mb(process.pid)
+        print(f"  RSS after load: {run.rss_after_load_mb:.1f} MB (peak {run.rss_peak_mb:.1f} MB)")
+    return run
+
+
+def cell(value: float | None, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def ratio(figures: Figures, other: Figures | None) -> float | None:
+    """Throughput over ``other``'s; None when there is no other or it finished nothing."""
+    if other is None or not other.requests_per_s:
+        return None
+    return figures.requests_per_s / other.requests_per_s
+
+
+def print_table(direct: dict[tuple[str, int], Figures], gateway: Run, litellm: Run | None) -> None:
+    print(
+        "\n| case | c | direct p50 ms | gateway adds p50 ms | LiteLLM adds p50 ms"
+        " | gateway req/s | LiteLLM req/s | ratio | gateway CPU us/req | LiteLLM CPU us/req |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for key, figures in gateway.figures.items():
+        base = direct.get(key)
+        other = litellm.figures.get(key) if litellm else None
+        columns = [
+            key[0],
+            str(key[1]),
+            cell(None if base is None else base.p50_ms, ".3f"),
+            cell(None if base is None else figures.p50_ms - base.p50_ms, "+.3f"),
+            cell(None if base is None or other is None else other.p50_ms - base.p50_ms, "+.3f"),
+            f"{figures.requests_per_s:.1f}",
+            cell(None if other is None else other.requests_per_s, ".1f"),
+            # A server that finished no request in the run has no ratio.
+            cell(ratio(figures, other), ".1f"),
+            cell(figures.cpu_us_per_request, ".0f"),
+            cell(None if other is None else other.cpu_us_per_request, ".0f"),
+        ]
+        print("| " + " | ".join(columns) + " |")
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def print_targets(
+    direct: dict[tuple[str, int], Figures], gateway: Run, litellm: Run | None
+) -> None:
+    def added(case: str, connections: int = 1) -> float:
+        return gateway.figures[(case, connections)].p50_ms - direct[(case, connections)].p50_ms
+
+    rows: list[tuple[str, str, str, bool]] = []
+    added_1k, added_512k = added(SIZED[1].name), added(SIZED[512].name)
+    rows.append(
+        (
+            "added p50 at 512 KB",
+            f"{added_512k:+.3f} ms (1 KB: {added_1k:+.3f} ms)",
+            "<= 2 ms and <= 1.5x the 1 KB figure",
+            added_512k <= 2.0 and added_512k <= 1.5 * max(added_1k, 0.0),
+        )
+    )
+    alone = gateway.figures[(CHAT_PLAIN.name, 1)].p95_ms
+    beside = gateway.figures[(BESIDE, 1)].p95_ms
+    rows.append(
+        (
+            "small calls beside 4 big, p95",
+            f"{beside:.3f} ms = {beside / alone:.2f}x alone ({alone:.3f} ms)",
+            "<= 1.5x alone",
+            beside <= 1.5 * alone,
+        )
+    )
+    for case, limit in ((CHAT_PLAIN.name, 500), (CHAT_STREAM.name, 800)):
+        cpu = gateway.figures[(case, 32)].cpu_us_per_request or 0.0
+        rows.append(
+            (f"CPU per {case} request (c=32)", f"{cpu:.0f} us", f"<= {limit} us", cpu <= limit)
+        )
+    if litellm is not None:
+        for case, least in ((CHAT_PLAIN.name, 30), (CHAT_STREAM.name, 40)):
+            ratio = (
+                gateway.figures[(case, 32)].requests_per_s
+                / litellm.figures[(case, 32)].requests_per_s
+            )
+            rows.append(
+                (
+                    f"throughput c=32, {case}",
+                    f"{ratio:.1f}x LiteLLM",
+                    f">= {least}x",
+                    ratio >= least,
+                )
+            )
+    plain_added = added(CHAT_PLAIN.name)
+    rows.append(
+        ("added p50 at c=1, chat plain", f"{plain_added:+.3f} ms", "<= 0.7 ms", plain_added <= 0.7)
+    )
+    rows.append(
+        (
+            "resident memory after load",
+            f"{gateway.rss_after_load_mb:.1f} MB",
+            "<= 150 MB",
+            gateway.rss_after_load_mb <= 150,
+        )
+    )
+    rows.append(("start to ready", f"{gateway.ready_s:.2f} s", "<= 2 s", gateway.ready_s <= 2))
+    print("\n| target | measured | aim | |")
+    print("|---|---|---|---|")
+    for name, measured, aim, met in rows:
+        print(f"| {name} | {measured} | {aim} | {verdict(met)} |")
 
 
 def main() -> None:
@@ -577,30 +852,34 @@ def main() -> None:
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "SPU_CONFIG_FILE": str(gateway_config),
         }
-        command = uvicorn_command("tests.fakes.upstream:FakeUpstream", upstream_port, factory=True)
-        with running(command, env, workdir / "upstream.log", f"{upstream_url}/healthz") as (
-            upstream,
+        command = uvicorn_command(
+            "benchmarks.proxy_bench:bench_upstream", upstream_port, factory=True
+        )
+        upstream_log = workdir / "upstream.log"
+        with running(pinned(command, LOAD_CORE), env, upstream_log, f"{upstream_url}/healthz") as (
+            upstream_process,
             _,
         ):
             print(
-                f"fake upstream at {upstream_url}; load from wrk, {args.duration} s per run"
-                f" after {args.warmup} s of warm-up; {os.cpu_count()} cores,"
+                f"fake upstream at {upstream_url}; load from wrk, {args.duration} s per run after"
+                f" {args.warmup} s of warm-up; {os.cpu_count()} cores, proxy on core"
+                f" {PROXY_CORE}, upstream and wrk on core {LOAD_CORE};"
                 f" load average at start {os.getloadavg()[0]:.2f}"
             )
-            direct_target = Target("upstream", upstream_url, {}, upstream.pid)
-            direct = measure(direct_target, list(CASES), args, workdir, True)
-            gateway, ready_s, rss, served = run_gateway(args, workdir, env, list(CASES))
-            litellm: dict[tuple[str, int], LoadFigures] = {}
-            if not args.skip_litellm:
-                litellm = run_litellm(args, workdir, env, litellm_config, served)
-        print_comparison("gateway vs direct upstream", direct, gateway)
-        if litellm:
-            print_comparison("LiteLLM vs direct upstream", direct, litellm)
-            print_comparison(
-                "gateway vs LiteLLM (throughput ratio = gateway / LiteLLM)", litellm, gateway
+            print(
+                f"claude code turn: {len(json.dumps(CLAUDE_CODE.body)) / 1000:.0f} kB,"
+                f" {len(CLAUDE_CODE.body['tools'])} tools,"
+                f" {len(CLAUDE_CODE.body['messages'])} messages"
             )
-        targets_report(gateway, direct, litellm, rss, ready_s)
-        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+            upstream = Target("upstream", upstream_url, {}, upstream_process.pid)
+            direct = measure(upstream, list(CASES), args, workdir, direct=True)
+            gateway = run_gateway(args, workdir, env, list(CASES))
+            litellm = None
+            if not args.skip_litellm:
+                litellm = run_litellm(args, workdir, env, litellm_config, list(CASES))
+        print_table(direct, gateway, litellm)
+        print_targets(direct, gateway, litellm)
+        print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from proxy.errors import ApiError, bad_request
 
 async def read_json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    if not raw.strip():
+    if not raw or raw.isspace():  # not strip(): that would copy a large body to look at it
         raise bad_request("The request body is empty; send a JSON object.", code="invalid_json")
     try:
         body = orjson.loads(raw)
