@@ -11,6 +11,7 @@ them gives both with no network and no litellm.
 import hashlib
 import os
 import re
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -52,18 +53,30 @@ def encoding_file(name: str) -> Path:
     return tiktoken_cache_dir() / cache_file_name(name)
 
 
-@cache
-def get_encoding(name: str) -> tiktoken.Encoding:
-    """An encoding loaded from disk, once per process; never a download.
+_LOADING = threading.Lock()
 
-    An operator's ``TIKTOKEN_CACHE_DIR`` that lacks o200k_base gets cl100k_base
+
+def get_encoding(name: str) -> tiktoken.Encoding:
+    """An encoding loaded from disk on first use, once per process; never a download.
+
+    Exact counts run in worker threads, so two may ask for an encoding at once:
+    the lock makes the second wait for the first's load (about half a second
+    and tens of MB while it lasts) instead of doing it again.
+    """
+    with _LOADING:
+        return _load_encoding(name)
+
+
+@cache
+def _load_encoding(name: str) -> tiktoken.Encoding:
+    """An operator's ``TIKTOKEN_CACHE_DIR`` that lacks o200k_base gets cl100k_base
     in its place, the nearest encoding; a missing cl100k_base is an error, not a
     download.
     """
     path = encoding_file(name)
     if not path.is_file():
         if name == O200K_BASE:
-            return get_encoding(CL100K_BASE)
+            return _load_encoding(CL100K_BASE)
         raise TokenizerUnavailable(name, str(path))
     return _encoding_without_rank_table(name)
 

@@ -100,7 +100,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
-        warm_up(self.registry)
+        warm_up()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hold-sweeper")
         if self.billing is not None:
             await self.billing.start()

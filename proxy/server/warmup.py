@@ -1,19 +1,19 @@
-"""Start-up: load the tokenizers before the gateway serves, return spare memory, freeze the heap.
+"""Start-up: return the memory parsing left behind, then freeze the heap.
 
-Loading a tiktoken encoding takes about half a second; done lazily, the first
-metered call of each encoding paid it. Only the encodings of configured models
-are loaded (o200k_base alone is ~40 MB). It runs on the event loop's thread
-before ``/readyz`` answers: that costs readiness the loading time, but the
-gateway measured ~146 MB after ``benchmarks/proxy_bench.py``'s load instead of
-~152 MB when a worker thread loaded them after start-up, and a replica reports
-ready only once no call has to wait for a tokenizer.
+No tokenizer is loaded here. A call is held for its prompt's cheap bound
+(``pricing.prompts``), so an encoding is needed only for an exact count: a
+refusal's figures, a reply whose provider reported no usage, a translated
+``count_tokens``, the demo model's own usage. Each encoding is loaded on its
+first such count (about half a second, in the worker thread that counts;
+the demo model counts on the event loop), so a gateway whose calls are
+affordable and reported never holds the ~40 MB of o200k_base or the ~25 MB
+of cl100k_base, and is ready sooner.
 
-Loading builds each encoding's rank table as a Python dict first (tens of MB,
-dropped at once), and the parsed cost map is not needed once the registry has
-priced every configured model. Both are released, and glibc is asked to
-return the freed pages (``malloc_trim``), so that the gateway's resident size
-is what it keeps, not what it once parsed. That is done once per process: a
-later start finds the encodings loaded and has nothing to release.
+The parsed cost map is not needed once the registry has priced every
+configured model. It is released, and glibc is asked to return the freed
+pages (``malloc_trim``), so that the gateway's resident size is what it keeps,
+not what it once parsed. That is done once per process: a later start (tests
+start many apps in one process) has nothing to release.
 
 Then ``gc.freeze()`` moves everything alive (the app, the routes, the
 settings) out of the collector's reach: a full collection that traversed them
@@ -23,21 +23,10 @@ percentile.
 
 import ctypes
 import gc
-import logging
 
-from pricing import PricingError, count_text_tokens, load_cost_map
-from pricing.tokens import get_encoding
-from proxy.model_registry import ModelRegistry
+from pricing import load_cost_map
 
-logger = logging.getLogger("spu.warmup")
-
-
-def _load_tokenizers(registry: ModelRegistry) -> None:
-    for model in registry.all():
-        try:
-            count_text_tokens("warm-up", model.route.provider_model)
-        except PricingError as error:
-            logger.warning("no tokenizer for %s yet: %s", model.name, error)
+_released = False
 
 
 def release_free_memory() -> None:
@@ -50,11 +39,10 @@ def release_free_memory() -> None:
         trim(0)
 
 
-def warm_up(registry: ModelRegistry) -> None:
-    first_start = get_encoding.cache_info().currsize == 0
-    if first_start:
+def warm_up() -> None:
+    global _released
+    if not _released:
+        _released = True
         load_cost_map.cache_clear()
-    _load_tokenizers(registry)
-    if first_start:
         release_free_memory()
     gc.freeze()
