@@ -2,7 +2,8 @@
 # The README's test command: installs everything the suite needs, then lints,
 # type-checks and runs every test. Safe to run again; a fresh machine needs
 # nothing but Python 3.11+ with pip (and root or sudo for Debian's chromium,
-# used by the browser test).
+# used by the browser test, and strace, which the power-cut test watches the
+# ledger's writes and fsyncs with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +12,10 @@ export UV_PROJECT_ENVIRONMENT="$VENV"
 # Exactly what uv.lock holds for the test set (every extra included), nothing else.
 scripts/uv sync --quiet --locked --extra test
 
-if ! command -v chromium >/dev/null 2>&1; then
+if ! command -v chromium >/dev/null 2>&1 || ! command -v strace >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium strace >/dev/null
 fi
 
 # The coding-agent CLIs the end-to-end tests drive (Codex, Claude Code), at the

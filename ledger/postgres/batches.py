@@ -21,6 +21,11 @@ Deadlocks, lock timeouts, serialization failures and lost connections retry
 the whole batch a bounded number of times, then fail closed with
 ``LedgerUnavailable``; a commit whose outcome is unknown also answers
 ``LedgerUnavailable``, which is safe because every write is idempotent by id.
+
+Every batch commits synchronously, holds included (``Write.durable`` is not
+lowered to ``synchronous_commit = off`` here as SQLite lowers it): the server
+is not the gateway's machine, so a server crash does not end the calls in
+flight, and a hold it forgot would leave a call that ran with nothing to settle.
 """
 
 import asyncio

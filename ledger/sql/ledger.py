@@ -51,6 +51,18 @@ class Write(NamedTuple, Generic[T]):
     """The request id of the metered call it places or ends the hold of. A settle or
     release of a hold another process placed comes with no ``org_ids``: the engine
     finds the hold's org by this id."""
+    durable: bool = True
+    """Whether its commit must be on disk before its caller hears of it.
+
+    Every write is, but placing and releasing a hold, which an engine may
+    commit without waiting for the disk when a power loss that loses them
+    also ends the calls they guard: SQLite's, whose file is on the gateway's
+    own machine. Such a loss then costs the ledger a hold that never counted
+    (its call died with the gateway) or a release (its hold stops counting at
+    its expiry, ``SPU_HOLD_TTL_S``); the commit is seen by every other worker
+    at once all the same, and reaches the disk with the next durable commit
+    (the log is written in order). Money moves only in durable writes: a
+    settled debit is on disk before anyone is told it was charged."""
 
 
 class SqlEngine(Protocol):
@@ -139,7 +151,7 @@ class SqlLedger:
         self._holds_here.placing(request_id, org_id)
         placed: HoldPlaced | HoldRefused | None = None
         try:
-            placed = await self._engine.write(Write(routine, (org_id,), request_id))
+            placed = await self._engine.write(Write(routine, (org_id,), request_id, durable=False))
         finally:
             if isinstance(placed, HoldPlaced):
                 self._holds_here.placed(placed)
@@ -147,9 +159,11 @@ class SqlLedger:
                 self._holds_here.ended(request_id)
         return placed
 
-    def _ending(self, request_id: str, routine: Callable[[], Routine[T]]) -> Write[T]:
+    def _ending(
+        self, request_id: str, routine: Callable[[], Routine[T]], *, durable: bool
+    ) -> Write[T]:
         org_id = self._holds_here.org_of(request_id)
-        return Write(routine, () if org_id is None else (org_id,), request_id)
+        return Write(routine, () if org_id is None else (org_id,), request_id, durable)
 
     async def settle(
         self, request_id: str, actual_units: int, details: UsageDetails
@@ -157,14 +171,14 @@ class SqlLedger:
         checks.settlement(actual_units)
         routine = partial(ops.settle, request_id, actual_units, details, self._now_ms())
         try:
-            return await self._engine.write(self._ending(request_id, routine))
+            return await self._engine.write(self._ending(request_id, routine, durable=True))
         finally:
             self._holds_here.ended(request_id)
 
     async def release(self, request_id: str) -> bool:
         routine = partial(ops.release, request_id, self._now_ms())
         try:
-            return await self._engine.write(self._ending(request_id, routine))
+            return await self._engine.write(self._ending(request_id, routine, durable=False))
         finally:
             self._holds_here.ended(request_id)
 

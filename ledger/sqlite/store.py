@@ -1,4 +1,9 @@
-"""The embedded SQLite ledger: WAL, ``synchronous=FULL``, group commit, several processes.
+"""The embedded SQLite ledger: WAL, durable commits, group commit, several processes.
+
+Every commit that moves money or records usage is fsynced before it returns
+(``synchronous=FULL``); the commits of holds and releases alone are not
+(``NORMAL``; ``Write.durable`` says why that loses nothing a power loss would
+not lose anyway, and ``ledger.sqlite.writer`` how a batch picks its level).
 
 Writes go through one ``GroupCommitWriter`` per process; reads run on a small
 thread pool of read-only connections (WAL lets them proceed while a write
@@ -51,8 +56,9 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not read_only:
         connection.execute("PRAGMA journal_mode = WAL")
-        # FULL: every commit fsyncs the WAL, so a power loss loses no committed
-        # operation. Group commit amortises that fsync over a whole batch.
+        # FULL: a commit fsyncs the WAL, so a power loss loses no committed operation
+        # (the writer lowers it to NORMAL for batches of holds alone). Group commit
+        # amortises that fsync over a whole batch.
         connection.execute("PRAGMA synchronous = FULL")
         connection.execute("PRAGMA foreign_keys = ON")
     return connection
@@ -107,7 +113,7 @@ class SqliteEngine:
         return underway == 0 or (underway == 1 and write.call in self._holds_here)
 
     def write(self, write: Write[T]) -> Awaitable[T]:
-        return self._writer.run(_operation(write), inline=self.alone(write))
+        return self._writer.run(_operation(write), inline=self.alone(write), durable=write.durable)
 
     def _reader(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)

@@ -24,6 +24,14 @@ transaction, provided the queue is empty, the connection is free and no
 other process holds the write lock (the caller never waits for any of these;
 its write then takes the queue). The caller's event loop is blocked for that
 one commit, which is what it would have waited for anyway.
+
+Durable and not: a transaction holding any durable operation commits with
+``synchronous=FULL`` (the WAL is fsynced before anyone hears of the commit);
+one of holds and releases alone (``Write.durable``) commits with ``NORMAL``:
+no fsync, yet seen by every process at once and kept through a crash of this
+one; the next durable commit's fsync (the WAL is written in order) or a
+checkpoint takes it to disk. A metered call's hold thus costs no fsync of its
+own, and its settlement one (shared with its whole batch).
 """
 
 import asyncio
@@ -38,7 +46,8 @@ from ledger.errors import LedgerError, LedgerUnavailable
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], T]
-_Job = tuple[Operation[Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_Job = tuple[Operation[Any], bool, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+"""An operation, whether it is durable, and where its caller waits."""
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 DEFAULT_MAX_BATCH = 512
@@ -86,6 +95,8 @@ class GroupCommitWriter:
         self._connection: sqlite3.Connection | None = None
         self._connection_lock = threading.Lock()
         """Held by whichever thread is running a transaction on the connection."""
+        self._synced_commits = True
+        """The connection's ``synchronous`` is FULL (it opens so), else NORMAL."""
 
     def start(self) -> None:
         self._started.clear()
@@ -114,17 +125,20 @@ class GroupCommitWriter:
         if self._thread is None or not self._serving:
             raise LedgerUnavailable("the ledger writer is not running")
 
-    async def run(self, operation: Operation[T], *, inline: bool = False) -> T:
+    async def run(
+        self, operation: Operation[T], *, inline: bool = False, durable: bool = True
+    ) -> T:
         """Run ``operation`` in the next transaction; it commits before this returns.
 
         ``inline``: no other write of this process is coming, so it may commit on
-        the caller's thread (see the module's doc). A caller that is cancelled
+        the caller's thread (see the module's doc). ``durable``: its commit must
+        be on disk before this returns (else only committed). A caller that is cancelled
         while waiting (client disconnect) does not take its write back: once
         queued, the operation commits regardless.
         """
         self.check_running()
         if inline and self._jobs.empty():
-            outcome = self._commit_alone(operation)
+            outcome = self._commit_alone(operation, durable)
             if outcome is not None:
                 # The commit never yielded to the loop: let the tasks that are ready run
                 # before this caller goes on, so one that writes in a loop starves none.
@@ -137,7 +151,7 @@ class GroupCommitWriter:
             raise LedgerUnavailable(f"the ledger write queue is full ({self._max_queue} waiting)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((operation, future, loop))
+        self._jobs.put((operation, durable, future, loop))
         return await future
 
     def _run(self) -> None:
@@ -177,7 +191,11 @@ class GroupCommitWriter:
                 batch.append(job)
             try:
                 with self._connection_lock:
-                    outcomes = self._commit_batch(connection, [job[0] for job in batch])
+                    outcomes = self._commit_batch(
+                        connection,
+                        [job[0] for job in batch],
+                        durable=any(job[1] for job in batch),
+                    )
             except BaseException as error:  # the connection itself broke: answer, then stop
                 broken = LedgerUnavailable(f"the ledger writer failed: {error}")
                 self._deliver(batch, [(None, broken)] * len(batch))
@@ -199,14 +217,16 @@ class GroupCommitWriter:
         closed = LedgerUnavailable("the ledger writer stopped")
         self._deliver(leftovers, [(None, closed)] * len(leftovers))
 
-    def _commit_alone(self, operation: Operation[Any]) -> tuple[Any, BaseException | None] | None:
+    def _commit_alone(
+        self, operation: Operation[Any], durable: bool
+    ) -> tuple[Any, BaseException | None] | None:
         """One operation committed on the calling thread, or None if that would mean waiting
         (the writer thread has the connection, or another process the write lock)."""
         connection = self._connection
         if connection is None or not self._connection_lock.acquire(blocking=False):
             return None
         try:
-            (outcome,) = self._commit_batch(connection, [operation], wait=False)
+            (outcome,) = self._commit_batch(connection, [operation], durable=durable, wait=False)
         except _Busy:
             return None
         except Exception as error:
@@ -216,6 +236,12 @@ class GroupCommitWriter:
         finally:
             self._connection_lock.release()
         return outcome
+
+    def _synchronous(self, connection: sqlite3.Connection, durable: bool) -> None:
+        """FULL for a durable commit, NORMAL for holds alone; set only when it changes."""
+        if durable != self._synced_commits:
+            connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._synced_commits = durable
 
     def _begin(self, connection: sqlite3.Connection, *, wait: bool) -> None:
         """``BEGIN IMMEDIATE``, retried at short intervals while another process writes.
@@ -242,9 +268,15 @@ class GroupCommitWriter:
             pause_s = min(2 * pause_s, MAX_BUSY_PAUSE_S)
 
     def _commit_batch(
-        self, connection: sqlite3.Connection, operations: list[Operation[Any]], *, wait: bool = True
+        self,
+        connection: sqlite3.Connection,
+        operations: list[Operation[Any]],
+        *,
+        durable: bool,
+        wait: bool = True,
     ) -> list[tuple[Any, BaseException | None]]:
         try:
+            self._synchronous(connection, durable)
             self._begin(connection, wait=wait)
             try:
                 outcomes = _run_unguarded(connection, operations)
@@ -269,7 +301,7 @@ class GroupCommitWriter:
     @staticmethod
     def _deliver(batch: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
+        for (_, _, future, loop), (result, error) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((future, result, error))
         for loop, loop_outcomes in by_loop.items():
             try:
