@@ -34,15 +34,17 @@ The walk's rules, which make both figures over-count:
 - a document given by URL or file id cannot be sized offline and is bounded by
   the context window it must fit in.
 
-Bodies are untrusted JSON: any shape is counted, none raises. The bound reads
-each string's length (and encodes it only when it is not ASCII) and writes
-compact JSON only for non-text values, so it costs microseconds where the
-exact count of a 512 KB prompt costs milliseconds.
+Bodies are untrusted JSON (objects are dicts, as a JSON parser makes them):
+any shape is counted, none raises. The bound reads each string's length (and
+encodes it only when it is not ASCII) and writes compact JSON only for
+non-text values, so it costs microseconds where the exact count of a 512 KB
+prompt costs milliseconds (a 150 KB Claude Code turn: about 70 µs, against
+6.5 ms to tokenize it).
 """
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 import orjson
@@ -125,7 +127,7 @@ def _opaque_bytes(value: object) -> int:
         item = pending.pop()
         if isinstance(item, str):
             total += utf8_length(item)
-        elif isinstance(item, Mapping):
+        elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list | tuple):
@@ -175,7 +177,7 @@ class _Walk:
         return _opaque_bytes(value) if encoded is None else self.encoded(encoded)
 
     def openai_part(self, part: object) -> int:
-        if not isinstance(part, Mapping):
+        if not isinstance(part, dict):
             return self.text(part)
         kind = part.get("type")
         if kind == "text":
@@ -186,7 +188,7 @@ class _Walk:
             return self.image_tokens
         if kind == "file":
             file = part.get("file")
-            if isinstance(file, Mapping) and file.get("file_data") is None:
+            if isinstance(file, dict) and file.get("file_data") is None:
                 return UNSIZED_DOCUMENT_TOKENS
             return _opaque_bytes(part)
         if kind == "input_audio":
@@ -204,7 +206,7 @@ class _Walk:
         total = REPLY_PRIMING_TOKENS
         for message in messages:
             total += TOKENS_PER_MESSAGE
-            if not isinstance(message, Mapping):
+            if not isinstance(message, dict):
                 total += self.text(message)
                 continue
             for key, value in message.items():
@@ -228,7 +230,7 @@ class _Walk:
         return self.text(content)
 
     def anthropic_block(self, block: object, depth: int) -> int:
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             return self.text(block)
         kind = block.get("type")
         if kind == "text":
@@ -247,10 +249,10 @@ class _Walk:
             return self.document(block, depth)
         return self.text(block)
 
-    def document(self, block: Mapping[str, object], depth: int) -> int:
+    def document(self, block: dict[str, object], depth: int) -> int:
         framing = self.text(block.get("title")) + self.text(block.get("context"))
         source = block.get("source")
-        if not isinstance(source, Mapping):
+        if not isinstance(source, dict):
             return framing + self.text(source)
         kind = source.get("type")
         if kind == "text":
@@ -269,7 +271,7 @@ class _Walk:
             total += TOKENS_PER_MESSAGE + self.anthropic_content(system, depth=0)
         for message in messages:
             total += TOKENS_PER_MESSAGE
-            if isinstance(message, Mapping):
+            if isinstance(message, dict):
                 total += self.text(message.get("role"))
                 total += self.anthropic_content(message.get("content"), depth=0)
             else:
