@@ -16,9 +16,7 @@ from pricing.estimate import (
 )
 from pricing.prompts import (
     PromptTokens,
-    anthropic_prompt_bound,
     anthropic_prompt_tokens,
-    chat_prompt_bound,
     chat_prompt_tokens,
     count_anthropic_prompt_tokens,
     count_chat_prompt_tokens,
@@ -47,9 +45,7 @@ __all__ = [
     "TokenizerUnavailable",
     "UnknownModelPrice",
     "affordable_max_tokens",
-    "anthropic_prompt_bound",
     "anthropic_prompt_tokens",
-    "chat_prompt_bound",
     "chat_prompt_tokens",
     "cost_map_path",
     "cost_pico_usd",

@@ -319,24 +319,15 @@ def count_chat_prompt_tokens(
     return _Count(model).chat(messages, tools, extras)
 
 
-def chat_prompt_bound(
-    messages: Sequence[object],
-    model: str,
-    tools: Sequence[object] | None = None,
-    extras: Sequence[object] = (),
-) -> int:
-    """``count_chat_prompt_tokens``'s cheap upper bound."""
-    return _Bound(model).chat(messages, tools, extras)
-
-
 def chat_prompt_tokens(
     messages: Sequence[object],
     model: str,
     tools: Sequence[object] | None = None,
     extras: Sequence[object] = (),
 ) -> PromptTokens:
+    """``count_chat_prompt_tokens``, and its cheap bound."""
     return PromptTokens(
-        chat_prompt_bound(messages, model, tools, extras),
+        _Bound(model).chat(messages, tools, extras),
         partial(count_chat_prompt_tokens, messages, model, tools, extras),
     )
 
@@ -351,24 +342,15 @@ def count_anthropic_prompt_tokens(
     return _Count(model).anthropic(system, messages, tools)
 
 
-def anthropic_prompt_bound(
-    system: object,
-    messages: Sequence[object],
-    tools: Sequence[object] | None,
-    model: str,
-) -> int:
-    """``count_anthropic_prompt_tokens``'s cheap upper bound."""
-    return _Bound(model).anthropic(system, messages, tools)
-
-
 def anthropic_prompt_tokens(
     system: object,
     messages: Sequence[object],
     tools: Sequence[object] | None,
     model: str,
 ) -> PromptTokens:
+    """``count_anthropic_prompt_tokens``, and its cheap bound."""
     return PromptTokens(
-        anthropic_prompt_bound(system, messages, tools, model),
+        _Bound(model).anthropic(system, messages, tools),
         partial(count_anthropic_prompt_tokens, system, messages, tools, model),
     )
 

@@ -6,7 +6,7 @@ import openai
 
 from ledger import LedgerStore
 from ledger.verify import verify
-from pricing import chat_prompt_bound
+from pricing import chat_prompt_tokens
 from tests.e2e.support import (
     CHAT_MODEL,
     RunningGateway,
@@ -41,7 +41,7 @@ async def test_100_concurrent_streams_on_credit_for_40_never_overdraw(
 ) -> None:
     gateway = start_gateway(max_in_flight_per_org=CALLS + 28)
     upstream.knobs.chunk_delay_s = 0.05
-    hold_units = expected_units(chat_prompt_bound(MESSAGES, CHAT_MODEL), MAX_TOKENS)
+    hold_units = expected_units(chat_prompt_tokens(MESSAGES, CHAT_MODEL).bound, MAX_TOKENS)
     balance_units = AFFORDABLE_HOLDS * hold_units + hold_units // 2
     org = await new_org(store, spus=0)
     await store.grant(org.org_id, balance_units, "concurrency test", f"grant-{org.org_id}")

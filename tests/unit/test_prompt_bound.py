@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pricing import (
-    anthropic_prompt_bound,
-    chat_prompt_bound,
+    anthropic_prompt_tokens,
     chat_prompt_tokens,
     count_anthropic_prompt_tokens,
     count_chat_prompt_tokens,
@@ -185,7 +184,7 @@ def test_chat_bound_is_never_below_the_exact_count(
 ) -> None:
     _, messages, tools, extras = body
     exact = count_chat_prompt_tokens(messages, model, tools, extras)
-    assert chat_prompt_bound(messages, model, tools, extras) >= exact > 0
+    assert chat_prompt_tokens(messages, model, tools, extras).bound >= exact > 0
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -195,7 +194,7 @@ def test_anthropic_bound_is_never_below_the_exact_count(
 ) -> None:
     _, system, messages, tools = body
     exact = count_anthropic_prompt_tokens(system, messages, tools, model)
-    assert anthropic_prompt_bound(system, messages, tools, model) >= exact > 0
+    assert anthropic_prompt_tokens(system, messages, tools, model).bound >= exact > 0
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -266,7 +265,7 @@ def test_random_chat_bodies_are_never_bound_below_their_count(
     messages: list[Any], tools: list[Any] | None, model: str
 ) -> None:
     exact = count_chat_prompt_tokens(messages, model, tools)
-    assert chat_prompt_bound(messages, model, tools) >= exact
+    assert chat_prompt_tokens(messages, model, tools).bound >= exact
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -280,4 +279,4 @@ def test_random_anthropic_bodies_are_never_bound_below_their_count(
     system: object, messages: list[Any], tools: list[Any] | None, model: str
 ) -> None:
     exact = count_anthropic_prompt_tokens(system, messages, tools, model)
-    assert anthropic_prompt_bound(system, messages, tools, model) >= exact
+    assert anthropic_prompt_tokens(system, messages, tools, model).bound >= exact
