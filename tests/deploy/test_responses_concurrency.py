@@ -22,7 +22,7 @@ import orjson
 
 from ledger.factory import open_store
 from ledger.verify import verify
-from pricing import count_chat_prompt_tokens
+from pricing import chat_prompt_tokens
 from tests.deploy.processes import DEMO_MODEL, Org, hold_states, running_gateway, seed_orgs
 
 WORKERS = 2
@@ -79,7 +79,8 @@ async def _call(client: httpx.AsyncClient, org: Org) -> Outcome:
 async def test_100_concurrent_response_streams_on_credit_for_40_run_exactly_40(
     ledger_url: str, tmp_path: Path
 ) -> None:
-    prompt_tokens = count_chat_prompt_tokens([{"role": "user", "content": INPUT}], DEMO_MODEL)
+    # Each call is held for its prompt's cheap bound (the org can afford 40 of those).
+    prompt_tokens = chat_prompt_tokens([{"role": "user", "content": INPUT}], DEMO_MODEL).bound
     hold_units = units(prompt_tokens * DEMO_INPUT_USD + MAX_OUTPUT_TOKENS * DEMO_OUTPUT_USD)
     grant_spus = (AFFORDABLE * hold_units + hold_units // 2) / 1_000_000
     [org] = await seed_orgs(ledger_url, {"org_agents": grant_spus})
