@@ -20,9 +20,11 @@ above its (adaptive) threshold with fresh pages and gives them back when it
 is freed, and trims its heap's free top above twice that threshold. A
 512 KB prompt is copied and parsed into several such blocks, so each large
 call faulted in about 700 fresh pages (~3 MB), about half its CPU time in
-the kernel. Both thresholds are fixed at 32 MiB (the adaptive threshold's own
-ceiling): blocks that size come from the heap and go back to it, and at most
-32 MiB of free heap top stays mapped, reused by the next large call.
+the kernel. The mmap threshold is fixed at 32 MiB (the adaptive one's own
+ceiling), so blocks up to that size come from the heap and go back to it, and
+the trim threshold at 16 MiB: at most that much free heap top stays mapped,
+for the next large call to reuse (8 MiB was too little: a 512 KB call then
+faulted its pages in again).
 
 Then ``gc.freeze()`` moves everything alive (the app, the routes, the
 settings) out of the collector's reach: a full collection that traversed them
@@ -40,7 +42,8 @@ _released = False
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 """glibc's ``mallopt`` parameters (malloc.h)."""
-HEAP_REUSE_BYTES = 32 * 1024 * 1024
+LARGEST_HEAP_BLOCK_BYTES = 32 * 1024 * 1024
+KEPT_FREE_HEAP_BYTES = 16 * 1024 * 1024
 
 
 def release_free_memory() -> None:
@@ -54,11 +57,11 @@ def release_free_memory() -> None:
 
 
 def reuse_large_blocks() -> None:
-    """Serve and keep blocks up to ``HEAP_REUSE_BYTES`` from the heap (glibc only)."""
+    """Serve large blocks from the heap and keep some of it free for them (glibc only)."""
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, HEAP_REUSE_BYTES)
-        mallopt(_M_TRIM_THRESHOLD, HEAP_REUSE_BYTES)
+        mallopt(_M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES)
+        mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_HEAP_BYTES)
 
 
 def warm_up() -> None:
