@@ -12,24 +12,14 @@ from fastapi.responses import Response
 
 from pricing import count_chat_prompt_tokens, count_text_tokens
 from proxy.auth import Principal
-from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
+from proxy.openai import checks
 from proxy.openai.relay import EMBEDDINGS, OpenAIExchange
 from proxy.protocol_routes import protocol_route
-from proxy.request_body import positive_int, read_json_object
+from proxy.request_body import read_json_object
 
 router = APIRouter()
-
-
-def _output_bound(body: dict[str, Any], model: ServedModel, default_max_tokens: int) -> int:
-    """Worst-case output tokens: the client's bound (per choice, times ``n``) or the default."""
-    requested = positive_int(body, "max_completion_tokens", "max_tokens")
-    bound = requested or default_max_tokens
-    if model.rates.max_output_tokens:
-        bound = min(bound, model.rates.max_output_tokens)
-    choices = positive_int(body, "n") or 1
-    return bound * choices
 
 
 def _extras_tokens(body: dict[str, Any], encoding_model: str) -> int:
@@ -51,13 +41,11 @@ async def _relay_generation(
 ) -> Response:
     """Chat and legacy completions, streamed when asked: a streaming upstream is always asked
     for its usage chunk, which reaches the client only if it asked too."""
-    stream = body.get("stream") is True
+    streaming = checks.streaming(body)
     payload = {**body, "model": model.route.provider_model}
-    client_wants_usage = False
-    if stream:
+    if streaming.stream:
         options = body.get("stream_options") or {}
         payload["stream_options"] = {**options, "include_usage": True}
-        client_wants_usage = bool(options.get("include_usage"))
     return await gateway.relay.forward(
         OpenAIExchange(
             principal=principal,
@@ -65,23 +53,11 @@ async def _relay_generation(
             operation=operation,
             prompt_tokens=prompt_tokens,
             max_output_tokens=max_output_tokens,
-            stream=stream,
+            stream=streaming.stream,
             path=path,
             payload=payload,
-            client_wants_usage=client_wants_usage,
+            client_wants_usage=streaming.client_wants_usage,
         )
-    )
-
-
-def _embedding_inputs(raw: Any) -> list[str | list[int]]:
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(item, int) for item in raw):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(item, str | list) for item in raw):
-        return raw
-    raise bad_request(
-        "'input' must be a string, an array of strings, or token arrays.", param="input"
     )
 
 
@@ -90,14 +66,13 @@ async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty array.", param="messages")
+    messages = checks.chat_messages(body)
+    tools = checks.chat_tools(body)
+    max_output_tokens = checks.chat_output_bound(body, model, gateway.settings.default_max_tokens)
     encoding_model = model.route.provider_model
-    tools = body.get("tools")
-    prompt_tokens = count_chat_prompt_tokens(
-        messages, encoding_model, tools if isinstance(tools, list) else None
-    ) + _extras_tokens(body, encoding_model)
+    prompt_tokens = count_chat_prompt_tokens(messages, encoding_model, tools) + _extras_tokens(
+        body, encoding_model
+    )
     return await _relay_generation(
         gateway,
         principal,
@@ -106,7 +81,7 @@ async def chat_completions(request: Request) -> Response:
         operation="chat.completions",
         path="/chat/completions",
         prompt_tokens=prompt_tokens,
-        max_output_tokens=_output_bound(body, model, gateway.settings.default_max_tokens),
+        max_output_tokens=max_output_tokens,
     )
 
 
@@ -115,17 +90,10 @@ async def completions(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
-    prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        prompts = [prompt]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        prompts = prompt
-    else:
-        raise bad_request("'prompt' must be a string or an array of strings.", param="prompt")
+    prompts = checks.completion_prompts(body)
+    max_output_tokens = checks.completion_output_bound(body, model, len(prompts))
     encoding_model = model.route.provider_model
     prompt_tokens = sum(count_text_tokens(text, encoding_model) for text in prompts)
-    # Legacy completions default to 16 output tokens per prompt when none is given.
-    bound = positive_int(body, "max_tokens") or 16
     return await _relay_generation(
         gateway,
         principal,
@@ -134,7 +102,7 @@ async def completions(request: Request) -> Response:
         operation="completions",
         path="/completions",
         prompt_tokens=prompt_tokens,
-        max_output_tokens=bound * len(prompts) * (positive_int(body, "n") or 1),
+        max_output_tokens=max_output_tokens,
     )
 
 
@@ -143,7 +111,7 @@ async def embeddings(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
-    items = _embedding_inputs(body.get("input"))
+    items = checks.embedding_inputs(body)
     encoding_model = model.route.provider_model
     prompt_tokens = sum(
         count_text_tokens(item, encoding_model) if isinstance(item, str) else len(item)
