@@ -54,7 +54,8 @@ class Meter:
     ) -> MeteredCall:
         """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
         org_id = principal.org_id
-        request_log.note(org_id=org_id, model=model.name)
+        request_id = f"req_{secrets.token_hex(16)}"
+        request_log.note(request_id=request_id, org_id=org_id, model=model.name)
         if not self.in_flight_cap.enter(org_id):
             raise ApiError(
                 429,
@@ -65,7 +66,6 @@ class Meter:
             )
         policy = self.policy
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
-        request_id = f"req_{secrets.token_hex(16)}"
         try:
             placed = await self.store.hold(
                 org_id, needed, request_id, self._hold_ttl_s, key_id=principal.key_id
