@@ -1,15 +1,21 @@
 """Errors as clients expect them: OpenAI's shape on ``/v1/*``, Anthropic's on ``/v1/messages``.
 
 Routes raise ``ApiError``; one handler renders it in the caller's API shape,
-so a status, a type and a human message are chosen in one place.
+so a status, a type and a human message are chosen in one place. Every 429
+and 503 says when to try again (``Retry-After``, and ``retry-after-ms``, which
+the OpenAI and Anthropic SDKs read first): an ``ApiError`` with either status
+is not answered without that advice (``retry_after_s``).
 """
 
+import math
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from proxy import outages
 
 ANTHROPIC_PATH_PREFIX = "/v1/messages"
 
@@ -28,6 +34,11 @@ _ANTHROPIC_TYPES = {
 }
 
 
+RETRY_ADVISED_STATUSES = (429, 503)
+UNTIL_RECONFIGURED_S = 3600.0
+"""The advice of a 503 that lasts until the operator configures the gateway and restarts it."""
+
+
 class ApiError(Exception):
     """A client-facing failure: HTTP status, OpenAI error type and code, and a message."""
 
@@ -41,6 +52,7 @@ class ApiError(Exception):
         param: str | None = None,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -50,6 +62,16 @@ class ApiError(Exception):
         self.param = param
         self.extra = extra or {}
         self.headers = headers or {}
+        if retry_after_s is not None:
+            self.headers.update(retry_after_headers(retry_after_s))
+
+
+def retry_after_headers(retry_after_s: float) -> dict[str, str]:
+    """``Retry-After`` in whole seconds (at least 1, as HTTP has it) and the exact milliseconds."""
+    return {
+        "retry-after": str(max(1, math.ceil(retry_after_s))),
+        "retry-after-ms": str(max(1, math.ceil(retry_after_s * 1000))),
+    }
 
 
 def wants_anthropic_shape(path: str) -> bool:
@@ -78,6 +100,9 @@ def error_body(error: ApiError, path: str) -> dict[str, Any]:
 
 
 def error_response(error: ApiError, path: str) -> JSONResponse:
+    assert error.status not in RETRY_ADVISED_STATUSES or "retry-after" in error.headers, (
+        f"a {error.status} must say when to retry (retry_after_s)"
+    )
     return JSONResponse(error_body(error, path), status_code=error.status, headers=error.headers)
 
 
@@ -119,4 +144,5 @@ def ledger_unavailable() -> ApiError:
         "The credit ledger is unavailable; try again shortly.",
         error_type="api_error",
         code="ledger_unavailable",
+        retry_after_s=outages.LEDGER.retry_after_s(),
     )

@@ -63,6 +63,7 @@ class Meter:
                 f" (limit {self.in_flight_cap.limit}).",
                 error_type="rate_limit_error",
                 code="too_many_in_flight",
+                retry_after_s=self.in_flight_cap.retry_after_s(),
             )
         policy = self.policy
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)

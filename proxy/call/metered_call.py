@@ -116,7 +116,9 @@ class MeteredCall:
         if self.ended:
             raise RuntimeError(f"metered call {self.request_id} ended twice")
         self.ended = True
-        self.meter.in_flight_cap.leave(self.principal.org_id)
+        cap = self.meter.in_flight_cap
+        cap.leave(self.principal.org_id)
+        cap.call_ended(time.perf_counter() - self.started_s)
 
 
 async def settle_with_retry(

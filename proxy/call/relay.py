@@ -36,11 +36,15 @@ from proxy.auth import Principal
 from proxy.call.meter import Meter
 from proxy.call.metered_call import MeteredCall
 from proxy.call.stream import MeteredStreamResponse, StreamTap
-from proxy.errors import ApiError
+from proxy.errors import RETRY_ADVISED_STATUSES, ApiError, retry_after_headers
 from proxy.model_registry import ServedModel
 from proxy.server.metrics import Metrics
 from proxy.upstream.clients import Upstreams, upstream_failure
 from proxy.upstream.network import UpstreamResponse
+
+UPSTREAM_RETRY_AFTER_S = 1.0
+"""The advice relayed with a provider's 429 or 503 that gave none: the SDKs' own first backoff."""
+RETRY_HEADERS = {"retry-after", "retry-after-ms"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +145,8 @@ class Relay:
             if name in upstream.headers
         }
         headers["x-request-id"] = metered.request_id
+        if upstream.status_code in RETRY_ADVISED_STATUSES and not headers.keys() & RETRY_HEADERS:
+            headers.update(retry_after_headers(UPSTREAM_RETRY_AFTER_S))
         return call.refusal(raw, upstream, headers)
 
     async def _complete(
