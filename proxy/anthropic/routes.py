@@ -9,20 +9,20 @@ shape (``proxy.errors`` picks it by path).
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from pricing import count_anthropic_prompt_tokens, count_chat_prompt_tokens
-from proxy.anthropic import checks
+from proxy.anthropic import checks, schemas
 from proxy.anthropic.relay import NativeExchange, TranslatedExchange, anthropic_headers
 from proxy.anthropic.translation import openai_request
 from proxy.call.relay import read_body, relayed
 from proxy.gateway import authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.protocol_routes import protocol_route
+from proxy.protocol_routes import ProtocolRouter, protocol_route
 from proxy.request_body import read_json_object
 
-router = APIRouter()
+router = ProtocolRouter()
 
 
 def _prompt_tokens(prompt: checks.Prompt, model: ServedModel) -> int:
@@ -92,5 +92,21 @@ async def count_tokens(request: Request) -> Response:
     return relayed(await read_body(model, upstream), upstream)
 
 
-protocol_route(router, "POST", "/v1/messages", create_message)
-protocol_route(router, "POST", "/v1/messages/count_tokens", count_tokens)
+protocol_route(
+    router,
+    "POST",
+    "/v1/messages",
+    create_message,
+    summary="Anthropic Messages, streamed or not",
+    request_schema=schemas.MESSAGE_REQUEST,
+    answers=(400, 402, 404, 413, 429, 502, 503, 504),
+)
+protocol_route(
+    router,
+    "POST",
+    "/v1/messages/count_tokens",
+    count_tokens,
+    summary="Anthropic token counting (free)",
+    request_schema=schemas.COUNT_TOKENS_REQUEST,
+    answers=(400, 404, 413, 502, 503, 504),
+)

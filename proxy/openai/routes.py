@@ -7,19 +7,20 @@ Each metered route checks and estimates its request, then hands an
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from pricing import count_chat_prompt_tokens, count_text_tokens
 from proxy.auth import Principal
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.openai import checks
+from proxy.openai import checks, schemas
 from proxy.openai.relay import EMBEDDINGS, OpenAIExchange
-from proxy.protocol_routes import protocol_route
+from proxy.protocol_routes import ProtocolRouter, protocol_route
 from proxy.request_body import read_json_object
 
-router = APIRouter()
+router = ProtocolRouter()
+METERED_ANSWERS = (400, 402, 404, 413, 429, 502, 503, 504)
 
 
 def _extras_tokens(body: dict[str, Any], encoding_model: str) -> int:
@@ -151,8 +152,39 @@ async def retrieve_model(request: Request) -> Response:
     return Response(orjson.dumps(_model_object(model)), media_type="application/json")
 
 
-protocol_route(router, "POST", "/v1/chat/completions", chat_completions)
-protocol_route(router, "POST", "/v1/completions", completions)
-protocol_route(router, "POST", "/v1/embeddings", embeddings)
-protocol_route(router, "GET", "/v1/models", list_models)
-protocol_route(router, "GET", "/v1/models/{model:path}", retrieve_model)
+protocol_route(
+    router,
+    "POST",
+    "/v1/chat/completions",
+    chat_completions,
+    summary="OpenAI Chat Completions, streamed or not",
+    request_schema=schemas.CHAT_COMPLETION,
+    answers=METERED_ANSWERS,
+)
+protocol_route(
+    router,
+    "POST",
+    "/v1/completions",
+    completions,
+    summary="OpenAI legacy Completions",
+    request_schema=schemas.COMPLETION,
+    answers=METERED_ANSWERS,
+)
+protocol_route(
+    router,
+    "POST",
+    "/v1/embeddings",
+    embeddings,
+    summary="OpenAI Embeddings",
+    request_schema=schemas.EMBEDDING,
+    answers=METERED_ANSWERS,
+)
+protocol_route(router, "GET", "/v1/models", list_models, summary="The models this gateway serves")
+protocol_route(
+    router,
+    "GET",
+    "/v1/models/{model:path}",
+    retrieve_model,
+    summary="One model this gateway serves",
+    answers=(404,),
+)

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from ledger import LedgerUnavailable
@@ -26,8 +26,9 @@ from proxy.call.relay import read_body, relayed
 from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.protocol_routes import protocol_route
+from proxy.protocol_routes import ProtocolRouter, protocol_route
 from proxy.request_body import positive_int, read_json_object
+from proxy.responses import schemas
 from proxy.responses.anthropic_request import anthropic_request
 from proxy.responses.chat_request import chat_request
 from proxy.responses.items import checked_input
@@ -43,7 +44,7 @@ from proxy.responses.relay import (
 )
 from proxy.responses.tools import unsupported
 
-router = APIRouter()
+router = ProtocolRouter()
 logger = logging.getLogger("spu.responses")
 
 OPERATION = "responses"
@@ -52,6 +53,8 @@ UNMETERABLE = {
     "conversation": "A stored conversation (this gateway does not serve the Conversations API)",
 }
 """What a native upstream could do but the gateway cannot meter or keep to the caller's org."""
+STORED_ANSWERS = (404, 502, 503, 504)
+"""What a request about a stored response may answer besides 401."""
 
 
 def _boolean(body: dict[str, Any], name: str) -> bool | None:
@@ -183,7 +186,36 @@ async def list_input_items(request: Request) -> Response:
     return await _stored(request, "GET", "/input_items")
 
 
-protocol_route(router, "POST", "/v1/responses", create_response)
-protocol_route(router, "GET", "/v1/responses/{response_id}", retrieve_response)
-protocol_route(router, "DELETE", "/v1/responses/{response_id}", delete_response)
-protocol_route(router, "GET", "/v1/responses/{response_id}/input_items", list_input_items)
+protocol_route(
+    router,
+    "POST",
+    "/v1/responses",
+    create_response,
+    summary="OpenAI Responses, streamed or not",
+    request_schema=schemas.RESPONSE_REQUEST,
+    answers=(400, 402, 404, 413, 429, 502, 503, 504),
+)
+protocol_route(
+    router,
+    "GET",
+    "/v1/responses/{response_id}",
+    retrieve_response,
+    summary="A stored response of the caller's org",
+    answers=STORED_ANSWERS,
+)
+protocol_route(
+    router,
+    "DELETE",
+    "/v1/responses/{response_id}",
+    delete_response,
+    summary="Delete a stored response of the caller's org",
+    answers=STORED_ANSWERS,
+)
+protocol_route(
+    router,
+    "GET",
+    "/v1/responses/{response_id}/input_items",
+    list_input_items,
+    summary="The input items of a stored response of the caller's org",
+    answers=STORED_ANSWERS,
+)
