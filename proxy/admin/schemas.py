@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from proxy.api_time import ApiTime
 from proxy.org_admin import ORG_ID_PATTERN
 
 MAX_PERIOD_DAYS = 366
@@ -85,7 +86,7 @@ class OrganizationList(BaseModel):
 
 class AccessKeyCreate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
-    expires_at: datetime | None = None
+    expires_at: ApiTime | None = None
 
 
 class AccessKeyView(BaseModel):
@@ -148,7 +149,7 @@ class PlanSet(BaseModel):
     tier: str = Field(default="enterprise", min_length=1, max_length=64)
     allowance_spus: Decimal = Field(ge=0, description="SPUs included in every period.")
     period_days: int = Field(default=30, ge=1, le=MAX_PERIOD_DAYS)
-    period_start: datetime | None = Field(
+    period_start: ApiTime | None = Field(
         default=None,
         description="Defaults to the start of the org's current period if it has one, else now;"
         " a later start begins a new period (the allowance is reset).",
