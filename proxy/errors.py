@@ -10,6 +10,7 @@ is not answered without that advice (``retry_after_s``).
 import math
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -97,6 +98,15 @@ def error_body(error: ApiError, path: str) -> dict[str, Any]:
             **error.extra,
         }
     }
+
+
+def error_event(error: ApiError, path: str) -> bytes:
+    """The error as a stream's closing server-sent event, which the client's SDK raises:
+    Anthropic's names its event ``error``; OpenAI's carries the error as its data."""
+    data = orjson.dumps(error_body(error, path))
+    if wants_anthropic_shape(path):
+        return b"event: error\ndata: " + data + b"\n\n"
+    return b"data: " + data + b"\n\n"
 
 
 def error_response(error: ApiError, path: str) -> JSONResponse:

@@ -74,6 +74,7 @@ class Gateway:
             store,
             pricing,
             hold_ttl_s=settings.hold_ttl_s,
+            call_deadline_s=settings.call_deadline_s,
             max_in_flight_per_org=settings.max_in_flight_per_org,
             metrics=metrics,
         )

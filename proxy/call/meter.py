@@ -5,6 +5,7 @@ ledger unreachable) is refused with 402, 429 or 503 and never forwarded. What
 happens after the hold is ``MeteredCall``'s: it ends exactly once.
 """
 
+import asyncio
 import secrets
 
 from ledger import HoldRefused, LedgerStore, LedgerUnavailable, format_spus
@@ -27,6 +28,7 @@ class Meter:
         pricing: PolicySource,
         *,
         hold_ttl_s: float,
+        call_deadline_s: float,
         max_in_flight_per_org: int,
         metrics: Metrics,
     ) -> None:
@@ -36,6 +38,7 @@ class Meter:
         self.in_flight_cap = InFlightCap(max_in_flight_per_org)
         self.endings = Endings()
         self._hold_ttl_s = hold_ttl_s
+        self.call_deadline_s = call_deadline_s
 
     @property
     def policy(self) -> PricingPolicy:
@@ -93,6 +96,7 @@ class Meter:
             source=source,
             prompt_tokens_estimate=prompt_tokens,
             hold_units=needed,
+            deadline=asyncio.get_running_loop().time() + self.call_deadline_s,
         )
 
     @property

@@ -34,6 +34,8 @@ class Ending(StrEnum):
     OK = "ok"
     CLIENT_DISCONNECTED = "client_disconnected"
     UPSTREAM_INTERRUPTED = "upstream_interrupted"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    """Cut by the gateway at the call's total deadline (``SPU_CALL_DEADLINE_S``)."""
 
 
 @dataclass(slots=True)
@@ -46,6 +48,8 @@ class MeteredCall:
     source: str
     prompt_tokens_estimate: int
     hold_units: int
+    deadline: float
+    """When the call is cut, in the event loop's time (``asyncio.timeout_at``)."""
     started_s: float = field(default_factory=time.perf_counter)
     ended: bool = False
 

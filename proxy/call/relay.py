@@ -6,7 +6,8 @@ knows how its protocol reads an answer and sends it back. ``Relay.forward``
 then does what every metered call does:
 
 1. hold the worst case (``Meter.open``: 402, 429 or 503 when it cannot be held);
-2. send the request upstream (a failure to send releases the hold: 502 or 504);
+2. send the request upstream (a failure to send releases the hold: 502 or 504, also
+   when the call's total deadline passes first);
 3. relay an upstream's refusal in the protocol's shape, releasing the hold;
 4. relay a stream through the exchange's tap, which settles when the stream ends;
 5. or read the whole reply, settle what it used, and answer with the receipt.
@@ -20,6 +21,7 @@ Whatever goes wrong before the debit releases the hold, so a failed call never
 keeps credit reserved.
 """
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -124,11 +126,14 @@ class Relay:
 
     async def _send(self, metered: MeteredCall, call: Exchange) -> UpstreamResponse:
         try:
-            upstream, latency_s = await self._upstreams.open(
-                call.model, call.path, call.payload, headers=call.headers
-            )
-        except BaseException:
+            async with asyncio.timeout_at(metered.deadline):
+                upstream, latency_s = await self._upstreams.open(
+                    call.model, call.path, call.payload, headers=call.headers
+                )
+        except BaseException as error:
             metered.release_detached()
+            if isinstance(error, TimeoutError):
+                raise self._past_deadline() from error
             raise
         self._metrics.upstream_latency.labels(model=call.model.name).observe(latency_s)
         return upstream
@@ -153,20 +158,34 @@ class Relay:
         self, metered: MeteredCall, upstream: UpstreamResponse, call: Exchange
     ) -> Response:
         try:
-            raw = await read_body(call.model, upstream)
+            async with asyncio.timeout_at(metered.deadline):
+                raw = await read_body(call.model, upstream)
             body = orjson.loads(raw)
             content, counts = call.reply(raw, body)
         except BaseException as error:
             metered.release_detached()
+            if isinstance(error, TimeoutError):
+                raise self._past_deadline() from error
             if isinstance(error, orjson.JSONDecodeError):
                 raise invalid_response(call.model) from error
             raise
+        # The settlement is not under the deadline: a call answered in time is charged in full.
         headers = await metered.settle_receipt(counts)
         # After the settlement, which a client gone meanwhile must not cancel.
         pending = call.before_reply(body)
         if pending is not None:
             await pending
         return Response(content, media_type="application/json", headers=headers)
+
+    def _past_deadline(self) -> ApiError:
+        """Nothing was answered before the call's deadline: 504, and nothing is charged."""
+        return ApiError(
+            504,
+            f"The call ran past this gateway's deadline of {self._meter.call_deadline_s:g} s"
+            " (SPU_CALL_DEADLINE_S) before the upstream answered.",
+            error_type="api_error",
+            code="call_deadline_exceeded",
+        )
 
 
 async def read_body(model: ServedModel, upstream: UpstreamResponse) -> bytes:

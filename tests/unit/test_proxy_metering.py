@@ -43,7 +43,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SwitchableLedger]:
 @pytest.fixture
 async def meter(store: SwitchableLedger) -> AsyncIterator[Meter]:
     meter = Meter(
-        store, PolicySource(POLICY), hold_ttl_s=60, max_in_flight_per_org=CAP, metrics=Metrics()
+        store,
+        PolicySource(POLICY),
+        hold_ttl_s=60,
+        call_deadline_s=600,
+        max_in_flight_per_org=CAP,
+        metrics=Metrics(),
     )
     yield meter
     await meter.drain(5)
