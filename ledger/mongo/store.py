@@ -48,7 +48,7 @@ from ledger.mongo.queries import (
     usage_filter,
     usage_totals_pipeline,
 )
-from ledger.mongo.transactions import run_transaction, translate_failures
+from ledger.mongo.transactions import run_once_per_id, run_transaction, translate_failures
 from ledger.replays import check_key_replay
 
 SERVER_SELECTION_TIMEOUT_MS = 5_000
@@ -271,7 +271,7 @@ class MongoLedger:
     ) -> CreditResult:
         checks.credit(amount_units)
         client, collections = self._connected
-        return await run_transaction(
+        return await run_once_per_id(
             client,
             partial(
                 operations.credit,
@@ -307,7 +307,7 @@ class MongoLedger:
     ) -> CreditResult:
         checks.refund(amount_units)
         client, collections = self._connected
-        return await run_transaction(
+        return await run_once_per_id(
             client,
             partial(
                 operations.refund_purchase,
