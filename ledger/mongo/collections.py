@@ -1,6 +1,6 @@
-"""The ledger's collections: the original design's three, plus holds, access keys, events and
-the owners of stored responses, all read from the primary and written with a bounded
-majority."""
+"""The ledger's collections: the original design's three, plus holds, access keys, events,
+the owners of stored responses and idempotent replies, all read from the primary and
+written with a bounded majority."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ HOLDS = "payments_holds"
 ACCESS_KEYS = "payments_access_keys"
 PROCESSED_EVENTS = "payments_processed_events"
 RESPONSE_OWNERS = "payments_response_owners"
+IDEMPOTENT_REPLIES = "payments_idempotent_replies"
 
 WRITE_TIMEOUT_MS = 5_000
 """How long a write waits for a majority to acknowledge it (``wtimeout``). Without a bound, a
@@ -49,6 +50,8 @@ class Collections:
     processed_events: Collection
     response_owners: Collection
     """Which org owns which stored response, ``_id`` = response id."""
+    idempotent_replies: Collection
+    """Idempotency keys of metered calls (``_id`` = org id and key) and the replies kept."""
 
     @classmethod
     def of(cls, database: AsyncDatabase[dict[str, Any]]) -> "Collections":
@@ -63,4 +66,5 @@ class Collections:
             access_keys=collection(ACCESS_KEYS),
             processed_events=collection(PROCESSED_EVENTS),
             response_owners=collection(RESPONSE_OWNERS),
+            idempotent_replies=collection(IDEMPOTENT_REPLIES),
         )
