@@ -72,7 +72,8 @@ async def create_message(request: Request) -> Response:
             path=path,
             payload=payload,
             headers=headers,
-        )
+        ),
+        request,
     )
 
 

@@ -2,19 +2,23 @@
 
 Fail closed: a call that cannot be held (no credit, too many in flight, the
 ledger unreachable) is refused with 402, 429 or 503 and never forwarded. What
-happens after the hold is ``MeteredCall``'s: it ends exactly once.
+happens after the hold is ``MeteredCall``'s: it ends exactly once. A call with
+an idempotency key whose key is taken is not opened: the ledger says by whom
+(``KeyInUse``), and the relay answers for it (``proxy.call.idempotency``).
 """
 
 import asyncio
 import secrets
 
-from ledger import HoldRefused, LedgerStore, LedgerUnavailable, format_spus
+from ledger import HoldRefused, KeyInUse, LedgerStore, LedgerUnavailable, ReplyKey, format_spus
+from ledger.checks import MAX_UNITS
 from pricing import PricingPolicy, affordable_max_tokens, worst_case_units
 from proxy.auth import Principal
 from proxy.call.endings import Endings
 from proxy.call.in_flight import InFlightCap
 from proxy.call.metered_call import MeteredCall
 from proxy.call.policy import PolicySource
+from proxy.call.renewal import HoldRenewal
 from proxy.errors import ApiError, ledger_unavailable
 from proxy.model_registry import ServedModel
 from proxy.server import request_log
@@ -37,6 +41,7 @@ class Meter:
         self.metrics = metrics
         self.in_flight_cap = InFlightCap(max_in_flight_per_org)
         self.endings = Endings()
+        self.renewal = HoldRenewal(store, hold_ttl_s=hold_ttl_s)
         self._hold_ttl_s = hold_ttl_s
         self.call_deadline_s = call_deadline_s
 
@@ -54,7 +59,8 @@ class Meter:
         source: str,
         prompt_tokens: int,
         max_output_tokens: int,
-    ) -> MeteredCall:
+        reply_key: ReplyKey | None = None,
+    ) -> MeteredCall | KeyInUse:
         """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
         org_id = principal.org_id
         request_id = f"req_{secrets.token_hex(16)}"
@@ -70,9 +76,17 @@ class Meter:
             )
         policy = self.policy
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
+        if needed > MAX_UNITS:
+            self.in_flight_cap.leave(org_id)
+            raise _beyond_any_balance(needed)
         try:
             placed = await self.store.hold(
-                org_id, needed, request_id, self._hold_ttl_s, key_id=principal.key_id
+                org_id,
+                needed,
+                request_id,
+                self._hold_ttl_s,
+                key_id=principal.key_id,
+                reply_key=reply_key,
             )
         except LedgerUnavailable as error:
             self.in_flight_cap.leave(org_id)
@@ -84,6 +98,10 @@ class Meter:
             self.in_flight_cap.leave(org_id)
             self.metrics.refusals.labels(model=model.name).inc()
             raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
+        if isinstance(placed, KeyInUse):
+            self.in_flight_cap.leave(org_id)
+            return placed
+        self.renewal.add(request_id)
         overhead_s = request_log.elapsed_s()
         if overhead_s is not None:
             self.metrics.gateway_overhead.labels(route=operation).observe(overhead_s)
@@ -97,6 +115,7 @@ class Meter:
             prompt_tokens_estimate=prompt_tokens,
             hold_units=needed,
             deadline=asyncio.get_running_loop().time() + self.call_deadline_s,
+            keeps_reply=reply_key is not None,
         )
 
     @property
@@ -107,6 +126,17 @@ class Meter:
     async def drain(self, timeout_s: float) -> None:
         """Wait for every detached settlement or release (graceful shutdown)."""
         await self.endings.drain(timeout_s)
+
+
+def _beyond_any_balance(needed_units: int) -> ApiError:
+    """A worst case beyond what one ledger operation may carry: no balance could cover it."""
+    return ApiError(
+        402,
+        f"This request's worst case ({format_spus(needed_units)} SPUs) is beyond what any"
+        " balance can cover; lower max_tokens (or n).",
+        error_type="insufficient_quota",
+        code="insufficient_credits",
+    )
 
 
 def _insufficient(

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ledger import LedgerStore, LedgerUnavailable, SettleResult, UsageDetails, format_spus
+from ledger import (
+    LedgerStore,
+    LedgerUnavailable,
+    SettleResult,
+    StoredReply,
+    UsageDetails,
+    format_spus,
+)
 from pricing import TokenCounts, cost_pico_usd, units_for_cost
 from proxy.auth import Principal
 from proxy.model_registry import ServedModel
@@ -50,6 +57,8 @@ class MeteredCall:
     hold_units: int
     deadline: float
     """When the call is cut, in the event loop's time (``asyncio.timeout_at``)."""
+    keeps_reply: bool = False
+    """It came with an idempotency key: its settlement keeps its reply under the key."""
     started_s: float = field(default_factory=time.perf_counter)
     ended: bool = False
 
@@ -73,30 +82,46 @@ class MeteredCall:
         )
         return units_for_cost(cost, self.meter.policy), details
 
-    async def settle(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> SettleResult:
-        """Debit what the call used and write its usage record (idempotent by request id)."""
+    async def settle(
+        self,
+        counts: TokenCounts,
+        *,
+        status: Ending = Ending.OK,
+        reply: StoredReply | None = None,
+    ) -> SettleResult:
+        """Debit what the call used and write its usage record (idempotent by request id);
+        a keyed call's ``reply`` is kept in the same transaction."""
         self._end()
         units, details = self.charge_for(counts, status=status)
-        return await self._debit(units, details)
+        return await self._debit(units, details, reply)
 
-    async def settle_receipt(self, counts: TokenCounts) -> dict[str, str]:
+    async def settle_receipt(
+        self, counts: TokenCounts, reply: StoredReply | None = None
+    ) -> dict[str, str]:
         """Settle a complete reply and return the headers that tell the client what it paid.
 
         Awaited, so that a balance read after the answer sees its debit; shielded,
         so that the debit lands even if the handler is cancelled meanwhile.
         """
-        result = await asyncio.shield(self.meter.endings.spawn(self.settle(counts)))
+        settling = self.meter.endings.spawn(self.settle(counts, reply=reply))
+        result = await asyncio.shield(settling)
         return {
             "x-request-id": self.request_id,
             "x-spu-charged": format_spus(result.record.charged_units),
             "x-spu-remaining": format_spus(result.available_units),
         }
 
-    def settle_detached(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> int:
+    def settle_detached(
+        self,
+        counts: TokenCounts,
+        *,
+        status: Ending = Ending.OK,
+        reply: StoredReply | None = None,
+    ) -> int:
         """Settle in a tracked background task (a stream's end); returns the units it debits."""
         self._end()
         units, details = self.charge_for(counts, status=status)
-        self.meter.endings.spawn(self._debit(units, details))
+        self.meter.endings.spawn(self._debit(units, details, reply))
         return units
 
     async def release(self) -> None:
@@ -106,12 +131,21 @@ class MeteredCall:
             await self.meter.store.release(self.request_id)
         except LedgerUnavailable:
             logger.warning("release of %s failed; its hold expires on its own", self.request_id)
+        finally:
+            self.meter.renewal.discard(self.request_id)
 
     def release_detached(self) -> None:
         self.meter.endings.spawn(self.release())
 
-    async def _debit(self, units: int, details: UsageDetails) -> SettleResult:
-        result = await settle_with_retry(self.meter.store, self.request_id, units, details)
+    async def _debit(
+        self, units: int, details: UsageDetails, reply: StoredReply | None
+    ) -> SettleResult:
+        try:
+            result = await settle_with_retry(
+                self.meter.store, self.request_id, units, details, reply
+            )
+        finally:
+            self.meter.renewal.discard(self.request_id)
         self.meter.metrics.spus_debited.labels(model=self.model.name).inc(units)
         request_log.note(charged_units=units)
         return result
@@ -126,13 +160,17 @@ class MeteredCall:
 
 
 async def settle_with_retry(
-    store: LedgerStore, request_id: str, units: int, details: UsageDetails
+    store: LedgerStore,
+    request_id: str,
+    units: int,
+    details: UsageDetails,
+    reply: StoredReply | None,
 ) -> SettleResult:
     """Settlement is idempotent by request id, so a ledger hiccup is retried, not lost."""
     backoff_s = SETTLE_FIRST_BACKOFF_S
     for attempt in range(1, SETTLE_ATTEMPTS + 1):
         try:
-            return await store.settle(request_id, units, details)
+            return await store.settle(request_id, units, details, reply=reply)
         except LedgerUnavailable:
             if attempt == SETTLE_ATTEMPTS:
                 raise

@@ -17,6 +17,10 @@ the client sees any of the answer (``before_reply``, ``before_stream``): the
 Responses API records which org owns the response id the answer names, so that
 the id is never handed out before the gateway knows whose it is.
 
+A request with an ``Idempotency-Key`` whose key is taken stops at step 1: it
+gets the kept reply, or a 409 or 422 (``proxy.call.idempotency``); a keyed
+call's settlement keeps the reply it answered with.
+
 Whatever goes wrong before the debit releases the hold, so a failed call never
 keeps credit reserved.
 """
@@ -30,11 +34,13 @@ from typing import Any, ClassVar
 
 import httpx
 import orjson
+from fastapi import Request
 from fastapi.responses import Response
 
-from ledger import format_spus
+from ledger import KeyInUse, format_spus
 from pricing import TokenCounts
 from proxy.auth import Principal
+from proxy.call.idempotency import Idempotency, answer_for_taken_key
 from proxy.call.meter import Meter
 from proxy.call.metered_call import MeteredCall
 from proxy.call.stream import MeteredStreamResponse, StreamTap
@@ -44,6 +50,7 @@ from proxy.server.metrics import Metrics
 from proxy.upstream.clients import Upstreams, upstream_failure
 from proxy.upstream.network import UpstreamResponse
 
+JSON = "application/json"
 UPSTREAM_RETRY_AFTER_S = 1.0
 """The advice relayed with a provider's 429 or 503 that gave none: the SDKs' own first backoff."""
 RETRY_HEADERS = {"retry-after", "retry-after-ms"}
@@ -91,20 +98,28 @@ class Exchange(ABC):
 
 
 class Relay:
-    def __init__(self, meter: Meter, upstreams: Upstreams, metrics: Metrics) -> None:
+    def __init__(
+        self, meter: Meter, upstreams: Upstreams, metrics: Metrics, idempotency: Idempotency
+    ) -> None:
         self._meter = meter
         self._upstreams = upstreams
         self._metrics = metrics
+        self._idempotency = idempotency
 
-    async def forward(self, call: Exchange) -> Response:
-        metered = await self._meter.open(
+    async def forward(self, call: Exchange, request: Request) -> Response:
+        """Run the call ``request`` asked for (its ``Idempotency-Key`` is honoured here)."""
+        opened = await self._meter.open(
             call.principal,
             call.model,
             operation=call.operation,
             source=call.source,
             prompt_tokens=call.prompt_tokens,
             max_output_tokens=call.max_output_tokens,
+            reply_key=await self._idempotency.key_of(request),
         )
+        if isinstance(opened, KeyInUse):
+            return answer_for_taken_key(opened)
+        metered = opened
         upstream = await self._send(metered, call)
         if upstream.status_code >= 400:
             return await self._refused(metered, upstream, call)
@@ -121,6 +136,7 @@ class Relay:
                     "cache-control": "no-cache",
                 },
                 before_first_bytes=partial(call.before_stream, tap),
+                capture=self._idempotency.capture() if metered.keeps_reply else None,
             )
         return await self._complete(metered, upstream, call)
 
@@ -170,12 +186,13 @@ class Relay:
                 raise invalid_response(call.model) from error
             raise
         # The settlement is not under the deadline: a call answered in time is charged in full.
-        headers = await metered.settle_receipt(counts)
+        reply = self._idempotency.kept(JSON, content) if metered.keeps_reply else None
+        headers = await metered.settle_receipt(counts, reply)
         # After the settlement, which a client gone meanwhile must not cancel.
         pending = call.before_reply(body)
         if pending is not None:
             await pending
-        return Response(content, media_type="application/json", headers=headers)
+        return Response(content, media_type=JSON, headers=headers)
 
     def _past_deadline(self) -> ApiError:
         """Nothing was answered before the call's deadline: 504, and nothing is charged."""

@@ -24,11 +24,14 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from pricing import TokenCounts
+from proxy.call.idempotency import ReplyCapture
 from proxy.call.metered_call import Ending, MeteredCall
 from proxy.errors import ApiError, error_event
 from proxy.upstream.network import UpstreamResponse
 
 logger = logging.getLogger("spu.stream")
+
+EVENT_STREAM = "text/event-stream"
 
 
 class StreamTap(Protocol):
@@ -50,28 +53,31 @@ class MeteredStreamResponse(StreamingResponse):
         *,
         headers: dict[str, str],
         before_first_bytes: Callable[[], Awaitable[None] | None],
+        capture: ReplyCapture | None = None,
     ) -> None:
         self._metered = metered
         self._upstream = upstream
         self._tap = tap
         self._before_first_bytes: Callable[[], Awaitable[None] | None] | None = before_first_bytes
         """Work the client must not outrun (see ``Exchange.before_stream``); None once run."""
+        self._capture = capture
+        """A keyed call's events as they go out, kept with its settlement."""
         self._finished = False
         self._cut: Ending | None = None
         """Why the watcher cut the sending short: the client left, or the deadline passed."""
-        super().__init__(self._relay(), media_type="text/event-stream", headers=headers)
+        self._path = ""
+        self._closing = b""
+        """The error event that ends a stream cut at its deadline."""
+        super().__init__(self._relay(), media_type=EVENT_STREAM, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._path = scope["path"]
         try:
             await self._stream_until_cut(receive, send)
             if self._cut is Ending.DEADLINE_EXCEEDED:
                 self._finish(Ending.DEADLINE_EXCEEDED)
                 await send(
-                    {
-                        "type": "http.response.body",
-                        "body": error_event(self._past_deadline(), scope["path"]),
-                        "more_body": False,
-                    }
+                    {"type": "http.response.body", "body": self._closing, "more_body": False}
                 )
         finally:
             self._finish(Ending.CLIENT_DISCONNECTED)
@@ -125,11 +131,15 @@ class MeteredStreamResponse(StreamingResponse):
                 if out:
                     if self._before_first_bytes is not None:
                         await self._first_bytes_go()
+                    if self._capture is not None:
+                        self._capture.add(out)
                     yield out
             tail = self._tap.flush()
             if tail:
                 if self._before_first_bytes is not None:
                     await self._first_bytes_go()
+                if self._capture is not None:
+                    self._capture.add(tail)
                 yield tail
             ending = Ending.OK
         except (httpx.HTTPError, ValueError) as error:
@@ -156,8 +166,11 @@ class MeteredStreamResponse(StreamingResponse):
             return
         self._finished = True
         if self._cut is Ending.DEADLINE_EXCEEDED:
-            # The cut reached the relay first, as a cancellation it took for a disconnect.
+            # The cut may reach the relay first, as a cancellation it takes for a disconnect.
             ending = Ending.DEADLINE_EXCEEDED
+            self._closing = error_event(self._past_deadline(), self._path)
+            if self._capture is not None:
+                self._capture.add(self._closing)
         self._metered.meter.endings.spawn(self._upstream.aclose())
         try:
             counts = self._tap.owed(ending)
@@ -166,5 +179,6 @@ class MeteredStreamResponse(StreamingResponse):
             counts = None
         if counts is None:
             self._metered.release_detached()
-        else:
-            self._metered.settle_detached(counts, status=ending)
+            return
+        reply = None if self._capture is None else self._capture.reply(EVENT_STREAM)
+        self._metered.settle_detached(counts, status=ending, reply=reply)

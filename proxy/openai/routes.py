@@ -30,6 +30,7 @@ def _extras_tokens(body: dict[str, Any], encoding_model: str) -> int:
 
 
 async def _relay_generation(
+    request: Request,
     gateway: Gateway,
     principal: Principal,
     model: ServedModel,
@@ -58,7 +59,8 @@ async def _relay_generation(
             path=path,
             payload=payload,
             client_wants_usage=streaming.client_wants_usage,
-        )
+        ),
+        request,
     )
 
 
@@ -75,6 +77,7 @@ async def chat_completions(request: Request) -> Response:
         body, encoding_model
     )
     return await _relay_generation(
+        request,
         gateway,
         principal,
         model,
@@ -96,6 +99,7 @@ async def completions(request: Request) -> Response:
     encoding_model = model.route.provider_model
     prompt_tokens = sum(count_text_tokens(text, encoding_model) for text in prompts)
     return await _relay_generation(
+        request,
         gateway,
         principal,
         model,
@@ -128,7 +132,8 @@ async def embeddings(request: Request) -> Response:
             stream=False,
             path="/embeddings",
             payload={**body, "model": model.route.provider_model},
-        )
+        ),
+        request,
     )
 
 

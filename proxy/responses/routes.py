@@ -150,7 +150,7 @@ async def create_response(request: Request) -> Response:
         exchange = ChatExchange(
             path="/chat/completions", payload=chat.body, tools=chat.tools, **common
         )
-    return await gateway.relay.forward(exchange)
+    return await gateway.relay.forward(exchange, request)
 
 
 async def _stored(request: Request, method: str, tail: str = "") -> Response:
