@@ -13,6 +13,7 @@ import stripe
 from fastapi import APIRouter, Depends, Request
 
 from ledger import UNITS_PER_SPU, LedgerUnavailable
+from ledger.checks import MAX_UNITS
 from proxy.auth import Principal
 from proxy.billing.catalogue.source import CatalogueUnavailable
 from proxy.billing.checkout import (
@@ -109,7 +110,7 @@ async def checkout_credits(
 ) -> dict[str, Any]:
     """Body: ``{"spus": 1000}`` (and optional ``success_url``/``cancel_url`` on this gateway)."""
     body = await read_json_object(request)
-    spus = positive_int(body, "spus")
+    spus = positive_int(body, "spus", limit=MAX_UNITS // UNITS_PER_SPU)
     if spus is None:
         raise bad_request("'spus' is required: how many SPUs to buy.", param="spus")
     urls = _urls(billing, body)
