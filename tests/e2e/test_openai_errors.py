@@ -252,6 +252,7 @@ async def test_a_model_without_its_upstream_key_gets_503_and_is_never_forwarded(
     error = openai_error(response)
 
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "3600"
     assert (error["type"], error["code"]) == ("server_error", "upstream_key_missing")
     assert CHAT_MODEL in str(error["message"]) and CHAT_KEY_ENV not in str(error["message"])
     assert list(upstream.requests) == []
