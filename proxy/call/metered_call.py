@@ -1,9 +1,11 @@
 """One metered call from its hold to its one ending: settle (what was used) or release.
 
 A call ends exactly once, by ``settle`` or ``release``; a second ending is a
-bug and raises. Settlement is idempotent by request id, so a ledger hiccup is
-retried rather than lost; a release that fails leaves a hold that stops
-counting when it expires.
+bug and raises. Settlement is idempotent by request id, so a ledger outage is
+retried rather than lost, for about nine minutes (``SETTLE_ATTEMPTS``): its
+hold is renewed meanwhile, and should it expire all the same, a late
+settlement still charges the call. A release that fails leaves a hold that
+stops counting when it expires.
 """
 
 import asyncio
@@ -31,8 +33,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("spu.metering")
 
-SETTLE_ATTEMPTS = 6
+SETTLE_ATTEMPTS = 24
 SETTLE_FIRST_BACKOFF_S = 0.5
+SETTLE_MAX_BACKOFF_S = 30.0
+"""Waits double from 0.5 s up to 30 s: 24 attempts span about nine minutes of outage."""
 
 
 class Ending(StrEnum):
@@ -176,5 +180,5 @@ async def settle_with_retry(
                 raise
             logger.warning("settle of %s failed (attempt %d); retrying", request_id, attempt)
             await asyncio.sleep(backoff_s)
-            backoff_s *= 2
+            backoff_s = min(backoff_s * 2, SETTLE_MAX_BACKOFF_S)
     raise AssertionError("unreachable")
