@@ -20,14 +20,13 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from ledger import LedgerUnavailable
-from pricing import MAX_TOKEN_COUNT
 from proxy.auth import Principal
 from proxy.call.relay import read_body, relayed
 from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
 from proxy.protocol_routes import ProtocolRouter, protocol_route
-from proxy.request_body import positive_int, read_json_object
+from proxy.request_body import flag, positive_int, read_json_object
 from proxy.responses import schemas
 from proxy.responses.anthropic_request import anthropic_request
 from proxy.responses.chat_request import chat_request
@@ -57,17 +56,10 @@ STORED_ANSWERS = (404, 502, 503, 504)
 """What a request about a stored response may answer besides 401."""
 
 
-def _boolean(body: dict[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise bad_request(f"'{name}' must be a boolean.", param=name)
-    return value
-
-
 def _check(body: dict[str, Any]) -> None:
     """The fields the route reads whatever the upstream, checked before anything is held."""
-    _boolean(body, "stream")
-    _boolean(body, "store")
+    flag(body, "stream")
+    flag(body, "store")
     checked_input(body.get("input"))
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
@@ -78,7 +70,7 @@ def _check(body: dict[str, Any]) -> None:
 
 
 def _check_native(body: dict[str, Any]) -> None:
-    if _boolean(body, "background"):
+    if flag(body, "background"):
         raise unsupported(UNMETERABLE["background"], "background")
     if body.get("conversation") is not None:
         raise unsupported(UNMETERABLE["conversation"], "conversation")
@@ -104,12 +96,12 @@ async def _check_previous(gateway: Gateway, principal: Principal, body: dict[str
 
 
 def output_bound(body: dict[str, Any], model: ServedModel, default_max_tokens: int) -> int:
-    """The hold's output bound: ``max_output_tokens``, else the default; at most the model's
-    maximum, and never beyond what pricing counts exactly (``MAX_TOKEN_COUNT``)."""
+    """The hold's output bound: ``max_output_tokens`` (1 to ``MAX_TOKENS_LIMIT``, as every
+    protocol's token bound), else the default; at most the model's maximum."""
     bound = positive_int(body, "max_output_tokens") or default_max_tokens
     if model.rates.max_output_tokens:
         bound = min(bound, model.rates.max_output_tokens)
-    return min(bound, MAX_TOKEN_COUNT)
+    return bound
 
 
 async def create_response(request: Request) -> Response:

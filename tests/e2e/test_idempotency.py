@@ -29,9 +29,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/chat/completions": {"model": CHAT_MODEL, "messages": MESSAGES},
     "/v1/completions": {"model": CHAT_MODEL, "prompt": "Hello"},
     "/v1/embeddings": {"model": EMBEDDING_MODEL, "input": ["Hello", "world"]},
+    "/v1/responses": {"model": CHAT_MODEL, "input": "Hello"},
     "/v1/messages": {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": 50},
 }
-STREAMED = ["/v1/chat/completions", "/v1/messages"]
+STREAMED = ["/v1/chat/completions", "/v1/responses", "/v1/messages"]
 FULL_BALANCE_UNITS = spus_to_units(100)
 SLOW_UPSTREAM_S = 1.5
 

@@ -84,6 +84,7 @@ def test_the_protocol_routes_are_documented_with_their_request_schemas() -> None
         "/v1/chat/completions",
         "/v1/completions",
         "/v1/embeddings",
+        "/v1/responses",
         "/v1/messages",
         "/v1/messages/count_tokens",
     ):
