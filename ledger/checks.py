@@ -8,7 +8,7 @@ reused with other content) comes back from the operation.
 
 import math
 
-from ledger.models import Subscription
+from ledger.models import ReplyKey, Subscription
 
 MAX_UNITS = 2**53
 """The largest amount one operation may carry (about 9 billion SPU): far below the
@@ -32,6 +32,21 @@ def hold(amount_units: int, ttl_s: float) -> None:
     if not (ttl_s > 0 and math.isfinite(ttl_s)):
         raise ValueError("a hold needs a positive, finite time to live")
     _within_range(amount_units, "a hold")
+
+
+def renewal(ttl_s: float) -> None:
+    if not (ttl_s > 0 and math.isfinite(ttl_s)):
+        raise ValueError("a renewal needs a positive, finite time to live")
+
+
+MAX_REPLY_KEY_CHARS = 255
+
+
+def reply_key(key: ReplyKey) -> None:
+    if not 0 < len(key.key) <= MAX_REPLY_KEY_CHARS:
+        raise ValueError(f"an idempotency key has 1 to {MAX_REPLY_KEY_CHARS} characters")
+    if not (key.keep_s > 0 and math.isfinite(key.keep_s)):
+        raise ValueError("a reply needs a positive, finite time to be kept")
 
 
 def settlement(actual_units: int) -> None:

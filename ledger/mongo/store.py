@@ -1,5 +1,6 @@
 """``MongoLedger``: the ``LedgerStore`` protocol on MongoDB through PyMongo's async API."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -20,16 +21,19 @@ from ledger.models import (
     CreditTransaction,
     HoldPlaced,
     HoldRefused,
+    KeyInUse,
     OrgLedgerFigures,
+    ReplyKey,
     ResponseOwner,
     SettleResult,
+    StoredReply,
     Subscription,
     UsageDetails,
     UsageGroup,
     UsageRecord,
     UsageTotal,
 )
-from ledger.mongo import figures, holds, operations
+from ledger.mongo import figures, holds, operations, reply_keys
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -48,7 +52,7 @@ from ledger.mongo.queries import (
     usage_filter,
     usage_totals_pipeline,
 )
-from ledger.mongo.transactions import run_transaction, translate_failures
+from ledger.mongo.transactions import run_once_per_id, run_transaction, translate_failures
 from ledger.replays import check_key_replay
 
 SERVER_SELECTION_TIMEOUT_MS = 5_000
@@ -221,16 +225,55 @@ class MongoLedger:
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
-    ) -> HoldPlaced | HoldRefused:
+        *,
+        reply_key: ReplyKey | None = None,
+    ) -> HoldPlaced | HoldRefused | KeyInUse:
         checks.hold(amount_units, ttl_s)
         client, collections = self._connected
-        return await holds.place_hold(
-            client, collections, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms()
+        now_ms = self._now_ms()
+        place = partial(
+            holds.place_hold,
+            client,
+            collections,
+            org_id,
+            amount_units,
+            request_id,
+            ttl_s,
+            key_id,
+            now_ms,
         )
+        if reply_key is None:
+            return await place()
+        checks.reply_key(reply_key)
+        lease_ms = int(ttl_s * 1000)
+        taken = await reply_keys.claim(collections, org_id, reply_key, request_id, lease_ms, now_ms)
+        if taken is not None:
+            return taken
+        placed: HoldPlaced | HoldRefused | None = None
+        try:
+            placed = await place()
+        finally:
+            if not isinstance(placed, HoldPlaced):
+                await reply_keys.give_back(collections, org_id, reply_key.key, request_id)
+        return placed
+
+    @translate_failures
+    async def renew_holds(self, request_ids: Sequence[str], ttl_s: float) -> None:
+        checks.renewal(ttl_s)
+        if not request_ids:
+            return
+        _, collections = self._connected
+        now_ms = self._now_ms()
+        await holds.renew_holds(collections, request_ids, now_ms + int(ttl_s * 1000), now_ms)
 
     @translate_failures
     async def settle(
-        self, request_id: str, actual_units: int, details: UsageDetails
+        self,
+        request_id: str,
+        actual_units: int,
+        details: UsageDetails,
+        *,
+        reply: StoredReply | None = None,
     ) -> SettleResult:
         checks.settlement(actual_units)
         client, collections = self._connected
@@ -242,6 +285,7 @@ class MongoLedger:
                 request_id=request_id,
                 actual_units=actual_units,
                 details=details,
+                reply=reply,
                 now_ms=self._now_ms(),
             ),
         )
@@ -260,6 +304,11 @@ class MongoLedger:
         return await holds.expire_holds(client, collections, limit, self._now_ms())
 
     @translate_failures
+    async def forget_replies(self, *, limit: int = 1000) -> int:
+        _, collections = self._connected
+        return await reply_keys.forget(collections, limit, self._now_ms())
+
+    @translate_failures
     async def balance(self, org_id: str) -> Balance:
         _, collections = self._connected
         customer = await operations.load_customer(collections, org_id, None)
@@ -271,7 +320,7 @@ class MongoLedger:
     ) -> CreditResult:
         checks.credit(amount_units)
         client, collections = self._connected
-        return await run_transaction(
+        return await run_once_per_id(
             client,
             partial(
                 operations.credit,
@@ -307,7 +356,7 @@ class MongoLedger:
     ) -> CreditResult:
         checks.refund(amount_units)
         client, collections = self._connected
-        return await run_transaction(
+        return await run_once_per_id(
             client,
             partial(
                 operations.refund_purchase,

@@ -135,6 +135,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX response_owners_by_time ON response_owners (created_at_ms);
     """,
+    # 3: idempotency keys of metered calls, each with the reply its call settled with.
+    """
+    CREATE TABLE idempotent_replies (
+        org_id TEXT COLLATE "C" NOT NULL REFERENCES accounts (org_id),
+        idempotency_key TEXT COLLATE "C" NOT NULL,
+        fingerprint TEXT NOT NULL,
+        request_id TEXT COLLATE "C" NOT NULL UNIQUE,
+        expires_at_ms BIGINT NOT NULL,
+        content_type TEXT,
+        body BYTEA,
+        PRIMARY KEY (org_id, idempotency_key),
+        CHECK (body IS NULL OR content_type IS NOT NULL)
+    );
+    CREATE INDEX idempotent_replies_by_expiry ON idempotent_replies (expires_at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,7 +7,8 @@ writes of one process into one transaction and reads from a connection pool
 (``ledger.postgres``).
 """
 
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Generic, NamedTuple, Protocol, TypeVar
@@ -23,9 +24,12 @@ from ledger.models import (
     CreditTransaction,
     HoldPlaced,
     HoldRefused,
+    KeyInUse,
     OrgLedgerFigures,
+    ReplyKey,
     ResponseOwner,
     SettleResult,
+    StoredReply,
     Subscription,
     UsageDetails,
     UsageGroup,
@@ -145,11 +149,17 @@ class SqlLedger:
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
-    ) -> HoldPlaced | HoldRefused:
+        *,
+        reply_key: ReplyKey | None = None,
+    ) -> HoldPlaced | HoldRefused | KeyInUse:
         checks.hold(amount_units, ttl_s)
-        routine = partial(ops.hold, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms())
+        if reply_key is not None:
+            checks.reply_key(reply_key)
+        routine = partial(
+            ops.hold, org_id, amount_units, request_id, ttl_s, key_id, reply_key, self._now_ms()
+        )
         self._holds_here.placing(request_id, org_id)
-        placed: HoldPlaced | HoldRefused | None = None
+        placed: HoldPlaced | HoldRefused | KeyInUse | None = None
         try:
             placed = await self._engine.write(Write(routine, (org_id,), request_id, durable=False))
         finally:
@@ -165,11 +175,26 @@ class SqlLedger:
         org_id = self._holds_here.org_of(request_id)
         return Write(routine, () if org_id is None else (org_id,), request_id, durable)
 
+    async def renew_holds(self, request_ids: Sequence[str], ttl_s: float) -> None:
+        checks.renewal(ttl_s)
+        if not request_ids:
+            return
+        now_ms = self._now_ms()
+        expires_ms = now_ms + int(ttl_s * 1000)
+        routine = partial(ops.renew_holds, json.dumps(list(request_ids)), expires_ms, now_ms)
+        await self._engine.write(Write(routine))
+        self._holds_here.renewed(request_ids, expires_ms)
+
     async def settle(
-        self, request_id: str, actual_units: int, details: UsageDetails
+        self,
+        request_id: str,
+        actual_units: int,
+        details: UsageDetails,
+        *,
+        reply: StoredReply | None = None,
     ) -> SettleResult:
         checks.settlement(actual_units)
-        routine = partial(ops.settle, request_id, actual_units, details, self._now_ms())
+        routine = partial(ops.settle, request_id, actual_units, details, reply, self._now_ms())
         try:
             return await self._engine.write(self._ending(request_id, routine, durable=True))
         finally:
@@ -189,6 +214,9 @@ class SqlLedger:
         if not org_ids:
             return 0
         return await self._write(partial(ops.expire_holds, org_ids, limit, now_ms), *org_ids)
+
+    async def forget_replies(self, *, limit: int = 1000) -> int:
+        return await self._write(partial(ops.forget_replies, limit, self._now_ms()))
 
     async def balance(self, org_id: str) -> Balance:
         return await self._engine.read(partial(reads.balance, org_id, self._now_ms()))

@@ -125,6 +125,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX response_owners_by_time ON response_owners(created_at_ms);
     """,
+    # 4: idempotency keys of metered calls, each with the reply its call settled with
+    # (``ledger.reply_keys``); a key whose call has not settled has no content type.
+    """
+    CREATE TABLE idempotent_replies (
+        org_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        request_id TEXT NOT NULL UNIQUE,
+        expires_at_ms INTEGER NOT NULL,
+        content_type TEXT,
+        body BLOB,
+        PRIMARY KEY (org_id, idempotency_key)
+    );
+    CREATE INDEX idempotent_replies_by_expiry ON idempotent_replies(expires_at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,6 +17,7 @@ from proxy.billing.sync import SyncReport, sync_all
 from proxy.billing.webhooks.events import EventHandlers, process_event
 from proxy.billing.webhooks.outcomes import Outcome
 from proxy.call.policy import PolicySource
+from proxy.outages import Outage
 from proxy.settings import Settings
 
 logger = logging.getLogger("spu.billing")
@@ -48,6 +49,8 @@ class StripeBilling:
             self.client, settings.stripe_product_tag, on_change=self._apply_policy
         )
         self.handlers = EventHandlers(self.client, store, self.catalogue)
+        self.stripe_outage = Outage()
+        """Times the catalogue could not be loaded from Stripe (the advice of its 503s)."""
         self._refresher: asyncio.Task[None] | None = None
         self.startup: asyncio.Task[SyncReport | None] | None = None
         """Catalogue load, then the sync of every org; its result is the sync report."""

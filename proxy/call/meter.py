@@ -9,19 +9,32 @@ a 402 names the exact prompt tokens, what they need and the largest
 
 Fail closed: a call that cannot be held (no credit, too many in flight, the
 ledger unreachable) is refused with 402, 429 or 503 and never forwarded. What
-happens after the hold is ``MeteredCall``'s: it ends exactly once.
+happens after the hold is ``MeteredCall``'s: it ends exactly once. A call with
+an idempotency key claims it with whichever hold is placed (a refused one claims
+nothing); one whose key is taken is not opened: the ledger says by whom
+(``KeyInUse``), and the relay answers for it (``proxy.call.idempotency``).
 """
 
 import asyncio
 import secrets
 
-from ledger import HoldPlaced, HoldRefused, LedgerStore, LedgerUnavailable, format_spus
+from ledger import (
+    HoldPlaced,
+    HoldRefused,
+    KeyInUse,
+    LedgerStore,
+    LedgerUnavailable,
+    ReplyKey,
+    format_spus,
+)
+from ledger.checks import MAX_UNITS
 from pricing import PricingPolicy, PromptTokens, affordable_max_tokens, worst_case_units
 from proxy.auth import Principal
 from proxy.call.endings import Endings
 from proxy.call.in_flight import InFlightCap
 from proxy.call.metered_call import MeteredCall
 from proxy.call.policy import PolicySource
+from proxy.call.renewal import HoldRenewal
 from proxy.errors import ApiError, ledger_unavailable
 from proxy.model_registry import ServedModel
 from proxy.server import request_log
@@ -35,6 +48,7 @@ class Meter:
         pricing: PolicySource,
         *,
         hold_ttl_s: float,
+        call_deadline_s: float,
         max_in_flight_per_org: int,
         metrics: Metrics,
     ) -> None:
@@ -43,7 +57,9 @@ class Meter:
         self.metrics = metrics
         self.in_flight_cap = InFlightCap(max_in_flight_per_org)
         self.endings = Endings()
+        self.renewal = HoldRenewal(store, hold_ttl_s=hold_ttl_s)
         self._hold_ttl_s = hold_ttl_s
+        self.call_deadline_s = call_deadline_s
 
     @property
     def policy(self) -> PricingPolicy:
@@ -59,10 +75,12 @@ class Meter:
         source: str,
         prompt: PromptTokens,
         max_output_tokens: int,
-    ) -> MeteredCall:
+        reply_key: ReplyKey | None = None,
+    ) -> MeteredCall | KeyInUse:
         """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
         org_id = principal.org_id
-        request_log.note(org_id=org_id, model=model.name)
+        request_id = f"req_{secrets.token_hex(16)}"
+        request_log.note(request_id=request_id, org_id=org_id, model=model.name)
         if not self.in_flight_cap.enter(org_id):
             raise ApiError(
                 429,
@@ -70,19 +88,27 @@ class Meter:
                 f" (limit {self.in_flight_cap.limit}).",
                 error_type="rate_limit_error",
                 code="too_many_in_flight",
+                retry_after_s=self.in_flight_cap.retry_after_s(),
             )
         policy = self.policy
-        request_id = f"req_{secrets.token_hex(16)}"
         try:
             needed = worst_case_units(prompt.bound, max_output_tokens, model.rates, policy)
-            placed = await self._hold(principal, needed, request_id)
-            if isinstance(placed, HoldRefused):
-                needed = await self._hold_exactly(
-                    principal, model, prompt, max_output_tokens, request_id, policy
+            placed = (
+                await self._hold(principal, needed, request_id, reply_key)
+                if needed <= MAX_UNITS
+                else None
+            )
+            if placed is None or isinstance(placed, HoldRefused):
+                needed, placed = await self._hold_exactly(
+                    principal, model, prompt, max_output_tokens, request_id, reply_key, policy
                 )
         except BaseException:
             self.in_flight_cap.leave(org_id)
             raise
+        if isinstance(placed, KeyInUse):
+            self.in_flight_cap.leave(org_id)
+            return placed
+        self.renewal.add(request_id)
         overhead_s = request_log.elapsed_s()
         if overhead_s is not None:
             self.metrics.gateway_overhead.labels(route=operation).observe(overhead_s)
@@ -94,14 +120,22 @@ class Meter:
             operation=operation,
             source=source,
             hold_units=needed,
+            deadline=asyncio.get_running_loop().time() + self.call_deadline_s,
+            keeps_reply=reply_key is not None,
         )
 
     async def _hold(
-        self, principal: Principal, units: int, request_id: str
-    ) -> HoldPlaced | HoldRefused:
+        self, principal: Principal, units: int, request_id: str, reply_key: ReplyKey | None
+    ) -> HoldPlaced | HoldRefused | KeyInUse:
+        """Hold ``units``, claiming ``reply_key`` with them; a refused hold claims nothing."""
         try:
             return await self.store.hold(
-                principal.org_id, units, request_id, self._hold_ttl_s, key_id=principal.key_id
+                principal.org_id,
+                units,
+                request_id,
+                self._hold_ttl_s,
+                key_id=principal.key_id,
+                reply_key=reply_key,
             )
         except LedgerUnavailable as error:
             raise ledger_unavailable() from error
@@ -113,20 +147,24 @@ class Meter:
         prompt: PromptTokens,
         max_output_tokens: int,
         request_id: str,
+        reply_key: ReplyKey | None,
         policy: PricingPolicy,
-    ) -> int:
-        """The bound was refused: count the prompt exactly and hold for that (the balance may
-        have grown meanwhile too); refused again, answer 402 with the exact figures.
+    ) -> tuple[int, HoldPlaced | KeyInUse]:
+        """The bound was refused (or is beyond what one ledger operation carries): count the
+        prompt exactly and hold for that (the balance may have grown meanwhile too); refused
+        again, answer 402 with the exact figures.
 
-        Returns the units held.
+        Returns the units held and the ledger's answer.
         """
         prompt_tokens = await asyncio.to_thread(prompt.exact)
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
-        placed = await self._hold(principal, needed, request_id)
+        if needed > MAX_UNITS:
+            raise _beyond_any_balance(needed)
+        placed = await self._hold(principal, needed, request_id, reply_key)
         if isinstance(placed, HoldRefused):
             self.metrics.refusals.labels(model=model.name).inc()
             raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
-        return needed
+        return needed, placed
 
     @property
     def in_flight(self) -> int:
@@ -136,6 +174,17 @@ class Meter:
     async def drain(self, timeout_s: float) -> None:
         """Wait for every detached settlement or release (graceful shutdown)."""
         await self.endings.drain(timeout_s)
+
+
+def _beyond_any_balance(needed_units: int) -> ApiError:
+    """A worst case beyond what one ledger operation may carry: no balance could cover it."""
+    return ApiError(
+        402,
+        f"This request's worst case ({format_spus(needed_units)} SPUs) is beyond what any"
+        " balance can cover; lower max_tokens (or n).",
+        error_type="insufficient_quota",
+        code="insufficient_credits",
+    )
 
 
 def _insufficient(

@@ -1,13 +1,17 @@
 """Relay an upstream event stream to the client and end its metered call exactly once.
 
-A stream can end four ways: the upstream finishes, the upstream fails midway,
-the client disconnects while the gateway waits for the upstream, or the
-client disconnects while the gateway is sending (or before it started). The
-relay generator sees only the first three; the response's own ``__call__``
-sees the fourth. Both report to one idempotent ``_finish``, which closes the
-upstream and settles what the tap says is owed (or releases the hold) in
-tracked background tasks, so neither a cancelled handler nor an unstarted
-generator can leak a hold or an in-flight slot.
+A stream can end five ways: the upstream finishes, the upstream fails midway,
+the client disconnects while the gateway waits for the upstream, the client
+disconnects while the gateway is sending (or before it started), or the
+call's total deadline passes. The relay generator sees the first three; the
+response's own ``__call__`` sees the last two. All report to one idempotent
+``_finish``, which closes the upstream and settles what the tap says is owed
+(or releases the hold) in tracked background tasks, so neither a cancelled
+handler nor an unstarted generator can leak a hold or an in-flight slot.
+
+A stream cut at its deadline is charged for what it streamed, and its client
+gets a closing error event in its protocol's shape and a complete response,
+so the connection stays usable.
 """
 
 import asyncio
@@ -20,10 +24,14 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from pricing import TokenCounts
+from proxy.call.idempotency import ReplyCapture
 from proxy.call.metered_call import Ending, MeteredCall
+from proxy.errors import ApiError, error_event
 from proxy.upstream.network import UpstreamResponse
 
 logger = logging.getLogger("spu.stream")
+
+EVENT_STREAM = "text/event-stream"
 
 
 class StreamTap(Protocol):
@@ -46,48 +54,75 @@ class MeteredStreamResponse(StreamingResponse):
         *,
         headers: dict[str, str],
         before_first_bytes: Callable[[], Awaitable[None] | None],
+        capture: ReplyCapture | None = None,
     ) -> None:
         self._metered = metered
         self._upstream = upstream
         self._tap = tap
         self._before_first_bytes: Callable[[], Awaitable[None] | None] | None = before_first_bytes
         """Work the client must not outrun (see ``Exchange.before_stream``); None once run."""
+        self._capture = capture
+        """A keyed call's events as they go out, kept with its settlement."""
         self._finished = False
-        super().__init__(self._relay(), media_type="text/event-stream", headers=headers)
+        self._cut: Ending | None = None
+        """Why the watcher cut the sending short: the client left, or the deadline passed."""
+        self._path = ""
+        self._closing = b""
+        """The error event that ends a stream cut at its deadline."""
+        super().__init__(self._relay(), media_type=EVENT_STREAM, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._path = scope["path"]
         try:
-            await self._stream_until_disconnect(receive, send)
+            await self._stream_until_cut(receive, send)
+            if self._cut is Ending.DEADLINE_EXCEEDED:
+                self._finish(Ending.DEADLINE_EXCEEDED)
+                await send(
+                    {"type": "http.response.body", "body": self._closing, "more_body": False}
+                )
         finally:
             self._finish(Ending.CLIENT_DISCONNECTED)
 
-    async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
-        """Send the stream; a client that disconnects meanwhile cancels the sending.
+    async def _stream_until_cut(self, receive: Receive, send: Send) -> None:
+        """Send the stream; a client that disconnects meanwhile, or the call's deadline,
+        cancels the sending.
 
-        Starlette does the same (for servers older than ASGI 2.4, uvicorn among
-        them) with an anyio task group, which costs more per stream than one
-        plain watcher task. The watcher can only act while the sending waits,
-        so once the sending has returned it is cancelled before it can.
+        Starlette does the same for disconnects (for servers older than ASGI 2.4,
+        uvicorn among them) with an anyio task group, which costs more per stream
+        than one plain watcher task, and the watcher's one timeout serves the
+        deadline too. The watcher can only act while the sending waits, so once
+        the sending has returned it is cancelled before it can.
         """
         sending = asyncio.current_task()
         assert sending is not None
-        disconnected = False
 
         async def watch() -> None:
-            nonlocal disconnected
-            await self.listen_for_disconnect(receive)
-            disconnected = True
+            try:
+                async with asyncio.timeout_at(self._metered.deadline):
+                    await self.listen_for_disconnect(receive)
+                self._cut = Ending.CLIENT_DISCONNECTED
+            except TimeoutError:
+                self._cut = Ending.DEADLINE_EXCEEDED
             sending.cancel()
 
         watcher = asyncio.get_running_loop().create_task(watch())
         try:
             await self.stream_response(send)
         except asyncio.CancelledError:
-            # Cancelled by the watcher alone: the client is gone, which is an ending.
-            if not disconnected or sending.uncancel() > 0:
+            # Cancelled by the watcher alone: the client is gone or time is up, an ending.
+            if self._cut is None or sending.uncancel() > 0:
                 raise
         finally:
             watcher.cancel()
+
+    def _past_deadline(self) -> ApiError:
+        return ApiError(
+            504,
+            f"The call ran past this gateway's deadline of {self._metered.meter.call_deadline_s:g}"
+            " s (SPU_CALL_DEADLINE_S); what it streamed is charged.",
+            error_type="api_error",
+            code="call_deadline_exceeded",
+        )
 
     async def _relay(self) -> AsyncIterator[bytes]:
         ending = Ending.CLIENT_DISCONNECTED
@@ -97,16 +132,25 @@ class MeteredStreamResponse(StreamingResponse):
                 if out:
                     if self._before_first_bytes is not None:
                         await self._first_bytes_go()
+                    if self._capture is not None:
+                        self._capture.add(out)
                     yield out
             tail = await self._tap.flush()
             if tail:
                 if self._before_first_bytes is not None:
                     await self._first_bytes_go()
+                if self._capture is not None:
+                    self._capture.add(tail)
                 yield tail
             ending = Ending.OK
         except (httpx.HTTPError, ValueError) as error:
             # Headers are sent: the client sees the stream end early, without [DONE].
             logger.warning("upstream stream of %s broke: %r", self._metered.request_id, error)
+            ending = Ending.UPSTREAM_INTERRUPTED
+        except Exception:
+            # A tap that fails on what the upstream sent ends the stream the same way, so
+            # the response still completes (and its connection stays open).
+            logger.exception("relaying the stream of %s failed", self._metered.request_id)
             ending = Ending.UPSTREAM_INTERRUPTED
         finally:
             self._finish(ending)
@@ -122,5 +166,12 @@ class MeteredStreamResponse(StreamingResponse):
         if self._finished:
             return
         self._finished = True
+        if self._cut is Ending.DEADLINE_EXCEEDED:
+            # The cut may reach the relay first, as a cancellation it takes for a disconnect.
+            ending = Ending.DEADLINE_EXCEEDED
+            self._closing = error_event(self._past_deadline(), self._path)
+            if self._capture is not None:
+                self._capture.add(self._closing)
         self._metered.meter.endings.spawn(self._upstream.aclose())
-        self._metered.end_detached(self._tap.owed(ending), status=ending)
+        reply = None if self._capture is None else self._capture.reply(EVENT_STREAM)
+        self._metered.end_detached(self._tap.owed(ending), status=ending, reply=reply)

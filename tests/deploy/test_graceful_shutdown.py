@@ -32,22 +32,21 @@ def _max_tokens(index: int) -> int:
 async def _refused_within(base_url: str, timeout_s: float) -> bool:
     """True once a new connection is refused (not accepted and left hanging).
 
-    A connection the kernel had queued on the listening socket when the last
-    copy of it closed is reset, or closed unanswered, rather than refused: a
-    refusal all the same, and as prompt. A timeout is never one.
+    Every probe opens a new connection (none is kept alive), so a failure is
+    the listening side's answer. A connection the kernel had queued when the
+    last copy of the listening socket closed is reset, or closed unanswered,
+    rather than refused: a refusal all the same, and as prompt. A timeout is
+    never one.
     """
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=0.5) as client:
+    fresh_connections = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=0.5, limits=fresh_connections) as client:
         while time.monotonic() < deadline:
             try:
                 await client.get(f"{base_url}/healthz")
-            except httpx.ConnectError:
-                return True
-            except httpx.RemoteProtocolError:
-                return True  # closed without an answer: refused once accepted
-            except httpx.ReadError as error:
-                if "reset" not in str(error).lower():
-                    raise
+            except httpx.TimeoutException:
+                pass
+            except httpx.TransportError:
                 return True
             await asyncio.sleep(0.05)
     return False

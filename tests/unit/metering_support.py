@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from ledger import ReplyKey
 from pricing import PricingPolicy, PromptTokens
 from proxy.auth import Principal
 from proxy.call.meter import Meter
@@ -20,12 +21,23 @@ MODEL: ServedModel = ModelRegistry([ROUTE], include_demo=False).get("m")
 ALICE = Principal(org_id="org_a", key_id="key_a")
 
 
-async def open_call(meter: Meter, max_output_tokens: int = 100) -> MeteredCall:
-    return await meter.open(
+async def open_call(
+    meter: Meter,
+    max_output_tokens: int = 100,
+    *,
+    prompt: PromptTokens | None = None,
+    model: ServedModel = MODEL,
+    reply_key: ReplyKey | None = None,
+) -> MeteredCall:
+    """A call opened for ``prompt`` (10 tokens, bound and count alike, by default)."""
+    opened = await meter.open(
         ALICE,
-        MODEL,
+        model,
         operation="chat.completions",
         source="openai",
-        prompt=PromptTokens(10, lambda: 10),
+        prompt=PromptTokens(10, lambda: 10) if prompt is None else prompt,
         max_output_tokens=max_output_tokens,
+        reply_key=reply_key,
     )
+    assert isinstance(opened, MeteredCall), opened
+    return opened

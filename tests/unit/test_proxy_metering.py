@@ -1,5 +1,6 @@
 """The meter: worst-case holds, 402/429/503 refusals, and every call ending exactly once."""
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ledger import spus_to_units
+from ledger import KeyInUse, KeyUse, ReplyKey, spus_to_units
+from ledger.checks import MAX_UNITS
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from pricing import (
+    MAX_TOKEN_COUNT,
     PromptTokens,
     TokenCounts,
     affordable_max_tokens,
@@ -18,11 +21,14 @@ from pricing import (
     units_for_cost,
     worst_case_units,
 )
+from proxy.call import metered_call
 from proxy.call.meter import Meter
-from proxy.call.metered_call import Ending, MeteredCall
+from proxy.call.metered_call import Ending
 from proxy.call.policy import PolicySource
 from proxy.errors import ApiError
+from proxy.model_registry import ModelRegistry, ServedModel
 from proxy.server.metrics import Metrics
+from proxy.settings import ModelRoute
 from tests.fakes.ledger import SwitchableLedger
 from tests.unit.metering_support import ALICE, MODEL, POLICY, open_call
 
@@ -46,7 +52,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SwitchableLedger]:
 @pytest.fixture
 async def meter(store: SwitchableLedger) -> AsyncIterator[Meter]:
     meter = Meter(
-        store, PolicySource(POLICY), hold_ttl_s=60, max_in_flight_per_org=CAP, metrics=Metrics()
+        store,
+        PolicySource(POLICY),
+        hold_ttl_s=60,
+        call_deadline_s=600,
+        max_in_flight_per_org=CAP,
+        metrics=Metrics(),
     )
     yield meter
     await meter.drain(5)
@@ -157,20 +168,9 @@ class CountedOnce:
         return self.tokens
 
 
-async def open_with(meter: Meter, prompt: PromptTokens, max_output_tokens: int) -> MeteredCall:
-    return await meter.open(
-        ALICE,
-        MODEL,
-        operation="chat.completions",
-        source="openai",
-        prompt=prompt,
-        max_output_tokens=max_output_tokens,
-    )
-
-
 async def test_an_affordable_bound_is_held_without_counting_the_prompt(meter: Meter) -> None:
     count = CountedOnce(10)
-    call = await open_with(meter, PromptTokens(40, count), 100)
+    call = await open_call(meter, 100, prompt=PromptTokens(40, count))
     assert call.hold_units == worst_case_units(40, 100, MODEL.rates, POLICY)
     assert count.threads == []
     await call.release()
@@ -191,7 +191,7 @@ async def test_a_refused_bound_is_counted_off_the_loop_and_held_at_the_exact_cou
     available = spus_to_units(Decimal(1))
     count = CountedOnce(10)
     output = output_tokens_between_the_holds(available, 50_000, 10)
-    call = await open_with(meter, PromptTokens(50_000, count), output)
+    call = await open_call(meter, output, prompt=PromptTokens(50_000, count))
     assert call.hold_units == worst_case_units(10, output, MODEL.rates, POLICY)
     assert (await store.balance("org_a")).held_units == call.hold_units
     assert len(count.threads) == 1
@@ -203,7 +203,7 @@ async def test_a_402_after_the_bound_is_refused_gives_the_exact_figures(meter: M
     available = spus_to_units(Decimal(1))
     count = CountedOnce(10)
     with pytest.raises(ApiError) as caught:
-        await open_with(meter, PromptTokens(50_000, count), 10_000_000)
+        await open_call(meter, 10_000_000, prompt=PromptTokens(50_000, count))
     error = caught.value
     assert error.status == 402
     assert "(10 prompt tokens + up to 10000000 output tokens)" in error.message
@@ -216,3 +216,104 @@ async def test_a_402_after_the_bound_is_refused_gives_the_exact_figures(meter: M
     }
     assert len(count.threads) == 1
     assert meter.in_flight == 0
+
+
+async def test_a_settle_outlasts_a_ledger_outage_and_its_hold_stays_renewed_meanwhile(
+    meter: Meter, store: SwitchableLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metered_call, "SETTLE_FIRST_BACKOFF_S", 0.01)
+    call = await open_call(meter)
+    store.down = True
+    settling = asyncio.create_task(call.settle(TokenCounts(input_tokens=10, output_tokens=7)))
+    await asyncio.sleep(0.1)  # a few attempts fail meanwhile
+    assert not settling.done()
+    assert meter.renewal.live == 1
+    store.down = False
+
+    result = await settling
+
+    assert [record.request_id for record in await store.usage_records("org_a")] == [call.request_id]
+    assert result.record.charged_units > 0
+    assert meter.renewal.live == 0
+
+
+async def test_a_worst_case_beyond_what_one_ledger_operation_carries_is_402(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    model = priced_model(Decimal(1))
+    count = CountedOnce(10)
+    with pytest.raises(ApiError) as caught:
+        await open_call(meter, MAX_TOKEN_COUNT, prompt=PromptTokens(10, count), model=model)
+    assert (caught.value.status, caught.value.code) == (402, "insufficient_credits")
+    assert "beyond what any balance can cover" in caught.value.message
+    assert len(count.threads) == 1
+    assert meter.in_flight == 0
+    assert (await store.balance("org_a")).held_units == 0
+
+
+def priced_model(usd_per_token: Decimal) -> ServedModel:
+    route = ModelRoute(
+        model_name="priced",
+        provider_model="my-llm",
+        input_cost_per_token=usd_per_token,
+        output_cost_per_token=usd_per_token,
+    )
+    return ModelRegistry([route], include_demo=False).get("priced")
+
+
+async def test_a_bound_beyond_what_one_ledger_operation_carries_is_held_at_the_exact_count(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    model = priced_model(Decimal("0.0001"))
+    bound = MAX_TOKEN_COUNT
+    assert worst_case_units(bound, 10, model.rates, POLICY) > MAX_UNITS
+    count = CountedOnce(10)
+    call = await open_call(meter, 10, prompt=PromptTokens(bound, count), model=model)
+    # 20 tokens at $0.0001, marked up 25%, at $0.01 an SPU: 0.25 SPU.
+    assert call.hold_units == spus_to_units(Decimal("0.25"))
+    assert (await store.balance("org_a")).held_units == call.hold_units
+    assert len(count.threads) == 1
+    await call.release()
+
+
+KEY = ReplyKey("retry-1", "digest-of-the-request", 60)
+
+
+async def test_the_exact_hold_claims_the_idempotency_key_when_the_bound_is_refused(
+    meter: Meter,
+) -> None:
+    available = spus_to_units(Decimal(1))
+    output = output_tokens_between_the_holds(available, 50_000, 10)
+    call = await open_call(
+        meter, output, prompt=PromptTokens(50_000, CountedOnce(10)), reply_key=KEY
+    )
+    assert call.keeps_reply
+
+    again = await meter.open(
+        ALICE,
+        MODEL,
+        operation="chat.completions",
+        source="openai",
+        prompt=PromptTokens(10, CountedOnce(10)),
+        max_output_tokens=1,
+        reply_key=KEY,
+    )
+
+    assert again == KeyInUse(KEY.key, KeyUse.IN_FLIGHT, call.request_id)
+    assert meter.in_flight == 1
+    await call.release()
+
+
+async def test_a_call_refused_at_its_exact_count_claims_no_idempotency_key(
+    meter: Meter,
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        await open_call(
+            meter, 10_000_000, prompt=PromptTokens(50_000, CountedOnce(10)), reply_key=KEY
+        )
+    assert caught.value.status == 402
+
+    call = await open_call(meter, 100, prompt=PromptTokens(10, CountedOnce(10)), reply_key=KEY)
+
+    assert call.keeps_reply
+    await call.release()
