@@ -12,6 +12,7 @@ from ledger.errors import (
     LedgerUnavailable,
 )
 from ledger.factory import open_store
+from ledger.key_limits import NO_LIMITS, BudgetPeriod, KeyLimits, LimitSource
 from ledger.models import (
     AccessKey,
     Account,
@@ -19,9 +20,12 @@ from ledger.models import (
     CreditKind,
     CreditResult,
     CreditTransaction,
+    HoldOutcome,
     HoldPlaced,
     HoldRefused,
     HoldState,
+    KeyBudgetUse,
+    RateLimited,
     ResponseOwner,
     SettleResult,
     Subscription,
@@ -42,6 +46,7 @@ from ledger.units import UNITS_PER_SPU, format_spus, spus_to_units, units_to_spu
 from ledger.waterfall import BucketSplit, split_debit
 
 __all__ = [
+    "NO_LIMITS",
     "UNITS_PER_SPU",
     "AccessKey",
     "AccessKeyStore",
@@ -49,20 +54,26 @@ __all__ = [
     "AccountNotFound",
     "Balance",
     "BucketSplit",
+    "BudgetPeriod",
     "CreditKind",
     "CreditResult",
     "CreditTransaction",
     "HoldNotFound",
     "HoldNotOpen",
+    "HoldOutcome",
     "HoldPlaced",
     "HoldRefused",
     "HoldState",
     "IdempotencyConflict",
+    "KeyBudgetUse",
+    "KeyLimits",
     "LedgerError",
     "LedgerReports",
     "LedgerStore",
     "LedgerUnavailable",
+    "LimitSource",
     "MoneyLedger",
+    "RateLimited",
     "ResponseOwner",
     "ResponseOwners",
     "SettleResult",

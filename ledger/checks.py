@@ -8,6 +8,7 @@ reused with other content) comes back from the operation.
 
 import math
 
+from ledger.key_limits import KeyLimits
 from ledger.models import Subscription
 
 MAX_UNITS = 2**53
@@ -26,12 +27,25 @@ def free_grant(amount_units: int) -> None:
     _within_range(amount_units, "a free grant")
 
 
-def hold(amount_units: int, ttl_s: float) -> None:
+def hold(amount_units: int, ttl_s: float, tokens: int = 0) -> None:
     if amount_units < 0:
         raise ValueError("a hold cannot be negative")
     if not (ttl_s > 0 and math.isfinite(ttl_s)):
         raise ValueError("a hold needs a positive, finite time to live")
+    if tokens < 0:
+        raise ValueError("a hold's worst-case tokens cannot be negative")
     _within_range(amount_units, "a hold")
+    _within_range(tokens, "a hold's worst-case token count")
+
+
+def key_limits(limits: KeyLimits) -> None:
+    if limits.budget_units is not None:
+        if limits.budget_units < 0:
+            raise ValueError("a key budget cannot be negative")
+        _within_range(limits.budget_units, "a key budget")
+    for name, rate in (("rpm", limits.rpm), ("tpm", limits.tpm)):
+        if rate is not None and not 0 < rate <= MAX_UNITS:
+            raise ValueError(f"a key's {name} must be a positive integer")
 
 
 def settlement(actual_units: int) -> None:

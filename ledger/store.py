@@ -12,14 +12,15 @@ gateway, which needs everything.
 from datetime import datetime
 from typing import Protocol
 
+from ledger.key_limits import KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
     Balance,
     CreditResult,
     CreditTransaction,
-    HoldPlaced,
-    HoldRefused,
+    HoldOutcome,
+    KeyBudgetUse,
     OrgLedgerFigures,
     ResponseOwner,
     SettleResult,
@@ -72,7 +73,13 @@ class MoneyLedger(Protocol):
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
-    ) -> HoldPlaced | HoldRefused: ...
+        tokens: int = 0,
+    ) -> HoldOutcome:
+        """Reserve ``amount_units`` if the org's available credits and the key's limits allow.
+
+        ``tokens`` is the call's worst case in tokens, which a key's tpm counts until
+        the settlement trues it up (the settled ``total_tokens``).
+        """
 
     async def settle(
         self, request_id: str, actual_units: int, details: UsageDetails
@@ -119,6 +126,10 @@ class AccessKeyStore(Protocol):
     async def list_access_keys(self, org_id: str) -> list[AccessKey]: ...
 
     async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None: ...
+
+    async def set_key_limits(self, org_id: str, key_id: str, limits: KeyLimits) -> AccessKey | None:
+        """Replace a key's limits (None if the org has no such key); they apply from the
+        next hold, counting what the key's current budget window has already spent."""
 
 
 class WebhookEventStore(Protocol):
@@ -175,6 +186,9 @@ class LedgerReports(Protocol):
     async def credit_transactions(
         self, org_id: str, *, limit: int = 100
     ) -> list[CreditTransaction]: ...
+
+    async def key_budget_use(self, org_id: str) -> list[KeyBudgetUse]:
+        """Every key of the org that has a budget, in its current window."""
 
     async def ledger_figures(self) -> list[OrgLedgerFigures]:
         """Per-org figures for ``verify``, all read in one consistent snapshot."""

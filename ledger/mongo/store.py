@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from ledger import checks
 from ledger.clock import Clock, from_ms, system_clock, to_ms
 from ledger.errors import AccountNotFound, IdempotencyConflict, LedgerUnavailable
+from ledger.key_limits import KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
@@ -18,8 +19,8 @@ from ledger.models import (
     CreditKind,
     CreditResult,
     CreditTransaction,
-    HoldPlaced,
-    HoldRefused,
+    HoldOutcome,
+    KeyBudgetUse,
     OrgLedgerFigures,
     ResponseOwner,
     SettleResult,
@@ -29,7 +30,7 @@ from ledger.models import (
     UsageRecord,
     UsageTotal,
 )
-from ledger.mongo import figures, holds, operations
+from ledger.mongo import figures, holds, keys, operations
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -38,6 +39,7 @@ from ledger.mongo.documents import (
     held_units,
     key_doc,
     key_from_doc,
+    limits_from_doc,
     usage_from_doc,
 )
 from ledger.mongo.indexes import create_indexes
@@ -221,11 +223,31 @@ class MongoLedger:
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
-    ) -> HoldPlaced | HoldRefused:
-        checks.hold(amount_units, ttl_s)
+        tokens: int = 0,
+    ) -> HoldOutcome:
+        checks.hold(amount_units, ttl_s, tokens)
         client, collections = self._connected
-        return await holds.place_hold(
-            client, collections, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms()
+        now_ms = self._now_ms()
+        key = None
+        if key_id is not None:
+            key = await collections.access_keys.find_one({"key_id": key_id, "org_id": org_id})
+        if key is None or not keys.is_limited(limits_from_doc(key)):
+            return await holds.place_hold(
+                client, collections, org_id, amount_units, request_id, ttl_s, key_id, now_ms
+            )
+        return await run_transaction(
+            client,
+            partial(
+                holds.place_limited_hold,
+                collections,
+                key=key,
+                org_id=org_id,
+                amount_units=amount_units,
+                request_id=request_id,
+                ttl_s=ttl_s,
+                tokens=tokens,
+                now_ms=now_ms,
+            ),
         )
 
     @translate_failures
@@ -399,6 +421,7 @@ class MongoLedger:
     @translate_failures
     async def add_access_key(self, key: AccessKey) -> None:
         """Store a key once; adding the same key again is a no-op, a different one a conflict."""
+        checks.key_limits(key.limits)
         _, collections = self._connected
         if await collections.customers.find_one({"_id": key.org_id}, {"_id": 1}) is None:
             raise AccountNotFound(key.org_id)
@@ -436,6 +459,30 @@ class MongoLedger:
         )
         doc = await collections.access_keys.find_one({"org_id": org_id, "key_id": key_id})
         return None if doc is None else key_from_doc(doc)
+
+    @translate_failures
+    async def set_key_limits(self, org_id: str, key_id: str, limits: KeyLimits) -> AccessKey | None:
+        checks.key_limits(limits)
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                keys.set_key_limits,
+                collections,
+                org_id=org_id,
+                key_id=key_id,
+                limits=limits,
+                now_ms=self._now_ms(),
+            ),
+        )
+
+    @translate_failures
+    async def key_budget_use(self, org_id: str) -> list[KeyBudgetUse]:
+        _, collections = self._connected
+        customer = await operations.load_customer(collections, org_id, None)
+        cursor = collections.access_keys.find({"org_id": org_id, "budget_units": {"$ne": None}})
+        docs = await cursor.sort([("created_at_ms", ASCENDING), ("_id", ASCENDING)]).to_list()
+        return [keys.budget_use(doc, customer, self._now_ms()) for doc in docs]
 
     # processed events
     @translate_failures

@@ -135,6 +135,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX response_owners_by_time ON response_owners (created_at_ms);
     """,
+    # 3: per-key limits, as SQLite's migration 4.
+    """
+    ALTER TABLE access_keys
+        ADD COLUMN budget_units BIGINT CHECK (budget_units >= 0),
+        ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'total'
+            CHECK (budget_period IN ('day', 'week', 'month', 'total')),
+        ADD COLUMN rpm BIGINT CHECK (rpm > 0),
+        ADD COLUMN tpm BIGINT CHECK (tpm > 0),
+        ADD COLUMN limits_set_at_ms BIGINT,
+        ADD COLUMN limits_committed_units BIGINT NOT NULL DEFAULT 0
+            CHECK (limits_committed_units >= 0),
+        ADD COLUMN window_start_ms BIGINT,
+        ADD COLUMN window_spent_units BIGINT NOT NULL DEFAULT 0 CHECK (window_spent_units >= 0);
+    ALTER TABLE holds ADD COLUMN tokens BIGINT CHECK (tokens >= 0);
+    CREATE INDEX holds_open_by_key ON holds (key_id, expires_at_ms, amount_units)
+        WHERE state = 'open' AND key_id IS NOT NULL;
+    CREATE INDEX holds_rated_by_key ON holds (key_id, created_at_ms, tokens)
+        WHERE tokens IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,11 +3,11 @@ PostgreSQL's text is derived from it once per statement.
 
 Shared statements use numbered placeholders (``?1``, ``?2``: a number may
 repeat), which SQLite takes as they are and PostgreSQL spells ``$1``, ``$2``.
-Beyond those, three spellings differ, and each is written in the shared SQL
+Beyond those, a few spellings differ, and each is written in the shared SQL
 exactly as below: the day of a millisecond timestamp, the insertion order
-(SQLite's ``rowid``, PostgreSQL's ``seq`` column), and the sum of hold amounts
-(PostgreSQL sums integers as numeric, so it casts back). SQLite therefore runs
-the shared text untouched, with no lookup on its writer thread.
+(SQLite's ``rowid``, PostgreSQL's ``seq`` column), and the sums of hold amounts,
+hold tokens and charges (PostgreSQL sums integers as numeric, so it casts back).
+SQLite therefore runs the shared text untouched, with no lookup on its writer thread.
 """
 
 import re
@@ -15,10 +15,15 @@ import re
 SQLITE_DAY = "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')"
 SQLITE_INSERTION_ORDER = "rowid"
 SQLITE_SUM_OF_AMOUNTS = "COALESCE(SUM(o.amount_units), 0)"
+SQLITE_SUM_OF_TOKENS = "COALESCE(SUM(r.tokens), 0)"
+SQLITE_SUM_OF_CHARGES = "COALESCE(SUM(u.charged_units), 0)"
 
 _POSTGRESQL_SPELLINGS = {
     SQLITE_DAY: "to_char(to_timestamp(created_at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-    SQLITE_SUM_OF_AMOUNTS: f"CAST({SQLITE_SUM_OF_AMOUNTS} AS BIGINT)",
+    **{
+        total: f"CAST({total} AS BIGINT)"
+        for total in (SQLITE_SUM_OF_AMOUNTS, SQLITE_SUM_OF_TOKENS, SQLITE_SUM_OF_CHARGES)
+    },
 }
 _INSERTION_ORDER = re.compile(rf"\b{SQLITE_INSERTION_ORDER}\b")
 _NUMBERED = re.compile(r"\?(\d+)")

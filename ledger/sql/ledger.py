@@ -14,6 +14,7 @@ from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from ledger import checks
 from ledger.clock import Clock, to_ms
+from ledger.key_limits import KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
@@ -21,8 +22,9 @@ from ledger.models import (
     CreditKind,
     CreditResult,
     CreditTransaction,
+    HoldOutcome,
     HoldPlaced,
-    HoldRefused,
+    KeyBudgetUse,
     OrgLedgerFigures,
     ResponseOwner,
     SettleResult,
@@ -32,8 +34,8 @@ from ledger.models import (
     UsageRecord,
     UsageTotal,
 )
+from ledger.sql import keys, reads, response_owners
 from ledger.sql import operations as ops
-from ledger.sql import reads, response_owners
 from ledger.sql.holds_here import HoldsHere
 from ledger.sql.routine import Routine
 
@@ -133,11 +135,14 @@ class SqlLedger:
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
-    ) -> HoldPlaced | HoldRefused:
-        checks.hold(amount_units, ttl_s)
-        routine = partial(ops.hold, org_id, amount_units, request_id, ttl_s, key_id, self._now_ms())
+        tokens: int = 0,
+    ) -> HoldOutcome:
+        checks.hold(amount_units, ttl_s, tokens)
+        routine = partial(
+            ops.hold, org_id, amount_units, request_id, ttl_s, key_id, tokens, self._now_ms()
+        )
         self._holds_here.placing(request_id, org_id)
-        placed: HoldPlaced | HoldRefused | None = None
+        placed: HoldOutcome | None = None
         try:
             placed = await self._engine.write(Write(routine, (org_id,), request_id))
         finally:
@@ -224,6 +229,7 @@ class SqlLedger:
 
     # access keys
     async def add_access_key(self, key: AccessKey) -> None:
+        checks.key_limits(key.limits)
         await self._write(partial(ops.add_access_key, key), key.org_id)
 
     async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None:
@@ -234,6 +240,11 @@ class SqlLedger:
 
     async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None:
         routine = partial(ops.revoke_access_key, org_id, key_id, self._now_ms())
+        return await self._write(routine, org_id)
+
+    async def set_key_limits(self, org_id: str, key_id: str, limits: KeyLimits) -> AccessKey | None:
+        checks.key_limits(limits)
+        routine = partial(keys.set_key_limits, org_id, key_id, limits, self._now_ms())
         return await self._write(routine, org_id)
 
     # processed webhook events
@@ -281,6 +292,9 @@ class SqlLedger:
         self, org_id: str, *, limit: int = 100
     ) -> list[CreditTransaction]:
         return await self._engine.read(partial(reads.credit_transactions, org_id, limit))
+
+    async def key_budget_use(self, org_id: str) -> list[KeyBudgetUse]:
+        return await self._engine.read(partial(keys.key_budget_use, org_id, self._now_ms()))
 
     async def ledger_figures(self) -> list[OrgLedgerFigures]:
         return await self._engine.read(partial(reads.ledger_figures, self._now_ms()))

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 
 from ledger.clock import from_ms, optional_to_ms, to_ms
 from ledger.errors import AccountNotFound, HoldNotFound, HoldNotOpen, IdempotencyConflict
+from ledger.key_limits import RATE_WINDOW_MS
 from ledger.models import (
     AccessKey,
     Account,
     CreditKind,
     CreditResult,
     CreditTransaction,
+    HoldOutcome,
     HoldPlaced,
     HoldRefused,
     HoldState,
@@ -39,6 +41,7 @@ from ledger.periods import (
 )
 from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
 from ledger.sql.funds import FUNDS_AND_HOLD_SQL, HOLD_AND_FUNDS_SQL, Funds, read_funds
+from ledger.sql.keys import KeyState, key_refusal, settled_spend
 from ledger.sql.reads import load_account
 from ledger.sql.routine import Command, Query, Routine, Statement, Writes
 from ledger.sql.rows import (
@@ -54,7 +57,7 @@ from ledger.waterfall import debt_payoff, settlement_split
 
 _INSERT_HOLD_SQL = Command(
     "INSERT INTO holds (request_id, org_id, key_id, amount_units, state, created_at_ms,"
-    " expires_at_ms) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)"
+    " expires_at_ms, tokens) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7)"
 )
 _ADD_HELD_SQL = Command(
     "UPDATE accounts SET open_hold_units = open_hold_units + ?1 WHERE org_id = ?2"
@@ -66,17 +69,20 @@ _DEBIT_SQL = Command(
     " open_hold_units = open_hold_units - ?5, updated_at_ms = ?6 WHERE org_id = ?7"
 )
 _SETTLE_HOLD_SQL = Command(
-    "UPDATE holds SET state = 'settled', ended_at_ms = ?1 WHERE request_id = ?2"
+    "UPDATE holds SET state = 'settled', ended_at_ms = ?1, tokens = ?3 WHERE request_id = ?2"
 )
+"""Trues the tokens a rate-limited key's hold counted up to what the call used."""
 _INSERT_USAGE_SQL = Command(
     f"INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
 )
 _USAGE_SQL = Query(f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?1")
 _RELEASE_SQL = Query(
-    "UPDATE holds SET state = 'released', ended_at_ms = ?1 WHERE request_id = ?2"
-    " AND state = 'open' RETURNING org_id, amount_units"
+    "UPDATE holds SET state = 'released', ended_at_ms = ?1,"
+    " tokens = CASE WHEN tokens IS NULL THEN NULL ELSE 0 END"
+    " WHERE request_id = ?2 AND state = 'open' RETURNING org_id, amount_units"
 )
+"""A released call produced nothing: it still counts for rpm, no longer for tpm."""
 _HOLD_EXISTS_SQL = Query("SELECT 1 FROM holds WHERE request_id = ?1")
 _EXPIRE_ORG_SQL = Query(
     "UPDATE holds SET state = 'expired', ended_at_ms = ?1 WHERE request_id IN"
@@ -219,13 +225,14 @@ def hold(
     request_id: str,
     ttl_s: float,
     key_id: str | None,
+    tokens: int,
     now_ms: int,
-) -> Routine[HoldPlaced | HoldRefused]:
-    rows = yield FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id)
+) -> Routine[HoldOutcome]:
+    rows = yield FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id, key_id, now_ms - RATE_WINDOW_MS)
     if not rows:
         raise AccountNotFound(org_id)
     row = rows[0]
-    held_org_id, held_amount, held_expires_ms = row[7:]
+    held_org_id, held_amount, held_expires_ms = row[7:10]
     if held_org_id is not None:
         return hold_replay(
             request_id,
@@ -241,13 +248,18 @@ def hold(
     available = funds.available_units
     if amount_units > available:
         return HoldRefused(request_id, org_id, max(available, 0), amount_units)
-    expires_ms = now_ms + int(ttl_s * 1000)
-    yield Writes(
-        (
-            (_INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms)),
-            (_ADD_HELD_SQL, (amount_units, org_id)),
+    key = KeyState(*row[10:])
+    rated_tokens = None
+    if key_id is not None and key.created_at_ms is not None:
+        refusal = yield from key_refusal(
+            key, key_id, request_id, org_id, amount_units, tokens, now_ms
         )
-    )
+        if refusal is not None:
+            return refusal
+        rated_tokens = tokens if key.limits.rate_limited else None
+    expires_ms = now_ms + int(ttl_s * 1000)
+    hold_row = (request_id, org_id, key_id, amount_units, now_ms, expires_ms, rated_tokens)
+    yield Writes(((_INSERT_HOLD_SQL, hold_row), (_ADD_HELD_SQL, (amount_units, org_id))))
     return HoldPlaced(request_id, org_id, amount_units, from_ms(expires_ms))
 
 
@@ -262,7 +274,8 @@ def settle(
         return (yield from _replay_settlement(request_id, org_id, actual_units, now_ms))
     if state != HoldState.OPEN:
         raise HoldNotOpen(request_id, state)
-    funds = Funds(*rows[0][4:])
+    funds = Funds(*rows[0][4:11])
+    key_id, rated_tokens, key_created_ms, budget_units, budget_period = rows[0][11:]
     if funds.renewal_due(now_ms):
         funds = yield from current_funds(org_id, now_ms)
     # A hold whose expiry has passed (but that no sweep has ended) no longer
@@ -279,13 +292,15 @@ def settle(
         now_ms,
         org_id,
     )
-    yield Writes(
-        (
-            (_DEBIT_SQL, debit),
-            (_SETTLE_HOLD_SQL, (now_ms, request_id)),
-            (_INSERT_USAGE_SQL, usage_row(record, now_ms)),
-        )
-    )
+    settled_tokens = None if rated_tokens is None else details.total_tokens
+    writes = [
+        (_DEBIT_SQL, debit),
+        (_SETTLE_HOLD_SQL, (now_ms, request_id, settled_tokens)),
+        (_INSERT_USAGE_SQL, usage_row(record, now_ms)),
+    ]
+    if budget_units is not None:
+        writes.append(settled_spend(key_id, key_created_ms, budget_period, actual_units, now_ms))
+    yield Writes(writes)
     # Every charged unit left the buckets or became debt; the hold no longer counts.
     available = funds.available_units - actual_units + reserved_units
     return SettleResult(record, max(available, 0))
@@ -449,9 +464,13 @@ def add_access_key(key: AccessKey) -> Routine[None]:
     if rows:
         check_key_replay(key_from_row(rows[0]), key)
         return
+    created_ms = to_ms(key.created_at)
+    limits = key.limits
+    budgeted = limits.budget_units is not None
     yield (
         Command(
-            f"INSERT INTO access_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
+            f"INSERT INTO access_keys ({KEY_COLUMNS}, limits_set_at_ms, window_start_ms)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?6, ?12)"
         ),
         (
             key.key_id,
@@ -459,8 +478,13 @@ def add_access_key(key: AccessKey) -> Routine[None]:
             key.prefix,
             key.token_sha256,
             key.name,
-            to_ms(key.created_at),
+            created_ms,
             optional_to_ms(key.expires_at),
+            limits.budget_units,
+            limits.budget_period.value,
+            limits.rpm,
+            limits.tpm,
+            created_ms if budgeted else None,
         ),
     )
 

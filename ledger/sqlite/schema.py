@@ -125,6 +125,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX response_owners_by_time ON response_owners(created_at_ms);
     """,
+    # 4: per-key limits (``ledger.key_limits``). A key with a budget keeps a running total
+    # of what its current window settled; its open holds are summed from the holds
+    # (an index of open holds by key). ``tokens`` is set on the holds of rate-limited
+    # keys only, so only they pay for the index the rpm and tpm windows read.
+    """
+    ALTER TABLE access_keys ADD COLUMN budget_units INTEGER CHECK (budget_units >= 0);
+    ALTER TABLE access_keys ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'total';
+    ALTER TABLE access_keys ADD COLUMN rpm INTEGER CHECK (rpm > 0);
+    ALTER TABLE access_keys ADD COLUMN tpm INTEGER CHECK (tpm > 0);
+    ALTER TABLE access_keys ADD COLUMN limits_set_at_ms INTEGER;
+    ALTER TABLE access_keys ADD COLUMN limits_committed_units INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE access_keys ADD COLUMN window_start_ms INTEGER;
+    ALTER TABLE access_keys ADD COLUMN window_spent_units INTEGER NOT NULL DEFAULT 0
+        CHECK (window_spent_units >= 0);
+    ALTER TABLE holds ADD COLUMN tokens INTEGER CHECK (tokens >= 0);
+    CREATE INDEX holds_open_by_key ON holds(key_id, expires_at_ms, amount_units)
+        WHERE state = 'open' AND key_id IS NOT NULL;
+    CREATE INDEX holds_rated_by_key ON holds(key_id, created_at_ms, tokens)
+        WHERE tokens IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
