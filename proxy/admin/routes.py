@@ -13,11 +13,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from ledger import (
+    NO_LIMITS,
     AccessKey,
     AccountNotFound,
     Balance,
+    BudgetPeriod,
     CreditTransaction,
     IdempotencyConflict,
+    KeyBudgetUse,
+    KeyLimits,
     LedgerUnavailable,
     format_spus,
     spus_to_units,
@@ -27,6 +31,7 @@ from proxy.admin.auth import require_admin
 from proxy.admin.schemas import (
     AccessKeyCreate,
     AccessKeyCreated,
+    AccessKeyLimitsUpdate,
     AccessKeyList,
     AccessKeyView,
     BalanceView,
@@ -35,6 +40,7 @@ from proxy.admin.schemas import (
     CreditTransactionView,
     ErrorBody,
     GrantCreate,
+    KeyLimitsFields,
     Organization,
     OrganizationCreate,
     OrganizationList,
@@ -47,7 +53,13 @@ from proxy.admin.schemas import (
 from proxy.auth import issue_token
 from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import gateway_of
-from proxy.ledger_json import balance_json, usage_record_json, usage_total_json
+from proxy.ledger_json import (
+    balance_json,
+    key_budget_json,
+    key_limits_json,
+    usage_record_json,
+    usage_total_json,
+)
 from proxy.usage.window import open_window, usage_window
 
 router = APIRouter(
@@ -105,7 +117,7 @@ def _organization(balance: Balance) -> Organization:
     )
 
 
-def _access_key(key: AccessKey) -> dict[str, Any]:
+def _access_key(key: AccessKey, budget: KeyBudgetUse | None = None) -> dict[str, Any]:
     return {
         "key_id": key.key_id,
         "org_id": key.org_id,
@@ -114,7 +126,34 @@ def _access_key(key: AccessKey) -> dict[str, Any]:
         "created_at": key.created_at,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
+        **key_limits_json(key.limits),
+        "budget": None if budget is None else key_budget_json(budget),
     }
+
+
+def _key_limits(body: KeyLimitsFields, current: KeyLimits = NO_LIMITS) -> KeyLimits:
+    """The limits a create or update asks for: the fields it sent over ``current``."""
+    sent = body.model_fields_set
+    budget_units = current.budget_units
+    if "budget_spus" in sent:
+        try:
+            budget_units = None if body.budget_spus is None else spus_to_units(body.budget_spus)
+        except ValueError as error:
+            raise bad_request(str(error), param="budget_spus") from error
+    return KeyLimits(
+        budget_units=budget_units,
+        budget_period=(
+            BudgetPeriod(body.budget_period) if "budget_period" in sent else current.budget_period
+        ),
+        rpm=body.rpm if "rpm" in sent else current.rpm,
+        tpm=body.tpm if "tpm" in sent else current.tpm,
+    )
+
+
+def _key_not_found(org_id: str, key_id: str) -> ApiError:
+    return ApiError(
+        404, f"No access key '{key_id}' for organization '{org_id}'.", code="access_key_not_found"
+    )
 
 
 def _credit_transaction(transaction: CreditTransaction) -> CreditTransactionView:
@@ -185,20 +224,59 @@ async def create_access_key(
 ) -> AccessKeyCreated:
     """Issue an access token; the response is the only time the token itself is shown."""
     body = body or AccessKeyCreate()
+    limits = _key_limits(body)
     with _ledger_errors():
         token, key = await issue_token(
-            gateway_of(request).store, org_id, name=body.name, expires_at=body.expires_at
+            gateway_of(request).store,
+            org_id,
+            name=body.name,
+            expires_at=body.expires_at,
+            limits=limits,
         )
-    return AccessKeyCreated(token=token, **_access_key(key))
+        budgets = await gateway_of(request).store.key_budget_use(org_id)
+    return AccessKeyCreated(token=token, **_access_key(key, _budget_of(key, budgets)))
+
+
+def _budget_of(key: AccessKey, budgets: list[KeyBudgetUse]) -> KeyBudgetUse | None:
+    return next((use for use in budgets if use.key_id == key.key_id), None)
 
 
 @router.get("/organizations/{org_id}/keys", response_model=AccessKeyList)
 async def list_access_keys(request: Request, org_id: str) -> AccessKeyList:
+    """The org's keys with their limits, and where each budget stands in its window."""
     store = gateway_of(request).store
     with _ledger_errors():
         await store.get_account(org_id)
         keys = await store.list_access_keys(org_id)
-    return AccessKeyList(data=[AccessKeyView(**_access_key(key)) for key in keys])
+        budgets = await store.key_budget_use(org_id)
+    return AccessKeyList(
+        data=[AccessKeyView(**_access_key(key, _budget_of(key, budgets))) for key in keys]
+    )
+
+
+@router.patch("/organizations/{org_id}/keys/{key_id}", response_model=AccessKeyView)
+async def update_access_key_limits(
+    request: Request, org_id: str, key_id: str, body: AccessKeyLimitsUpdate
+) -> AccessKeyView:
+    """Change a key's limits; fields left out keep their value, null removes a limit.
+
+    A budget counts what the key already settled in its current window. The
+    ledger reads a key's limits in every hold, so every worker applies the change
+    to its next call.
+    """
+    store = gateway_of(request).store
+    with _ledger_errors():
+        current = next(
+            (k for k in await store.list_access_keys(org_id) if k.key_id == key_id), None
+        )
+        if current is None:
+            await store.get_account(org_id)
+            raise _key_not_found(org_id, key_id)
+        key = await store.set_key_limits(org_id, key_id, _key_limits(body, current.limits))
+        if key is None:
+            raise _key_not_found(org_id, key_id)
+        budgets = await store.key_budget_use(org_id)
+    return AccessKeyView(**_access_key(key, _budget_of(key, budgets)))
 
 
 @router.delete("/organizations/{org_id}/keys/{key_id}", response_model=AccessKeyView)
@@ -208,11 +286,7 @@ async def revoke_access_key(request: Request, org_id: str, key_id: str) -> Acces
     with _ledger_errors():
         key = await gateway.store.revoke_access_key(org_id, key_id)
     if key is None:
-        raise ApiError(
-            404,
-            f"No access key '{key_id}' for organization '{org_id}'.",
-            code="access_key_not_found",
-        )
+        raise _key_not_found(org_id, key_id)
     gateway.auth.forget(key.token_sha256)
     return AccessKeyView(**_access_key(key))
 

@@ -83,9 +83,49 @@ class OrganizationList(BaseModel):
     has_more: bool
 
 
-class AccessKeyCreate(BaseModel):
+BudgetPeriodName = Literal["day", "week", "month", "total"]
+MAX_RATE_LIMIT = 10**9
+
+
+class KeyLimitsFields(BaseModel):
+    """A key's own limits; every field may be null for no limit."""
+
+    budget_spus: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="SPUs the key may spend per budget window, as a decimal string; null: none.",
+    )
+    budget_period: BudgetPeriodName = Field(
+        default="total",
+        description="The budget window: a day, a week or a calendar month from the key's"
+        " creation (UTC), or the key's whole life.",
+    )
+    rpm: int | None = Field(
+        default=None, ge=1, le=MAX_RATE_LIMIT, description="Calls admitted per minute."
+    )
+    tpm: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RATE_LIMIT,
+        description="Tokens per minute, each call counted at its worst case until it settles.",
+    )
+
+
+class AccessKeyCreate(KeyLimitsFields):
     name: str | None = Field(default=None, max_length=200)
     expires_at: datetime | None = None
+
+
+class AccessKeyLimitsUpdate(KeyLimitsFields):
+    """Only the fields sent change; send null to remove a limit."""
+
+
+class KeyBudgetView(BaseModel):
+    window_start: datetime
+    window_end: datetime | None = Field(description="Null for a total budget.")
+    spent_spus: str = Field(description="Settled in this window.")
+    held_spus: str = Field(description="Reserved by the key's calls in flight.")
+    left_spus: str
 
 
 class AccessKeyView(BaseModel):
@@ -97,6 +137,13 @@ class AccessKeyView(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    budget_spus: str | None
+    budget_period: BudgetPeriodName
+    rpm: int | None
+    tpm: int | None
+    budget: KeyBudgetView | None = Field(
+        default=None, description="Where a key with a budget stands in its current window."
+    )
 
 
 class AccessKeyCreated(AccessKeyView):

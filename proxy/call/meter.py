@@ -5,9 +5,17 @@ ledger unreachable) is refused with 402, 429 or 503 and never forwarded. What
 happens after the hold is ``MeteredCall``'s: it ends exactly once.
 """
 
+import math
 import secrets
 
-from ledger import HoldRefused, LedgerStore, LedgerUnavailable, format_spus
+from ledger import (
+    HoldRefused,
+    LedgerStore,
+    LedgerUnavailable,
+    LimitSource,
+    RateLimited,
+    format_spus,
+)
 from pricing import PricingPolicy, affordable_max_tokens, worst_case_units
 from proxy.auth import Principal
 from proxy.call.endings import Endings
@@ -68,7 +76,12 @@ class Meter:
         request_id = f"req_{secrets.token_hex(16)}"
         try:
             placed = await self.store.hold(
-                org_id, needed, request_id, self._hold_ttl_s, key_id=principal.key_id
+                org_id,
+                needed,
+                request_id,
+                self._hold_ttl_s,
+                key_id=principal.key_id,
+                tokens=prompt_tokens + max_output_tokens,
             )
         except LedgerUnavailable as error:
             self.in_flight_cap.leave(org_id)
@@ -76,9 +89,12 @@ class Meter:
         except BaseException:
             self.in_flight_cap.leave(org_id)
             raise
-        if isinstance(placed, HoldRefused):
+        if isinstance(placed, HoldRefused | RateLimited):
             self.in_flight_cap.leave(org_id)
-            self.metrics.refusals.labels(model=model.name).inc()
+            source = placed.limit_source.value
+            self.metrics.refusals.labels(model=model.name, limit_source=source).inc()
+            if isinstance(placed, RateLimited):
+                raise _rate_limited(placed)
             raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
         overhead_s = request_log.elapsed_s()
         if overhead_s is not None:
@@ -104,6 +120,11 @@ class Meter:
         await self.endings.drain(timeout_s)
 
 
+NEVER_RETRY_HEADERS = {"x-should-retry": "false"}
+"""Read by the openai and anthropic SDKs: do not retry a call that waiting cannot admit."""
+RATE_WINDOW_S = 60
+
+
 def _insufficient(
     refusal: HoldRefused,
     prompt_tokens: int,
@@ -111,23 +132,74 @@ def _insufficient(
     model: ServedModel,
     policy: PricingPolicy,
 ) -> ApiError:
+    """402: the org's credits, or the key's budget, cannot cover the call's worst case."""
     affordable = affordable_max_tokens(refusal.available_units, prompt_tokens, model.rates, policy)
     available, needed = format_spus(refusal.available_units), format_spus(refusal.needed_units)
+    request = f"{prompt_tokens} prompt tokens + up to {max_output_tokens} output tokens"
+    extra: dict[str, object] = {
+        "limit_source": refusal.limit_source.value,
+        "available_spus": available,
+        "needed_spus": needed,
+        "max_affordable_tokens": affordable,
+    }
+    if refusal.limit_source is LimitSource.KEY_BUDGET:
+        resets_at = None if refusal.resets_at is None else refusal.resets_at.isoformat()
+        resets = "it does not reset" if resets_at is None else f"it resets at {resets_at}"
+        message = (
+            f"This access key's budget is spent: {available} SPUs left in its window ({resets}),"
+            f" {needed} SPUs needed for this request ({request})."
+        )
+        code = "key_budget_exceeded"
+        extra["resets_at"] = resets_at
+        nothing_fits = " Not even the prompt fits the key's budget now."
+    else:
+        message = (
+            f"Insufficient SPU credits: {available} SPUs available, {needed} SPUs needed for"
+            f" this request ({request})."
+        )
+        code = "insufficient_credits"
+        nothing_fits = (
+            " Not even the prompt is affordable now; buy credits or wait for your allowance."
+        )
     advice = (
         f" The largest max_tokens you can afford now is {affordable}."
         if affordable > 0
-        else " Not even the prompt is affordable now; buy credits or wait for your allowance."
+        else nothing_fits
     )
+    return ApiError(402, message + advice, error_type="insufficient_quota", code=code, extra=extra)
+
+
+def _rate_limited(refusal: RateLimited) -> ApiError:
+    """429 with the wait after which the key's minute admits the call, in the client's shape."""
+    unit = "requests" if refusal.limit_source is LimitSource.KEY_RPM else "tokens"
+    extra: dict[str, object] = {
+        "limit_source": refusal.limit_source.value,
+        "limit": refusal.limit,
+        "used": refusal.used,
+        "needed": refusal.needed,
+    }
+    if refusal.retry_after_ms is None:
+        return ApiError(
+            429,
+            f"This request's worst case of {refusal.needed} {unit} is more than this access"
+            f" key allows in a minute ({refusal.limit}): lower max_tokens or shorten the"
+            " prompt.",
+            error_type="rate_limit_error",
+            code="rate_limit_exceeded",
+            extra=extra,
+            headers={"retry-after": str(RATE_WINDOW_S), **NEVER_RETRY_HEADERS},
+        )
+    wait_s = refusal.retry_after_ms / 1000
+    extra["retry_after_s"] = wait_s
     return ApiError(
-        402,
-        f"Insufficient SPU credits: {available} SPUs available, {needed} SPUs needed for this"
-        f" request ({prompt_tokens} prompt tokens + up to {max_output_tokens} output tokens)."
-        + advice,
-        error_type="insufficient_quota",
-        code="insufficient_credits",
-        extra={
-            "available_spus": available,
-            "needed_spus": needed,
-            "max_affordable_tokens": affordable,
+        429,
+        f"This access key's limit of {refusal.limit} {unit} per minute is reached"
+        f" ({refusal.used} used, {refusal.needed} needed); retry in {wait_s:g} s.",
+        error_type="rate_limit_error",
+        code="rate_limit_exceeded",
+        extra=extra,
+        headers={
+            "retry-after": str(max(math.ceil(wait_s), 1)),
+            "retry-after-ms": str(refusal.retry_after_ms),
         },
     )

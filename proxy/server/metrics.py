@@ -39,9 +39,10 @@ class Metrics:
             registry=self.registry,
         )
         self.refusals = Counter(
-            "spu_insufficient_credit_refusals",
-            "Calls refused with 402.",
-            ("model",),
+            "spu_limit_refusals",
+            "Calls refused by a limit: the org's credits or a key's budget (402), a key's rpm or"
+            " tpm (429).",
+            ("model", "limit_source"),
             registry=self.registry,
         )
         self.open_holds = Gauge(

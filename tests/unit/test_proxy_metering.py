@@ -84,6 +84,7 @@ async def test_insufficient_credit_is_402_with_the_largest_affordable_max_tokens
     affordable = affordable_max_tokens(available, 10, MODEL.rates, POLICY)
     assert error.status == 402
     assert error.extra == {
+        "limit_source": "org",
         "available_spus": "1",
         "needed_spus": str(
             Decimal(worst_case_units(10, 10_000_000, MODEL.rates, POLICY)) / 1_000_000
