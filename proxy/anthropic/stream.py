@@ -1,15 +1,22 @@
 """A tap on an Anthropic Messages event stream as it is relayed.
 
-The upstream's bytes go to the client unchanged and at once; the tap reads
-each complete event beside them for the counts the provider reports (input
-and cache counts in ``message_start``, cumulative counts in ``message_delta``)
+The upstream's events go to the client unchanged, each as soon as it is
+complete; the tap reads them for the counts the provider reports (input and
+cache counts in ``message_start``, cumulative counts in ``message_delta``)
 and keeps the generated text, thinking and tool-input JSON, so that a stream
 cut short can still be counted.
+
+The end (``message_delta`` with the final counts, then ``message_stop``)
+waits for the settlement: the receipt goes into ``message_delta``'s usage and
+as a comment line just before ``message_stop``.
 """
 
 from typing import Any
 
+import orjson
+
 from proxy.anthropic.counts import reported_anthropic_counts
+from proxy.call.receipt import Receipt
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 
@@ -90,13 +97,52 @@ class AnthropicStreamTap(AnthropicEventTally):
             encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
         )
         self._events = EventSplitter()
+        self._end: list[bytes | dict[str, Any]] = []
+        """The events from ``message_delta`` (kept as its JSON, to write out again) on."""
 
     def feed(self, data: bytes) -> bytes:
-        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
-        for event in self._events.feed(data):
-            self.read(event_data(event))
-        return data
+        """Read the events completed by ``data``; return those to send now, as they came."""
+        return b"".join([event for event in self._events.feed(data) if self._keep(event)])
 
     def flush(self) -> bytes:
-        self.read(event_data(self._events.flush()))
-        return b""
+        rest = self._events.flush()
+        return rest if rest.strip() and self._keep(rest) else b""
+
+    def close(self, receipt: Receipt | None) -> bytes:
+        out: list[bytes] = []
+        comment = b"" if receipt is None else receipt.comment()
+        for event in self._end:
+            if isinstance(event, dict):
+                if receipt is not None:
+                    event = {**event, "usage": {**event["usage"], **receipt.usage_fields()}}
+                out.append(b"event: message_delta\ndata: " + orjson.dumps(event) + b"\n\n")
+                continue
+            if _is_message_stop(event):
+                out.append(comment)
+                comment = b""
+            out.append(event)
+        out.append(comment)
+        return b"".join(out)
+
+    def _keep(self, event: bytes) -> bool:
+        if self._end:
+            self._end.append(event)
+            return False
+        data = event_data(event)
+        self.read(data)
+        if (
+            isinstance(data, dict)
+            and data.get("type") == "message_delta"
+            and isinstance(data.get("usage"), dict)
+        ):
+            self._end.append(data)
+            return False
+        if _is_message_stop(event):
+            self._end.append(event)
+            return False
+        return True
+
+
+def _is_message_stop(event: bytes) -> bool:
+    data = event_data(event)
+    return isinstance(data, dict) and data.get("type") == "message_stop"

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ledger import LedgerStore, LedgerUnavailable, SettleResult, UsageDetails, format_spus
+from ledger import LedgerStore, LedgerUnavailable, SettleResult, UsageDetails
 from pricing import TokenCounts, cost_pico_usd, units_for_cost
 from proxy.auth import Principal
+from proxy.call.receipt import Receipt
 from proxy.model_registry import ServedModel
 from proxy.server import request_log
 
@@ -75,18 +76,16 @@ class MeteredCall:
         units, details = self.charge_for(counts, status=status)
         return await self._debit(units, details)
 
-    async def settle_receipt(self, counts: TokenCounts) -> dict[str, str]:
-        """Settle a complete reply and return the headers that tell the client what it paid.
+    async def settle_receipt(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> Receipt:
+        """Settle and return what tells the client what it paid (a reply's headers, a
+        stream's last bytes).
 
         Awaited, so that a balance read after the answer sees its debit; shielded,
-        so that the debit lands even if the handler is cancelled meanwhile.
+        so that the debit lands even if the handler (or the stream) is cancelled
+        meanwhile.
         """
-        result = await asyncio.shield(self.meter.endings.spawn(self.settle(counts)))
-        return {
-            "x-request-id": self.request_id,
-            "x-spu-charged": format_spus(result.record.charged_units),
-            "x-spu-remaining": format_spus(result.available_units),
-        }
+        result = await asyncio.shield(self.meter.endings.spawn(self.settle(counts, status=status)))
+        return Receipt.of(self.request_id, result)
 
     def settle_detached(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> int:
         """Settle in a tracked background task (a stream's end); returns the units it debits."""

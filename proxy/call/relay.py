@@ -8,7 +8,8 @@ then does what every metered call does:
 1. hold the worst case (``Meter.open``: 402, 429 or 503 when it cannot be held);
 2. send the request upstream (a failure to send releases the hold: 502 or 504);
 3. relay an upstream's refusal in the protocol's shape, releasing the hold;
-4. relay a stream through the exchange's tap, which settles when the stream ends;
+4. relay a stream through the exchange's tap, which settles when the upstream ends,
+   before the stream's last bytes, so they carry the receipt;
 5. or read the whole reply, settle what it used, and answer with the receipt.
 
 An exchange may also have ledger work the client must not outrun, done before
@@ -155,12 +156,12 @@ class Relay:
             if isinstance(error, orjson.JSONDecodeError):
                 raise invalid_response(call.model) from error
             raise
-        headers = await metered.settle_receipt(counts)
+        receipt = await metered.settle_receipt(counts)
         # After the settlement, which a client gone meanwhile must not cancel.
         pending = call.before_reply(body)
         if pending is not None:
             await pending
-        return Response(content, media_type="application/json", headers=headers)
+        return Response(content, media_type="application/json", headers=receipt.headers())
 
 
 async def read_body(model: ServedModel, upstream: UpstreamResponse) -> bytes:

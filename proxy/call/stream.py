@@ -4,10 +4,17 @@ A stream can end four ways: the upstream finishes, the upstream fails midway,
 the client disconnects while the gateway waits for the upstream, or the
 client disconnects while the gateway is sending (or before it started). The
 relay generator sees only the first three; the response's own ``__call__``
-sees the fourth. Both report to one idempotent ``_finish``, which closes the
-upstream and settles what the tap says is owed (or releases the hold) in a
-tracked background task, so neither a cancelled handler nor an unstarted
-generator can leak a hold or an in-flight slot.
+sees the fourth.
+
+When the upstream has ended (finished or failed) and the client is still
+there, the relay settles before it sends the stream's last bytes, which the
+tap held back, so they can carry the receipt (``proxy.call.receipt``): the
+tap writes it into its protocol's closing events. The settlement is tracked
+and shielded, so a client that leaves meanwhile does not stop it. Every other
+ending goes to one idempotent ``_finish``, which settles what the tap says is
+owed (or releases the hold) in a tracked background task, so neither a
+cancelled handler nor an unstarted generator can leak a hold or an in-flight
+slot.
 """
 
 import asyncio
@@ -19,21 +26,30 @@ import httpx
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ledger import LedgerError
 from pricing import TokenCounts
 from proxy.call.metered_call import Ending, MeteredCall
+from proxy.call.receipt import Receipt
 from proxy.upstream.network import UpstreamResponse
 
 logger = logging.getLogger("spu.stream")
 
 
 class StreamTap(Protocol):
-    """Reads a protocol's events as they pass (a ``Tally``); returns the bytes to send now."""
+    """Reads a protocol's events as they pass (a ``Tally``); returns the bytes to send now.
+
+    It holds back the stream's closing events (the final usage and the end
+    marker) until ``close``, which sends them with the receipt.
+    """
 
     def feed(self, data: bytes) -> bytes: ...
 
     def flush(self) -> bytes: ...
 
     def owed(self, ending: Ending) -> TokenCounts | None: ...
+
+    def close(self, receipt: Receipt | None) -> bytes:
+        """The closing events held back, with the receipt when the call was settled."""
 
 
 class MeteredStreamResponse(StreamingResponse):
@@ -91,22 +107,29 @@ class MeteredStreamResponse(StreamingResponse):
     async def _relay(self) -> AsyncIterator[bytes]:
         ending = Ending.CLIENT_DISCONNECTED
         try:
-            async for piece in self._upstream.aiter_bytes():
-                out = self._tap.feed(piece)
-                if out:
-                    if self._before_first_bytes is not None:
-                        await self._first_bytes_go()
-                    yield out
-            tail = self._tap.flush()
+            try:
+                async for piece in self._upstream.aiter_bytes():
+                    out = self._tap.feed(piece)
+                    if out:
+                        if self._before_first_bytes is not None:
+                            await self._first_bytes_go()
+                        yield out
+                tail = self._tap.flush()
+                ending = Ending.OK
+            except (httpx.HTTPError, ValueError) as error:
+                # Headers are sent: the client sees the stream end early, without [DONE].
+                logger.warning("upstream stream of %s broke: %r", self._metered.request_id, error)
+                tail = b""
+                ending = Ending.UPSTREAM_INTERRUPTED
             if tail:
                 if self._before_first_bytes is not None:
                     await self._first_bytes_go()
                 yield tail
-            ending = Ending.OK
-        except (httpx.HTTPError, ValueError) as error:
-            # Headers are sent: the client sees the stream end early, without [DONE].
-            logger.warning("upstream stream of %s broke: %r", self._metered.request_id, error)
-            ending = Ending.UPSTREAM_INTERRUPTED
+            closing = self._tap.close(await self._settle(ending))
+            if closing:
+                if self._before_first_bytes is not None:
+                    await self._first_bytes_go()
+                yield closing
         finally:
             self._finish(ending)
 
@@ -117,16 +140,32 @@ class MeteredStreamResponse(StreamingResponse):
         if pending is not None:
             await pending
 
-    def _finish(self, ending: Ending) -> None:
-        if self._finished:
-            return
+    def _owed(self, ending: Ending) -> TokenCounts | None:
         self._finished = True
         self._metered.meter.endings.spawn(self._upstream.aclose())
         try:
-            counts = self._tap.owed(ending)
+            return self._tap.owed(ending)
         except Exception:
             logger.exception("could not work out what %s owes", self._metered.request_id)
-            counts = None
+            return None
+
+    async def _settle(self, ending: Ending) -> Receipt | None:
+        """End the call while the client waits for the last bytes: the receipt, or None when
+        nothing was owed (released) or the ledger could not be reached."""
+        counts = self._owed(ending)
+        if counts is None:
+            self._metered.release_detached()
+            return None
+        try:
+            return await self._metered.settle_receipt(counts, status=ending)
+        except LedgerError:
+            logger.exception("stream %s ends without its receipt", self._metered.request_id)
+            return None
+
+    def _finish(self, ending: Ending) -> None:
+        if self._finished:
+            return
+        counts = self._owed(ending)
         if counts is None:
             self._metered.release_detached()
         else:

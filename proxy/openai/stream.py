@@ -4,11 +4,18 @@ It forwards the upstream's events unchanged, except the usage-only chunk that
 the gateway asked for on the client's behalf (``stream_options.include_usage``)
 when the client did not ask for it; it reads the reported counts, and keeps
 the generated text so that an interrupted stream can still be counted.
+
+The stream's end (the chunk with the usage, then ``data: [DONE]``) waits for
+the settlement: the receipt goes into that usage object when the client asked
+for usage, and as a comment line just before ``[DONE]``.
 """
 
 from typing import Any
 
-from proxy.call.sse import EventSplitter, event_data
+import orjson
+
+from proxy.call.receipt import Receipt
+from proxy.call.sse import DONE, EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.openai.counts import reported_openai_counts
 
@@ -24,6 +31,9 @@ class OpenAIStreamTap(Tally):
         )
         self._drop_usage_chunk = drop_usage_chunk
         self._events = EventSplitter()
+        self._end: list[bytes | dict[str, Any]] = []
+        """The events from the usage chunk (kept as its JSON, to write out again) on, held
+        back for the receipt."""
 
     def feed(self, data: bytes) -> bytes:
         """Take bytes from the upstream; return the bytes to send to the client now."""
@@ -33,15 +43,43 @@ class OpenAIStreamTap(Tally):
         rest = self._events.flush()
         return rest if rest.strip() and self._keep(rest) else b""
 
+    def close(self, receipt: Receipt | None) -> bytes:
+        out: list[bytes] = []
+        comment = b"" if receipt is None else receipt.comment()
+        for event in self._end:
+            if isinstance(event, dict):
+                out.append(self._usage_event(event, receipt))
+                continue
+            if event_data(event) == DONE:
+                out.append(comment)
+                comment = b""
+            out.append(event)
+        out.append(comment)
+        return b"".join(out)
+
+    def _usage_event(self, chunk: dict[str, Any], receipt: Receipt | None) -> bytes:
+        """The usage-only chunk, with the receipt in its usage; none if the client did not ask
+        for usage (the gateway did, on its behalf)."""
+        if self._drop_usage_chunk:
+            return b""
+        if receipt is not None:
+            chunk = {**chunk, "usage": {**chunk["usage"], **receipt.usage_fields()}}
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
     def _keep(self, event: bytes) -> bool:
         chunk = event_data(event)
+        if self._end or chunk == DONE:
+            self._end.append(event)
+            return False
         if not isinstance(chunk, dict):
             return True
+        choices = chunk.get("choices")
+        self._collect_text(choices or [])
         if chunk.get("usage"):
             self.reported = reported_openai_counts(chunk["usage"])
-            if self._drop_usage_chunk and not chunk.get("choices"):
+            if not choices:
+                self._end.append(chunk)
                 return False
-        self._collect_text(chunk.get("choices") or [])
         return True
 
     def _collect_text(self, choices: list[Any]) -> None:

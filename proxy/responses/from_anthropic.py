@@ -101,7 +101,7 @@ class ResponsesFromAnthropic(TranslatedStream, AnthropicEventTally):
                 self._stop_reason = str(delta["stop_reason"])
             return []
         if kind == "message_stop":
-            return self._complete()
+            return self._end_when_settled()
         if kind == "error":
             error = event.get("error")
             message = error.get("message") if isinstance(error, Mapping) else None
@@ -143,8 +143,8 @@ class ResponsesFromAnthropic(TranslatedStream, AnthropicEventTally):
             return writer.arguments(index, str(delta.get("partial_json") or ""))
         return []
 
-    def _complete(self) -> list[bytes]:
+    def _complete(self, receipt_fields: Mapping[str, str]) -> list[bytes]:
         return self._writer.complete(
-            responses_usage(self.final()),
+            {**responses_usage(self.final()), **receipt_fields},
             incomplete_reason=INCOMPLETE_REASONS.get(self._stop_reason or ""),
         )

@@ -91,7 +91,7 @@ class ResponsesFromChat(TranslatedStream):
 
     def _translate(self, chunk: Any) -> list[bytes]:
         if chunk == DONE:
-            return self._complete()
+            return self._end_when_settled()
         if not isinstance(chunk, dict):
             return []
         if isinstance(chunk.get("error"), dict):
@@ -146,8 +146,9 @@ class ResponsesFromChat(TranslatedStream):
                 out.extend(writer.arguments(key, arguments))
         return out
 
-    def _complete(self) -> list[bytes]:
+    def _complete(self, receipt_fields: Mapping[str, str]) -> list[bytes]:
+        usage = responses_usage(self.final(), reasoning_tokens=self._reasoning_tokens)
         return self._writer.complete(
-            responses_usage(self.final(), reasoning_tokens=self._reasoning_tokens),
+            {**usage, **receipt_fields},
             incomplete_reason=INCOMPLETE_REASONS.get(self._finish_reason or ""),
         )

@@ -1,18 +1,22 @@
 """A tap on a Responses event stream relayed unchanged from an upstream that speaks it.
 
-The bytes go to the client as they come, but for the first event: it is held
-until it is complete, because it is ``response.created``, which names the
-response, and the gateway records which org owns that id before the client
-can see it (``NativeExchange.before_stream``). Beside the bytes the tap reads
-the provider's usage from the final ``response.completed`` (or
-``response.incomplete`` / ``response.failed``), and the text, reasoning and
-tool-call arguments generated so far, so that a stream cut short can still be
-counted.
+The events go to the client as they come, each once it is complete: the first
+is ``response.created``, which names the response, and the gateway records
+which org owns that id before the client can see it
+(``NativeExchange.before_stream``). Beside them the tap reads the provider's
+usage from the final ``response.completed`` (or ``response.incomplete`` /
+``response.failed``), and the text, reasoning and tool-call arguments
+generated so far, so that a stream cut short can still be counted. The final
+event waits for the settlement: the receipt goes into its ``response.usage``
+and as a comment line just before it.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from proxy.call.receipt import Receipt
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.responses.usage import reported_token_counts
@@ -57,25 +61,54 @@ class ResponsesStreamTap(Tally):
         )
         self._events = EventSplitter()
         self.response_id: str | None = None
-        self._held: bytes | None = b""
-        """What came before the first complete event (None once that has gone out)."""
+        self._end: list[bytes | dict[str, Any]] = []
+        """The final event (kept as its JSON, to write out again) and what follows it."""
 
     def feed(self, data: bytes) -> bytes:
-        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
-        events = self._events.feed(data)
-        for event in events:
-            self._read(event_data(event))
-        if self._held is not None:
-            self._held += data
-            if not events:
-                return b""
-            data, self._held = self._held, None
-        return data
+        """Read the events completed by ``data``; return those to send now, as they came."""
+        return b"".join([event for event in self._events.feed(data) if self._keep(event)])
 
     def flush(self) -> bytes:
-        self._read(event_data(self._events.flush()))
-        held, self._held = self._held, None
-        return held or b""
+        rest = self._events.flush()
+        return rest if rest.strip() and self._keep(rest) else b""
+
+    def close(self, receipt: Receipt | None) -> bytes:
+        out: list[bytes] = []
+        comment = b"" if receipt is None else receipt.comment()
+        for event in self._end:
+            if isinstance(event, dict):
+                response = event["response"]
+                if receipt is not None and isinstance(response.get("usage"), dict):
+                    usage = {**response["usage"], **receipt.usage_fields()}
+                    event = {**event, "response": {**response, "usage": usage}}
+                out.append(comment)
+                comment = b""
+                out.append(
+                    b"event: "
+                    + str(event["type"]).encode()
+                    + b"\ndata: "
+                    + orjson.dumps(event)
+                    + b"\n\n"
+                )
+                continue
+            out.append(event)
+        out.append(comment)
+        return b"".join(out)
+
+    def _keep(self, event: bytes) -> bool:
+        if self._end:
+            self._end.append(event)
+            return False
+        data = event_data(event)
+        self._read(data)
+        if (
+            isinstance(data, dict)
+            and data.get("type") in FINAL_EVENTS
+            and isinstance(data.get("response"), Mapping)
+        ):
+            self._end.append(data)
+            return False
+        return True
 
     def _read(self, event: Any) -> None:
         if not isinstance(event, dict):

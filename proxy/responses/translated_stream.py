@@ -7,12 +7,14 @@ completed if the upstream said it had finished, and failed otherwise: a
 client such as Codex must never be left without a final event.
 
 Each is a ``Tally`` (the one usage rule): the closing event tells the client
-``final()``, the counts it is charged.
+``final()``, the counts it is charged, and waits for the settlement so that its
+usage carries the receipt too (with a comment line just before it).
 """
 
 from collections.abc import Mapping
 from typing import Any, TypedDict, Unpack
 
+from proxy.call.receipt import Receipt
 from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.responses.tools import Tools
@@ -39,6 +41,8 @@ class TranslatedStream(Tally):
         self._events = EventSplitter()
         self._writer = ResponseWriter(request, model=options["model_name"])
         self._tools = options["tools"]
+        self._ending = False
+        """The upstream has finished: the closing events wait for the receipt."""
 
     @property
     def response_id(self) -> str:
@@ -51,18 +55,32 @@ class TranslatedStream(Tally):
         return self._translate_all([event_data(event) for event in self._events.feed(data)])
 
     def flush(self) -> bytes:
-        """The end of the upstream's bytes: complete the response, or fail it if unfinished."""
+        """The end of the upstream's bytes: complete the response (at ``close``), or fail it
+        if unfinished."""
         out = self._translate_all([event_data(self._events.flush())])
-        if self._writer.finished:
+        if self._writer.finished or self._ending:
             return out
         if self._upstream_finished:
-            return out + b"".join(self._complete())
+            self._ending = True
+            return out
         return out + b"".join(self._writer.fail(CUT_SHORT))
+
+    def close(self, receipt: Receipt | None) -> bytes:
+        comment = b"" if receipt is None else receipt.comment()
+        if not self._ending or self._writer.finished:
+            return comment
+        *items_done, final = self._complete({} if receipt is None else receipt.usage_fields())
+        return b"".join([*items_done, comment, final])
+
+    def _end_when_settled(self) -> list[bytes]:
+        """The upstream has finished: the closing events wait for ``close``."""
+        self._ending = True
+        return []
 
     def _translate_all(self, payloads: list[Any]) -> bytes:
         out: list[bytes] = []
         for payload in payloads:
-            if self._writer.finished:
+            if self._writer.finished or self._ending:
                 break
             out.extend(self._translate(payload))
         return b"".join(out)
@@ -75,5 +93,7 @@ class TranslatedStream(Tally):
     def _translate(self, payload: Any) -> list[bytes]:
         raise NotImplementedError
 
-    def _complete(self) -> list[bytes]:
+    def _complete(self, receipt_fields: Mapping[str, str]) -> list[bytes]:
+        """The closing events, ``response.completed`` (or ``.incomplete``) last, its usage
+        carrying ``receipt_fields``."""
         raise NotImplementedError

@@ -11,7 +11,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from ledger import LedgerStore, format_spus
+from ledger import KeyLimits, LedgerStore, format_spus
+from proxy.auth import issue_token
 from tests.e2e.support import CHAT_MODEL, RunningGateway, StartGateway, expected_units, new_org
 
 ADMIN_TOKEN = "admin-secret-for-key-limits"
@@ -150,3 +151,17 @@ async def test_limits_are_checked_and_unknown_keys_are_404(
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "access_key_not_found")
     no_org = await admin.patch("/admin/organizations/org-missing/keys/key_1", json={"rpm": 5})
     assert no_org.json()["error"]["code"] == "organization_not_found"
+
+
+async def test_responses_calls_are_refused_by_key_limits_in_openais_shape(
+    agents_gateway: RunningGateway, store: LedgerStore
+) -> None:
+    org = await new_org(store)
+    key = (await issue_token(store, org.org_id, limits=KeyLimits(budget_units=0)))[0]
+
+    async with agents_gateway.client(key) as client:
+        with pytest.raises(openai.APIStatusError) as refused:
+            await client.responses.create(model="spu-demo", input="Hello")
+
+    assert refused.value.status_code == 402
+    assert _openai_error(refused.value)["limit_source"] == "key_budget"

@@ -290,7 +290,9 @@ def translator(request: dict[str, Any] | None = None) -> ResponsesFromAnthropic:
 
 def run(stream: bytes, tap: ResponsesFromAnthropic) -> list[dict[str, Any]]:
     events = sse_events(
-        b"".join(tap.feed(stream[i : i + 50]) for i in range(0, len(stream), 50)) + tap.flush()
+        b"".join(tap.feed(stream[i : i + 50]) for i in range(0, len(stream), 50))
+        + tap.flush()
+        + tap.close(None)
     )
     for event in events:
         EVENTS.validate_python(event)

@@ -11,6 +11,7 @@ from proxy.anthropic.translation.reply import (
     message_id,
     tool_use_id,
 )
+from proxy.call.receipt import Receipt
 from proxy.call.sse import DONE, EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.openai.counts import reported_openai_counts
@@ -28,7 +29,8 @@ class AnthropicStreamFromOpenAI(Tally):
     ``message_start`` carries the gateway's prompt estimate (OpenAI reports
     usage only at the end); the closing ``message_delta`` carries the
     provider's counts, which the SDKs take as the final ones (or, if it
-    reported none, what the gateway counted: what it charges).
+    reported none, what the gateway counted: what it charges), and the
+    receipt, which is why the closing events wait for ``close``.
     """
 
     def __init__(
@@ -45,6 +47,8 @@ class AnthropicStreamFromOpenAI(Tally):
         """The open content block: ("text", -1) or ("tool", OpenAI's tool-call index)."""
         self._block_count = 0
         self._finish_reason: str | None = None
+        self._ending = False
+        """The upstream has finished: the closing events wait for the receipt."""
 
     def feed(self, data: bytes) -> bytes:
         """Take OpenAI stream bytes; return the Anthropic events to send now."""
@@ -54,17 +58,44 @@ class AnthropicStreamFromOpenAI(Tally):
         return b"".join(out)
 
     def flush(self) -> bytes:
-        """The closing events, if the upstream ended without ``[DONE]`` but had finished."""
         out = self._translate(event_data(self._events.flush()))
-        if self._finish_reason is not None and not self._closed:
-            out.extend(self._close())
+        if self._finish_reason is not None:
+            self._ending = True
         return b"".join(out)
 
+    def close(self, receipt: Receipt | None) -> bytes:
+        """The closing events once the upstream finished (with ``[DONE]`` or without), the
+        receipt in ``message_delta``'s usage and as a comment before ``message_stop``."""
+        comment = b"" if receipt is None else receipt.comment()
+        if not self._ending or self._closed:
+            return comment
+        self._closed = True
+        counts = self.final()
+        stop_reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
+        usage: dict[str, Any] = anthropic_usage(counts)
+        if receipt is not None:
+            usage = {**usage, **receipt.usage_fields()}
+        return b"".join(
+            [
+                *self._stop_block(),
+                _sse(
+                    "message_delta",
+                    {
+                        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                        "usage": usage,
+                    },
+                ),
+                comment,
+                _sse("message_stop", {}),
+            ]
+        )
+
     def _translate(self, chunk: Any) -> list[bytes]:
-        if self._closed:
+        if self._closed or self._ending:
             return []
         if chunk == DONE:
-            return self._close() if self._started else []
+            self._ending = self._started
+            return []
         if not isinstance(chunk, dict):
             return []
         if isinstance(chunk.get("error"), dict):
@@ -151,19 +182,3 @@ class AnthropicStreamFromOpenAI(Tally):
         self.error = error
         message = str(error.get("message") or "The upstream failed mid-stream.")
         return [_sse("error", {"error": {"type": "api_error", "message": message}})]
-
-    def _close(self) -> list[bytes]:
-        self._closed = True
-        counts = self.final()
-        stop_reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
-        return [
-            *self._stop_block(),
-            _sse(
-                "message_delta",
-                {
-                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                    "usage": anthropic_usage(counts),
-                },
-            ),
-            _sse("message_stop", {}),
-        ]
