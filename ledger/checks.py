@@ -7,9 +7,11 @@ reused with other content) comes back from the operation.
 """
 
 import math
+from collections.abc import Sequence
 
 from ledger.key_limits import KeyLimits
 from ledger.models import Subscription
+from ledger.outbox import AutoRecharge
 
 MAX_UNITS = 2**53
 """The largest amount one operation may carry (about 9 billion SPU): far below the
@@ -81,3 +83,25 @@ def plan(subscription: Subscription) -> None:
     if subscription.allowance_units < 0:
         raise ValueError("an allowance cannot be negative")
     _within_range(subscription.allowance_units, "an allowance")
+
+
+MAX_THRESHOLDS = 10
+"""Alert thresholds per org: each is a watch every crossing settlement reads."""
+
+
+def thresholds(thresholds_units: Sequence[int]) -> None:
+    if len(thresholds_units) > MAX_THRESHOLDS:
+        raise ValueError(f"at most {MAX_THRESHOLDS} alert thresholds")
+    for units in thresholds_units:
+        if units <= 0:
+            raise ValueError("an alert threshold must be positive")
+        _within_range(units, "an alert threshold")
+
+
+def auto_recharge(settings: AutoRecharge) -> None:
+    if settings.threshold_units <= 0 or settings.amount_units <= 0:
+        raise ValueError("an auto-recharge needs a positive threshold and amount")
+    if settings.monthly_cap_units < 0:
+        raise ValueError("a monthly cap cannot be negative")
+    for units in (settings.threshold_units, settings.amount_units, settings.monthly_cap_units):
+        _within_range(units, "an auto-recharge amount")

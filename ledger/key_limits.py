@@ -18,12 +18,12 @@ its settlement trues it up).
 import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from ledger.clock import from_ms, to_ms
-
 DAY_MS = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 RATE_WINDOW_MS = 60_000
 """The span rpm and tpm count over."""
 
@@ -64,6 +64,15 @@ class KeyLimits:
 NO_LIMITS = KeyLimits()
 
 
+def _moment(epoch_ms: int) -> datetime:
+    """Exact to the millisecond (``ledger.clock`` goes through a float)."""
+    return _EPOCH + epoch_ms * _MS
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MS
+
+
 def _add_months(moment: datetime, months: int) -> datetime:
     """The same day of the month and time of day ``months`` later, clamped to the month's end."""
     year, month_index = divmod(moment.year * 12 + moment.month - 1 + months, 12)
@@ -79,11 +88,11 @@ def window_start_ms(created_ms: int, period: BudgetPeriod, now_ms: int) -> int:
     if period in _FIXED_LENGTH_MS:
         length_ms = _FIXED_LENGTH_MS[period]
         return created_ms + (now_ms - created_ms) // length_ms * length_ms
-    created, now = from_ms(created_ms), from_ms(now_ms)
+    created, now = _moment(created_ms), _moment(now_ms)
     months = (now.year - created.year) * 12 + now.month - created.month
-    if to_ms(_add_months(created, months)) > now_ms:
+    if _epoch_ms(_add_months(created, months)) > now_ms:
         months -= 1
-    return to_ms(_add_months(created, months))
+    return _epoch_ms(_add_months(created, months))
 
 
 def window_end_ms(created_ms: int, period: BudgetPeriod, start_ms: int) -> int | None:
@@ -92,9 +101,9 @@ def window_end_ms(created_ms: int, period: BudgetPeriod, start_ms: int) -> int |
         return None
     if period in _FIXED_LENGTH_MS:
         return start_ms + _FIXED_LENGTH_MS[period]
-    created, start = from_ms(created_ms), from_ms(start_ms)
+    created, start = _moment(created_ms), _moment(start_ms)
     months = (start.year - created.year) * 12 + start.month - created.month
-    return to_ms(_add_months(created, months + 1))
+    return _epoch_ms(_add_months(created, months + 1))
 
 
 def spent_in_window(stored_start_ms: int | None, stored_spent_units: int, start_ms: int) -> int:

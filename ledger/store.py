@@ -9,6 +9,7 @@ lookups need ``AccessKeyStore``); ``LedgerStore`` is their union, for the
 gateway, which needs everything.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -29,6 +30,14 @@ from ledger.models import (
     UsageGroup,
     UsageRecord,
     UsageTotal,
+)
+from ledger.outbox import (
+    AlertSettings,
+    AutoRecharge,
+    OutboxEvent,
+    OutboxState,
+    OutboxTopic,
+    Recharge,
 )
 
 
@@ -165,6 +174,61 @@ class ResponseOwners(Protocol):
         """Housekeeping: forget up to ``limit`` responses recorded before ``cutoff``."""
 
 
+class SpendNotices(Protocol):
+    """Alert and auto-recharge settings, the outbox their crossings fill, and recharges
+    (``ledger.outbox``)."""
+
+    async def set_alerts(
+        self, org_id: str, url: str, thresholds_units: Sequence[int], new_secret: str
+    ) -> tuple[AlertSettings, bool]:
+        """Set the org's alert URL and thresholds; ``new_secret`` signs its deliveries unless
+        it has a secret already. True when the secret is new (shown once)."""
+
+    async def clear_alerts(self, org_id: str) -> bool: ...
+
+    async def alert_settings(self, org_id: str) -> AlertSettings | None: ...
+
+    async def set_auto_recharge(self, org_id: str, settings: AutoRecharge) -> AutoRecharge: ...
+
+    async def clear_auto_recharge(self, org_id: str) -> bool: ...
+
+    async def auto_recharge(self, org_id: str) -> AutoRecharge | None: ...
+
+    async def claim_outbox(
+        self, topic: OutboxTopic, *, limit: int, lease_s: float
+    ) -> list[OutboxEvent]:
+        """Due events no other worker holds, leased to the caller for ``lease_s``."""
+
+    async def outbox_delivered(self, event_id: str) -> bool: ...
+
+    async def outbox_failed(
+        self, event_id: str, error: str, retry_at: datetime | None
+    ) -> OutboxState | None:
+        """One failed attempt: tried again at ``retry_at``, or a dead letter when None."""
+
+    async def requeue_outbox(self, org_id: str, event_id: str) -> bool:
+        """Send a dead letter again; False if it is not one."""
+
+    async def alert_events(
+        self, org_id: str, *, state: OutboxState | None = None, limit: int = 100
+    ) -> list[OutboxEvent]:
+        """The org's alerts, newest first."""
+
+    async def recharges(self, org_id: str, *, limit: int = 20) -> list[Recharge]: ...
+
+    async def recharge_started(self, recharge_id: str, payment_intent_id: str) -> bool: ...
+
+    async def fail_recharge(
+        self, recharge_id: str, reason: str, payment_intent_id: str | None = None
+    ) -> bool:
+        """A recharge that will not be paid; False if it had already ended."""
+
+    async def complete_recharge(
+        self, recharge_id: str, payment_intent_id: str
+    ) -> CreditResult | None:
+        """Credit a paid recharge exactly once; None for an unknown or failed recharge."""
+
+
 class LedgerReports(Protocol):
     """Read-only views: usage, the credit audit trail, and the figures ``verify`` checks."""
 
@@ -200,6 +264,7 @@ class LedgerStore(
     AccessKeyStore,
     WebhookEventStore,
     ResponseOwners,
+    SpendNotices,
     LedgerReports,
     Protocol,
 ):

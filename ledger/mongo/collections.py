@@ -17,6 +17,8 @@ HOLDS = "payments_holds"
 ACCESS_KEYS = "payments_access_keys"
 PROCESSED_EVENTS = "payments_processed_events"
 RESPONSE_OWNERS = "payments_response_owners"
+OUTBOX = "payments_outbox"
+RECHARGES = "payments_recharges"
 
 MAJORITY = WriteConcern("majority")
 """Every write outside a transaction waits for a majority, whatever the URL or the server
@@ -37,6 +39,9 @@ class Collections:
     processed_events: Collection
     response_owners: Collection
     """Which org owns which stored response, ``_id`` = response id."""
+    outbox: Collection
+    """Alerts to deliver and recharges to start (``_id`` = event id)."""
+    recharges: Collection
 
     @classmethod
     def of(cls, database: AsyncDatabase[dict[str, Any]]) -> "Collections":
@@ -51,4 +56,6 @@ class Collections:
             access_keys=collection(ACCESS_KEYS),
             processed_events=collection(PROCESSED_EVENTS),
             response_owners=collection(RESPONSE_OWNERS),
+            outbox=collection(OUTBOX),
+            recharges=collection(RECHARGES),
         )

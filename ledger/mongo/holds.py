@@ -29,7 +29,7 @@ from ledger.models import (
     SettleResult,
     UsageDetails,
 )
-from ledger.mongo import keys
+from ledger.mongo import keys, outbox
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -277,6 +277,9 @@ async def settle(
     await collections.holds.insert_one(
         ended_hold(hold, org_id, HoldState.SETTLED, now_ms), session=session
     )
+    balance_after = account_from_doc(after).net_balance_units
+    if outbox.crossing_due(after, balance_after):
+        await outbox.crossings(collections, session, after, request_id, balance_after, now_ms)
     if hold.key_id is not None:
         await keys.settled(
             collections,

@@ -1,5 +1,6 @@
 """``MongoLedger``: the ``LedgerStore`` protocol on MongoDB through PyMongo's async API."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -9,7 +10,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from ledger import checks
-from ledger.clock import Clock, from_ms, system_clock, to_ms
+from ledger.clock import Clock, from_ms, optional_to_ms, system_clock, to_ms
 from ledger.errors import AccountNotFound, IdempotencyConflict, LedgerUnavailable
 from ledger.key_limits import KeyLimits
 from ledger.models import (
@@ -31,6 +32,7 @@ from ledger.models import (
     UsageTotal,
 )
 from ledger.mongo import figures, holds, keys, operations
+from ledger.mongo import outbox as mongo_outbox
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -51,6 +53,14 @@ from ledger.mongo.queries import (
     usage_totals_pipeline,
 )
 from ledger.mongo.transactions import run_transaction, translate_failures
+from ledger.outbox import (
+    AlertSettings,
+    AutoRecharge,
+    OutboxEvent,
+    OutboxState,
+    OutboxTopic,
+    Recharge,
+)
 from ledger.replays import check_key_replay
 
 SERVER_SELECTION_TIMEOUT_MS = 5_000
@@ -483,6 +493,136 @@ class MongoLedger:
         cursor = collections.access_keys.find({"org_id": org_id, "budget_units": {"$ne": None}})
         docs = await cursor.sort([("created_at_ms", ASCENDING), ("_id", ASCENDING)]).to_list()
         return [keys.budget_use(doc, customer, self._now_ms()) for doc in docs]
+
+    # alerts, auto-recharge and the outbox
+    @translate_failures
+    async def set_alerts(
+        self, org_id: str, url: str, thresholds_units: Sequence[int], new_secret: str
+    ) -> tuple[AlertSettings, bool]:
+        checks.thresholds(thresholds_units)
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                mongo_outbox.set_alerts,
+                collections,
+                org_id=org_id,
+                url=url,
+                thresholds_units=list(thresholds_units),
+                new_secret=new_secret,
+            ),
+        )
+
+    @translate_failures
+    async def clear_alerts(self, org_id: str) -> bool:
+        client, collections = self._connected
+        return await run_transaction(
+            client, partial(mongo_outbox.clear_alerts, collections, org_id=org_id)
+        )
+
+    @translate_failures
+    async def alert_settings(self, org_id: str) -> AlertSettings | None:
+        _, collections = self._connected
+        return await mongo_outbox.alert_settings(collections, org_id)
+
+    @translate_failures
+    async def set_auto_recharge(self, org_id: str, settings: AutoRecharge) -> AutoRecharge:
+        checks.auto_recharge(settings)
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(mongo_outbox.set_auto_recharge, collections, org_id=org_id, settings=settings),
+        )
+
+    @translate_failures
+    async def clear_auto_recharge(self, org_id: str) -> bool:
+        client, collections = self._connected
+        return await run_transaction(
+            client, partial(mongo_outbox.clear_auto_recharge, collections, org_id=org_id)
+        )
+
+    @translate_failures
+    async def auto_recharge(self, org_id: str) -> AutoRecharge | None:
+        _, collections = self._connected
+        return await mongo_outbox.auto_recharge(collections, org_id)
+
+    @translate_failures
+    async def claim_outbox(
+        self, topic: OutboxTopic, *, limit: int, lease_s: float
+    ) -> list[OutboxEvent]:
+        _, collections = self._connected
+        return await mongo_outbox.claim(
+            collections, topic, limit, int(lease_s * 1000), self._now_ms()
+        )
+
+    @translate_failures
+    async def outbox_delivered(self, event_id: str) -> bool:
+        _, collections = self._connected
+        return await mongo_outbox.delivered(collections, event_id, self._now_ms())
+
+    @translate_failures
+    async def outbox_failed(
+        self, event_id: str, error: str, retry_at: datetime | None
+    ) -> OutboxState | None:
+        _, collections = self._connected
+        return await mongo_outbox.failed_attempt(
+            collections, event_id, error, optional_to_ms(retry_at), self._now_ms()
+        )
+
+    @translate_failures
+    async def requeue_outbox(self, org_id: str, event_id: str) -> bool:
+        _, collections = self._connected
+        return await mongo_outbox.requeue(collections, org_id, event_id, self._now_ms())
+
+    @translate_failures
+    async def alert_events(
+        self, org_id: str, *, state: OutboxState | None = None, limit: int = 100
+    ) -> list[OutboxEvent]:
+        _, collections = self._connected
+        return await mongo_outbox.alert_events(collections, org_id, state, limit)
+
+    @translate_failures
+    async def recharges(self, org_id: str, *, limit: int = 20) -> list[Recharge]:
+        _, collections = self._connected
+        return await mongo_outbox.recharges(collections, org_id, limit)
+
+    @translate_failures
+    async def recharge_started(self, recharge_id: str, payment_intent_id: str) -> bool:
+        _, collections = self._connected
+        return await mongo_outbox.recharge_started(collections, recharge_id, payment_intent_id)
+
+    @translate_failures
+    async def fail_recharge(
+        self, recharge_id: str, reason: str, payment_intent_id: str | None = None
+    ) -> bool:
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                mongo_outbox.fail_recharge,
+                collections,
+                recharge_id=recharge_id,
+                reason=reason,
+                payment_intent_id=payment_intent_id,
+                now_ms=self._now_ms(),
+            ),
+        )
+
+    @translate_failures
+    async def complete_recharge(
+        self, recharge_id: str, payment_intent_id: str
+    ) -> CreditResult | None:
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                operations.complete_recharge,
+                collections,
+                recharge_id=recharge_id,
+                payment_intent_id=payment_intent_id,
+                now_ms=self._now_ms(),
+            ),
+        )
 
     # processed events
     @translate_failures

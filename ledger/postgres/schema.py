@@ -154,6 +154,65 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX holds_rated_by_key ON holds (key_id, created_at_ms, tokens)
         WHERE tokens IS NOT NULL;
     """,
+    # 3: balance watches, alert and auto-recharge settings, recharges and the outbox, as
+    # SQLite's migration 4.
+    """
+    ALTER TABLE accounts ADD COLUMN watch_floor_units BIGINT;
+    CREATE TABLE balance_watches (
+        org_id TEXT COLLATE "C" NOT NULL REFERENCES accounts (org_id),
+        kind TEXT NOT NULL CHECK (kind IN ('low', 'depleted', 'recharge')),
+        threshold_units BIGINT NOT NULL,
+        armed BOOLEAN NOT NULL,
+        PRIMARY KEY (org_id, kind, threshold_units)
+    );
+    CREATE TABLE alert_settings (
+        org_id TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (org_id),
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE auto_recharge_settings (
+        org_id TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (org_id),
+        threshold_units BIGINT NOT NULL CHECK (threshold_units > 0),
+        amount_units BIGINT NOT NULL CHECK (amount_units > 0),
+        monthly_cap_units BIGINT NOT NULL CHECK (monthly_cap_units >= 0),
+        updated_at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE recharges (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+        recharge_id TEXT COLLATE "C" PRIMARY KEY,
+        org_id TEXT COLLATE "C" NOT NULL,
+        amount_units BIGINT NOT NULL CHECK (amount_units > 0),
+        month_start_ms BIGINT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed')),
+        payment_intent_id TEXT,
+        reason TEXT,
+        created_at_ms BIGINT NOT NULL,
+        ended_at_ms BIGINT
+    );
+    CREATE INDEX recharges_by_org_month ON recharges (org_id, month_start_ms);
+    CREATE TABLE outbox (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+        event_id TEXT COLLATE "C" PRIMARY KEY,
+        org_id TEXT COLLATE "C" NOT NULL,
+        topic TEXT NOT NULL CHECK (topic IN ('alert', 'recharge')),
+        kind TEXT NOT NULL,
+        balance_units BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        threshold_units BIGINT,
+        amount_units BIGINT,
+        reference TEXT,
+        reason TEXT,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at_ms BIGINT NOT NULL,
+        claimed_until_ms BIGINT,
+        ended_at_ms BIGINT
+    );
+    CREATE INDEX outbox_due ON outbox (topic, next_attempt_at_ms) WHERE state = 'pending';
+    CREATE INDEX outbox_by_org ON outbox (org_id, created_at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,13 +7,13 @@ writes of one process into one transaction and reads from a connection pool
 (``ledger.postgres``).
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from ledger import checks
-from ledger.clock import Clock, to_ms
+from ledger.clock import Clock, optional_to_ms, to_ms
 from ledger.key_limits import KeyLimits
 from ledger.models import (
     AccessKey,
@@ -34,7 +34,15 @@ from ledger.models import (
     UsageRecord,
     UsageTotal,
 )
-from ledger.sql import keys, reads, response_owners
+from ledger.outbox import (
+    AlertSettings,
+    AutoRecharge,
+    OutboxEvent,
+    OutboxState,
+    OutboxTopic,
+    Recharge,
+)
+from ledger.sql import keys, outbox, reads, response_owners
 from ledger.sql import operations as ops
 from ledger.sql.holds_here import HoldsHere
 from ledger.sql.routine import Routine
@@ -268,6 +276,81 @@ class SqlLedger:
 
     async def forget_responses_before(self, cutoff: datetime, *, limit: int = 1000) -> int:
         return await self._write(partial(response_owners.forget_before, to_ms(cutoff), limit))
+
+    # alerts, auto-recharge and the outbox
+    async def set_alerts(
+        self, org_id: str, url: str, thresholds_units: Sequence[int], new_secret: str
+    ) -> tuple[AlertSettings, bool]:
+        checks.thresholds(thresholds_units)
+        routine = partial(
+            outbox.set_alerts, org_id, url, thresholds_units, new_secret, self._now_ms()
+        )
+        return await self._write(routine, org_id)
+
+    async def clear_alerts(self, org_id: str) -> bool:
+        return await self._write(partial(outbox.clear_alerts, org_id), org_id)
+
+    async def alert_settings(self, org_id: str) -> AlertSettings | None:
+        return await self._engine.read(partial(outbox.alert_settings, org_id))
+
+    async def set_auto_recharge(self, org_id: str, settings: AutoRecharge) -> AutoRecharge:
+        checks.auto_recharge(settings)
+        routine = partial(outbox.set_auto_recharge, org_id, settings, self._now_ms())
+        return await self._write(routine, org_id)
+
+    async def clear_auto_recharge(self, org_id: str) -> bool:
+        return await self._write(partial(outbox.clear_auto_recharge, org_id), org_id)
+
+    async def auto_recharge(self, org_id: str) -> AutoRecharge | None:
+        return await self._engine.read(partial(outbox.auto_recharge, org_id))
+
+    async def claim_outbox(
+        self, topic: OutboxTopic, *, limit: int, lease_s: float
+    ) -> list[OutboxEvent]:
+        routine = partial(outbox.claim, topic, limit, int(lease_s * 1000), self._now_ms())
+        return await self._write(routine)
+
+    async def outbox_delivered(self, event_id: str) -> bool:
+        return await self._write(partial(outbox.delivered, event_id, self._now_ms()))
+
+    async def outbox_failed(
+        self, event_id: str, error: str, retry_at: datetime | None
+    ) -> OutboxState | None:
+        routine = partial(
+            outbox.failed_attempt, event_id, error, optional_to_ms(retry_at), self._now_ms()
+        )
+        return await self._write(routine)
+
+    async def requeue_outbox(self, org_id: str, event_id: str) -> bool:
+        return await self._write(partial(outbox.requeue, org_id, event_id, self._now_ms()))
+
+    async def alert_events(
+        self, org_id: str, *, state: OutboxState | None = None, limit: int = 100
+    ) -> list[OutboxEvent]:
+        return await self._engine.read(partial(outbox.alert_events, org_id, state, limit))
+
+    async def recharges(self, org_id: str, *, limit: int = 20) -> list[Recharge]:
+        return await self._engine.read(partial(outbox.recharges, org_id, limit))
+
+    async def recharge_started(self, recharge_id: str, payment_intent_id: str) -> bool:
+        return await self._write(partial(outbox.recharge_started, recharge_id, payment_intent_id))
+
+    async def fail_recharge(
+        self, recharge_id: str, reason: str, payment_intent_id: str | None = None
+    ) -> bool:
+        routine = partial(
+            outbox.fail_recharge, recharge_id, reason, payment_intent_id, self._now_ms()
+        )
+        return await self._write(routine)
+
+    async def complete_recharge(
+        self, recharge_id: str, payment_intent_id: str
+    ) -> CreditResult | None:
+        known = await self._engine.read(partial(outbox.recharge_row, recharge_id))
+        if known is None:
+            return None
+        routine = partial(ops.complete_recharge, recharge_id, payment_intent_id, self._now_ms())
+        return await self._write(routine, known.org_id)
 
     # reports
     async def usage_records(

@@ -31,6 +31,7 @@ from ledger.models import (
     UsageDetails,
     UsageRecord,
 )
+from ledger.outbox import RechargeState
 from ledger.periods import (
     AllowanceChange,
     audit_lines,
@@ -40,6 +41,7 @@ from ledger.periods import (
     renewed_period,
 )
 from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
+from ledger.sql import outbox
 from ledger.sql.funds import FUNDS_AND_HOLD_SQL, HOLD_AND_FUNDS_SQL, Funds, read_funds
 from ledger.sql.keys import KeyState, key_refusal, settled_spend
 from ledger.sql.reads import load_account
@@ -168,6 +170,9 @@ def _renew_period(account: Account, now_ms: int) -> Routine[None]:
         (period.start_ms, period.end_ms, account.org_id),
     )
     yield from _record_allowance_change(account.org_id, period.change, "period renewed", now_ms)
+    yield from outbox.rearm(
+        account.org_id, (yield from load_account(account.org_id)).net_balance_units
+    )
 
 
 def create_account(
@@ -275,7 +280,7 @@ def settle(
     if state != HoldState.OPEN:
         raise HoldNotOpen(request_id, state)
     funds = Funds(*rows[0][4:11])
-    key_id, rated_tokens, key_created_ms, budget_units, budget_period = rows[0][11:]
+    key_id, rated_tokens, key_created_ms, budget_units, budget_period, watch_floor = rows[0][11:]
     if funds.renewal_due(now_ms):
         funds = yield from current_funds(org_id, now_ms)
     # A hold whose expiry has passed (but that no sweep has ended) no longer
@@ -301,6 +306,9 @@ def settle(
     if budget_units is not None:
         writes.append(settled_spend(key_id, key_created_ms, budget_period, actual_units, now_ms))
     yield Writes(writes)
+    balance_after = funds.net_balance_units - actual_units
+    if watch_floor is not None and balance_after < watch_floor:
+        yield from outbox.crossings(org_id, request_id, balance_after, now_ms)
     # Every charged unit left the buckets or became debt; the hold no longer counts.
     available = funds.available_units - actual_units + reserved_units
     return SettleResult(record, max(available, 0))
@@ -374,7 +382,29 @@ def credit(
         transaction_id, org_id, kind, amount_units, paid, reason, from_ms(now_ms)
     )
     yield _insert_credit(line, now_ms)
+    yield from outbox.rearm(org_id, account.net_balance_units + amount_units)
     return CreditResult(line, applied=True)
+
+
+def complete_recharge(
+    recharge_id: str, payment_intent_id: str, now_ms: int
+) -> Routine[CreditResult | None]:
+    """``payment_intent.succeeded``: credit the recharge once (a purchase); None for an unknown
+    recharge or one that had failed (its PaymentIntent was cancelled: it cannot succeed)."""
+    recharge = yield from outbox.recharge_row(recharge_id)
+    if recharge is None or recharge.state is RechargeState.FAILED:
+        return None
+    result = yield from credit(
+        f"auto_recharge:{recharge_id}",
+        recharge.org_id,
+        CreditKind.PURCHASE,
+        recharge.amount_units,
+        f"auto-recharge {payment_intent_id}",
+        now_ms,
+    )
+    if result.applied:
+        yield from outbox.recharge_succeeded(recharge, payment_intent_id, now_ms)
+    return result
 
 
 def refund_purchase(
@@ -433,7 +463,9 @@ def set_subscription(org_id: str, plan: Subscription, now_ms: int) -> Routine[Ac
     )
     reason = f"{plan.tier} period starting {plan.period_start.isoformat()}"
     yield from _record_allowance_change(org_id, period.change, reason, now_ms)
-    return (yield from load_account(org_id))
+    account = yield from load_account(org_id)
+    yield from outbox.rearm(org_id, account.net_balance_units)
+    return account
 
 
 def clear_subscription(org_id: str, as_of_ms: int, now_ms: int) -> Routine[Account]:

@@ -18,6 +18,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/admin/organizations/{org}/keys", {"name": "x"}),
     ("GET", "/admin/organizations/{org}/keys", None),
     ("DELETE", "/admin/organizations/{org}/keys/{key}", None),
+    ("PATCH", "/admin/organizations/{org}/keys/{key}", {"rpm": 1}),
     ("POST", "/admin/organizations/{org}/credit_grants", {"spus": "1000", "reason": "free"}),
     ("GET", "/admin/organizations/{org}/credit_transactions", None),
     ("PUT", "/admin/organizations/{org}/plan", {"allowance_spus": "1000"}),
