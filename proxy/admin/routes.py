@@ -62,28 +62,29 @@ from proxy.ledger_json import (
 )
 from proxy.usage.window import open_window, usage_window
 
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning}
+    for status, meaning in (
+        (400, "Invalid request"),
+        (401, "No admin token"),
+        (403, "Wrong admin token, an org token, or the admin API is disabled"),
+        (404, "No such organization or key"),
+        (409, "Idempotency key reused with different content"),
+        (503, "Ledger unavailable"),
+    )
+}
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses={
-        status: {"model": ErrorBody, "description": meaning}
-        for status, meaning in (
-            (400, "Invalid request"),
-            (401, "No admin token"),
-            (403, "Wrong admin token, an org token, or the admin API is disabled"),
-            (404, "No such organization or key"),
-            (409, "Idempotency key reused with different content"),
-            (503, "Ledger unavailable"),
-        )
-    },
+    responses=ADMIN_RESPONSES,
 )
 
 MAX_LIST_LIMIT = 100
 
 
 @contextmanager
-def _ledger_errors() -> Iterator[None]:
+def ledger_errors() -> Iterator[None]:
     """Turn typed ledger failures into client errors at one place."""
     try:
         yield
@@ -173,7 +174,7 @@ async def create_organization(
 ) -> Organization:
     """Create an org with the free-tier grant; an existing org is returned unchanged (200)."""
     gateway = gateway_of(request)
-    with _ledger_errors():
+    with ledger_errors():
         _, created = await org_admin.create_organization(
             gateway.store,
             body.org_id,
@@ -195,7 +196,7 @@ async def list_organizations(
     starting_after: Annotated[str, Query(description="Last org_id of the previous page.")] = "",
 ) -> OrganizationList:
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         accounts = await store.list_accounts(limit=limit + 1, after_org_id=starting_after)
         page = accounts[:limit]
         balances = await asyncio.gather(*(store.balance(account.org_id) for account in page))
@@ -206,14 +207,14 @@ async def list_organizations(
 
 @router.get("/organizations/{org_id}", response_model=Organization)
 async def get_organization(request: Request, org_id: str) -> Organization:
-    with _ledger_errors():
+    with ledger_errors():
         balance = await gateway_of(request).store.balance(org_id)
     return _organization(balance)
 
 
 @router.get("/organizations/{org_id}/balance", response_model=BalanceView)
 async def get_balance(request: Request, org_id: str) -> BalanceView:
-    with _ledger_errors():
+    with ledger_errors():
         balance = await gateway_of(request).store.balance(org_id)
     return _balance(balance)
 
@@ -225,7 +226,7 @@ async def create_access_key(
     """Issue an access token; the response is the only time the token itself is shown."""
     body = body or AccessKeyCreate()
     limits = _key_limits(body)
-    with _ledger_errors():
+    with ledger_errors():
         token, key = await issue_token(
             gateway_of(request).store,
             org_id,
@@ -245,7 +246,7 @@ def _budget_of(key: AccessKey, budgets: list[KeyBudgetUse]) -> KeyBudgetUse | No
 async def list_access_keys(request: Request, org_id: str) -> AccessKeyList:
     """The org's keys with their limits, and where each budget stands in its window."""
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.get_account(org_id)
         keys = await store.list_access_keys(org_id)
         budgets = await store.key_budget_use(org_id)
@@ -265,7 +266,7 @@ async def update_access_key_limits(
     to its next call.
     """
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         current = next(
             (k for k in await store.list_access_keys(org_id) if k.key_id == key_id), None
         )
@@ -283,7 +284,7 @@ async def update_access_key_limits(
 async def revoke_access_key(request: Request, org_id: str, key_id: str) -> AccessKeyView:
     """Revoke at once on this worker; other workers stop accepting it within their cache TTL."""
     gateway = gateway_of(request)
-    with _ledger_errors():
+    with ledger_errors():
         key = await gateway.store.revoke_access_key(org_id, key_id)
     if key is None:
         raise _key_not_found(org_id, key_id)
@@ -301,7 +302,7 @@ async def grant_credits(
 ) -> CreditGrant:
     """Grant credits with a reason; a retry with the same idempotency key grants once (200)."""
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         try:
             result = await org_admin.grant_credits(
                 store,
@@ -332,7 +333,7 @@ async def list_credit_transactions(
     request: Request, org_id: str, limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50
 ) -> CreditTransactionList:
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.get_account(org_id)
         transactions = await store.credit_transactions(org_id, limit=limit)
     return CreditTransactionList(data=[_credit_transaction(item) for item in transactions])
@@ -346,7 +347,7 @@ async def set_plan(request: Request, org_id: str, body: PlanSet) -> Organization
         allowance_units = spus_to_units(body.allowance_spus)
     except ValueError as error:
         raise bad_request(str(error), param="allowance_spus") from error
-    with _ledger_errors():
+    with ledger_errors():
         account = await store.get_account(org_id)
         plan = org_admin.hand_set_plan(
             account,
@@ -365,7 +366,7 @@ async def set_plan(request: Request, org_id: str, body: PlanSet) -> Organization
 async def end_plan(request: Request, org_id: str) -> Organization:
     """End the plan: unused allowance lapses; purchased and granted credits stay."""
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.clear_subscription(org_id, as_of=datetime.now(UTC))
         balance = await store.balance(org_id)
     return _organization(balance)
@@ -382,7 +383,7 @@ async def org_usage(
     """An org's usage totals over a window (default: the last 30 days)."""
     window = usage_window(start, end, now=datetime.now(UTC))
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.get_account(org_id)
         totals = await store.usage_totals(org_id, group_by, start=window.start, end=window.end)
     return UsageTotalList(
@@ -405,7 +406,7 @@ async def recent_usage(
 ) -> UsageRecordList:
     """Recent usage records across orgs, newest first, filtered by org, model and window."""
     since, until = open_window(start, end)
-    with _ledger_errors():
+    with ledger_errors():
         records = await gateway_of(request).store.usage_records(
             org_id, start=since, end=until, limit=limit, model=model
         )

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from proxy.org_admin import ORG_ID_PATTERN
 
@@ -251,3 +251,73 @@ class UsageTotalList(BaseModel):
     start: datetime = Field(serialization_alias="from")
     end: datetime = Field(serialization_alias="to")
     data: list[UsageTotalView]
+
+
+class AlertSettingsSet(BaseModel):
+    url: HttpUrl = Field(description="Where alerts are POSTed (signed JSON events).")
+    thresholds_spus: list[Decimal] = Field(
+        default_factory=list,
+        max_length=10,
+        description="balance.low is sent once each time the balance falls below one of these;"
+        " balance.depleted always, when it reaches zero.",
+    )
+
+    @field_validator("thresholds_spus")
+    @classmethod
+    def _positive(cls, values: list[Decimal]) -> list[Decimal]:
+        if any(value <= 0 for value in values):
+            raise ValueError("every threshold must be a positive number of SPUs")
+        return values
+
+
+class AlertSettingsView(BaseModel):
+    object: Literal["alert_settings"] = "alert_settings"
+    org_id: str
+    url: str
+    thresholds_spus: list[str]
+    signing_secret: str | None = Field(
+        default=None,
+        description="Signs every delivery (spu-signature); shown only when it is made.",
+    )
+
+
+class AlertEventView(BaseModel):
+    object: Literal["alert_event"] = "alert_event"
+    id: str
+    type: str
+    state: Literal["pending", "delivered", "dead"]
+    attempts: int
+    last_error: str | None
+    created: datetime
+    data: dict[str, str | None]
+
+
+class AlertEventList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AlertEventView]
+
+
+class AutoRechargeSet(BaseModel):
+    threshold_spus: Decimal = Field(gt=0, description="Recharge when the balance falls below.")
+    amount_spus: Decimal = Field(gt=0, description="SPUs each recharge buys.")
+    monthly_cap_spus: Decimal = Field(
+        ge=0, description="The most recharges may buy in one calendar month (UTC)."
+    )
+
+
+class RechargeView(BaseModel):
+    recharge_id: str
+    amount_spus: str
+    state: Literal["pending", "succeeded", "failed"]
+    payment_intent: str | None
+    reason: str | None
+    created_at: datetime
+
+
+class AutoRechargeView(BaseModel):
+    object: Literal["auto_recharge"] = "auto_recharge"
+    org_id: str
+    threshold_spus: str
+    amount_spus: str
+    monthly_cap_spus: str
+    recent: list[RechargeView] = Field(description="The latest recharges, newest first.")

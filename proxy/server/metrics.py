@@ -48,6 +48,19 @@ class Metrics:
         self.open_holds = Gauge(
             "spu_open_holds", "Metered calls in flight in this worker.", registry=self.registry
         )
+        self.auto_recharges = Counter(
+            "spu_auto_recharges",
+            "Auto-recharges by outcome: started (a PaymentIntent confirmed), succeeded (credited),"
+            " declined, requires_action, failed.",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.alert_deliveries = Counter(
+            "spu_alert_deliveries",
+            "Alert delivery attempts by event type and outcome: delivered, retrying, dead.",
+            ("event", "outcome"),
+            registry=self.registry,
+        )
         self.webhook_events = Counter(
             "spu_webhook_events",
             "Stripe webhook events by type and outcome.",
