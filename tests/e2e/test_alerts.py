@@ -41,15 +41,6 @@ async def _spend(store: LedgerStore, org_id: str, spus: int, request_id: str) ->
     await store.settle(request_id, spus * SPU, UsageDetails(model="m", provider="p"))
 
 
-async def _wait_for(receiver: AlertReceiver, count: int) -> list[Delivery]:
-    """The deliveries once there are ``count`` (or the wait ran out)."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        if len(receiver.received) >= count or asyncio.get_running_loop().time() > deadline:
-            return list(receiver.received)
-        await asyncio.sleep(0.02)
-
-
 def _verified(delivery: Delivery, secret: str) -> dict[str, Any]:
     """The event, once its signature is checked here as a receiver would check it."""
     fields = dict(part.split("=", 1) for part in delivery.signature.split(","))
@@ -85,10 +76,10 @@ async def test_each_crossing_is_delivered_once_and_signed(
     secret = await _configure(gateway, org.org_id, url, "50", "20")
 
     await _spend(store, org.org_id, 55, "r1")
-    [low] = await _wait_for(app, 1)
+    [low] = await app.wait_for(1, timeout_s=WAIT_S)
     await _spend(store, org.org_id, 10, "r2")
     await _spend(store, org.org_id, 35, "r3")
-    deliveries = await _wait_for(app, 3)
+    deliveries = await app.wait_for(3, timeout_s=WAIT_S)
     await asyncio.sleep(0.3)
 
     assert len(app.received) == 3
@@ -123,7 +114,7 @@ async def test_a_receiver_down_for_three_attempts_still_gets_the_event_once(
     await _configure(gateway, org.org_id, url, "50")
 
     await _spend(store, org.org_id, 60, "r1")
-    [delivery] = await _wait_for(app, 1)
+    [delivery] = await app.wait_for(1, timeout_s=WAIT_S)
     await asyncio.sleep(0.3)
 
     assert (app.attempts, len(app.received)) == (4, 1)
@@ -162,7 +153,7 @@ async def test_the_last_failed_attempt_leaves_a_dead_letter_operators_can_send_a
         assert 'outcome="dead"} 1.0' in (await admin.get("/metrics")).text
         retried = await admin.post(f"{events}/{dead[0]['id']}/retry")
         assert retried.status_code == 200
-        [delivery] = await _wait_for(app, 1)
+        [delivery] = await app.wait_for(1, timeout_s=WAIT_S)
         again = await admin.post(f"{events}/{dead[0]['id']}/retry")
     assert json.loads(delivery.body)["id"] == dead[0]["id"]
     assert again.json()["error"]["code"] == "no_dead_alert"

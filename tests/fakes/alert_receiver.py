@@ -1,5 +1,6 @@
 """A local alert receiver: records every delivery, and can be down for its first attempts."""
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 
@@ -33,3 +34,11 @@ class AlertReceiver:
             if accepted:
                 self.received.append(Delivery(body, request.headers.get("spu-signature", "")))
         await Response(status_code=204 if accepted else 503)(scope, receive, send)  # type: ignore[arg-type]
+
+    async def wait_for(self, count: int, *, timeout_s: float) -> list[Delivery]:
+        """The deliveries once there are ``count`` (or the wait ran out)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            if len(self.received) >= count or asyncio.get_running_loop().time() > deadline:
+                return list(self.received)
+            await asyncio.sleep(0.02)
