@@ -171,6 +171,62 @@ def recharge_id_for(request_id: str) -> str:
     return f"rch_{request_id}"
 
 
+MONTHLY_CAP_REACHED = "monthly_cap_reached"
+
+
+def recharge_start(
+    org_id: str,
+    request_id: str,
+    settings: AutoRecharge,
+    recharged_units: int,
+    balance_units: int,
+    now_ms: int,
+) -> tuple[Recharge, OutboxEvent]:
+    """What the crossing settlement of ``request_id`` starts: a pending recharge and the event
+    that starts it, or, past the month's cap (``recharged_units`` so far), a failed one and
+    its alert."""
+    recharge_id = recharge_id_for(request_id)
+    amount = settings.amount_units
+    if within_cap(recharged_units, amount, settings.monthly_cap_units):
+        start = OutboxEvent(
+            recharge_id,
+            org_id,
+            OutboxTopic.RECHARGE,
+            EventKind.RECHARGE_START,
+            balance_units,
+            from_ms(now_ms),
+            settings.threshold_units,
+            amount,
+            recharge_id,
+        )
+        pending = Recharge(
+            recharge_id, org_id, amount, RechargeState.PENDING, None, None, from_ms(now_ms)
+        )
+        return pending, start
+    failed = Recharge(
+        recharge_id,
+        org_id,
+        amount,
+        RechargeState.FAILED,
+        None,
+        MONTHLY_CAP_REACHED,
+        from_ms(now_ms),
+    )
+    alert = recharge_failed_event(
+        recharge_id, org_id, amount, balance_units, None, MONTHLY_CAP_REACHED, now_ms
+    )
+    return failed, alert
+
+
+def recharge_credit_id(recharge: Recharge) -> str:
+    """The credit transaction a paid recharge is credited under, once."""
+    return f"auto_recharge:{recharge.recharge_id}"
+
+
+def recharge_credit_reason(payment_intent_id: str) -> str:
+    return f"auto-recharge {payment_intent_id}"
+
+
 def recharge_failed_event(
     recharge_id: str,
     org_id: str,

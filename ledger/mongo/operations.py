@@ -22,7 +22,7 @@ from ledger.mongo.documents import (
     new_customer,
 )
 from ledger.mongo.rules import AllowanceUpdate, period_roll, plan_end, plan_update
-from ledger.outbox import RechargeState
+from ledger.outbox import RechargeState, recharge_credit_id, recharge_credit_reason
 from ledger.periods import AllowanceChange, audit_lines
 from ledger.replays import credit_replay
 from ledger.waterfall import debt_payoff
@@ -227,11 +227,11 @@ async def complete_recharge(
     result = await credit(
         collections,
         session,
-        f"auto_recharge:{recharge_id}",
+        recharge_credit_id(recharge),
         recharge.org_id,
         CreditKind.PURCHASE,
         recharge.amount_units,
-        f"auto-recharge {payment_intent_id}",
+        recharge_credit_reason(payment_intent_id),
         now_ms,
     )
     if result.applied:

@@ -34,10 +34,9 @@ from ledger.outbox import (
     month_start_ms,
     rearmed,
     recharge_failed_event,
-    recharge_id_for,
+    recharge_start,
     recharge_succeeded_event,
     watch_event,
-    within_cap,
 )
 
 MAX_ERROR_CHARS = 500
@@ -189,37 +188,18 @@ async def _start_recharge(
     ]
     rows = await (await collections.recharges.aggregate(pipeline, session=session)).to_list()
     recharged = int(rows[0]["units"]) if rows else 0
-    recharge_id = recharge_id_for(request_id)
-    amount = settings.amount_units
-    if within_cap(recharged, amount, settings.monthly_cap_units):
-        state, reason = RechargeState.PENDING, None
-        event = OutboxEvent(
-            recharge_id,
-            org_id,
-            OutboxTopic.RECHARGE,
-            EventKind.RECHARGE_START,
-            balance_units,
-            from_ms(now_ms),
-            settings.threshold_units,
-            amount,
-            recharge_id,
-        )
-    else:
-        state, reason = RechargeState.FAILED, "monthly_cap_reached"
-        event = recharge_failed_event(
-            recharge_id, org_id, amount, balance_units, None, reason, now_ms
-        )
+    recharge, event = recharge_start(org_id, request_id, settings, recharged, balance_units, now_ms)
     recharge_doc = {
         "org_id": org_id,
-        "amount_units": Int64(amount),
+        "amount_units": Int64(recharge.amount_units),
         "month_start_ms": Int64(month_ms),
-        "state": state.value,
+        "state": recharge.state.value,
         "payment_intent_id": None,
-        "reason": reason,
+        "reason": recharge.reason,
         "created_at_ms": Int64(now_ms),
     }
     await collections.recharges.update_one(
-        {"_id": recharge_id}, {"$setOnInsert": recharge_doc}, upsert=True, session=session
+        {"_id": recharge.recharge_id}, {"$setOnInsert": recharge_doc}, upsert=True, session=session
     )
     if event.topic is OutboxTopic.RECHARGE or customer.get("alerts") is not None:
         await _insert_event(collections, session, event, now_ms)

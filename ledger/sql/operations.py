@@ -31,7 +31,7 @@ from ledger.models import (
     UsageDetails,
     UsageRecord,
 )
-from ledger.outbox import RechargeState
+from ledger.outbox import RechargeState, recharge_credit_id, recharge_credit_reason
 from ledger.periods import (
     AllowanceChange,
     audit_lines,
@@ -395,11 +395,11 @@ def complete_recharge(
     if recharge is None or recharge.state is RechargeState.FAILED:
         return None
     result = yield from credit(
-        f"auto_recharge:{recharge_id}",
+        recharge_credit_id(recharge),
         recharge.org_id,
         CreditKind.PURCHASE,
         recharge.amount_units,
-        f"auto-recharge {payment_intent_id}",
+        recharge_credit_reason(payment_intent_id),
         now_ms,
     )
     if result.applied:

@@ -28,10 +28,9 @@ from ledger.outbox import (
     month_start_ms,
     rearmed,
     recharge_failed_event,
-    recharge_id_for,
+    recharge_start,
     recharge_succeeded_event,
     watch_event,
-    within_cap,
 )
 from ledger.sql.dialect import SQLITE_INSERTION_ORDER
 from ledger.sql.reads import load_account
@@ -176,29 +175,19 @@ def _start_recharge(
     settings = AutoRecharge(*(int(value) for value in rows[0]))
     month_ms = month_start_ms(now_ms)
     recharged = int((yield _RECHARGED_SQL, (org_id, month_ms))[0][0])
-    recharge_id = recharge_id_for(request_id)
-    amount = settings.amount_units
-    if within_cap(recharged, amount, settings.monthly_cap_units):
-        state, reason = RechargeState.PENDING, None
-        event = OutboxEvent(
-            recharge_id,
-            org_id,
-            OutboxTopic.RECHARGE,
-            EventKind.RECHARGE_START,
-            balance_units,
-            from_ms(now_ms),
-            settings.threshold_units,
-            amount,
-            recharge_id,
-        )
-    else:
-        state, reason = RechargeState.FAILED, "monthly_cap_reached"
-        event = recharge_failed_event(
-            recharge_id, org_id, amount, balance_units, None, reason, now_ms
-        )
+    recharge, event = recharge_start(org_id, request_id, settings, recharged, balance_units, now_ms)
     yield (
         _INSERT_RECHARGE_SQL,
-        (recharge_id, org_id, amount, state.value, reason, now_ms, month_ms, None),
+        (
+            recharge.recharge_id,
+            org_id,
+            recharge.amount_units,
+            recharge.state.value,
+            recharge.reason,
+            now_ms,
+            month_ms,
+            None,
+        ),
     )
     if event.topic is OutboxTopic.RECHARGE or alerts:
         yield insert_event(event, now_ms)

@@ -13,11 +13,10 @@ as a comment line just before ``message_stop``.
 
 from typing import Any
 
-import orjson
-
 from proxy.anthropic.counts import reported_anthropic_counts
+from proxy.call.held_end import HeldEndTap
 from proxy.call.receipt import Receipt
-from proxy.call.sse import EventSplitter, event_data
+from proxy.call.sse import typed_event
 from proxy.call.tally import Tally
 
 _DELTA_TEXT_FIELDS = {
@@ -91,58 +90,20 @@ class AnthropicEventTally(Tally):
             self.reported = reported_anthropic_counts(self._running)
 
 
-class AnthropicStreamTap(AnthropicEventTally):
-    def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
-        super().__init__(
-            encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
-        )
-        self._events = EventSplitter()
-        self._end: list[bytes | dict[str, Any]] = []
-        """The events from ``message_delta`` (kept as its JSON, to write out again) on."""
-
-    def feed(self, data: bytes) -> bytes:
-        """Read the events completed by ``data``; return those to send now, as they came."""
-        return b"".join([event for event in self._events.feed(data) if self._keep(event)])
-
-    def flush(self) -> bytes:
-        rest = self._events.flush()
-        return rest if rest.strip() and self._keep(rest) else b""
-
-    def close(self, receipt: Receipt | None) -> bytes:
-        out: list[bytes] = []
-        comment = b"" if receipt is None else receipt.comment()
-        for event in self._end:
-            if isinstance(event, dict):
-                if receipt is not None:
-                    event = {**event, "usage": {**event["usage"], **receipt.usage_fields()}}
-                out.append(b"event: message_delta\ndata: " + orjson.dumps(event) + b"\n\n")
-                continue
-            if _is_message_stop(event):
-                out.append(comment)
-                comment = b""
-            out.append(event)
-        out.append(comment)
-        return b"".join(out)
-
-    def _keep(self, event: bytes) -> bool:
-        if self._end:
-            self._end.append(event)
-            return False
-        data = event_data(event)
+class AnthropicStreamTap(HeldEndTap, AnthropicEventTally):
+    def _read_event(self, data: Any) -> bool:
+        """``message_delta`` with the final counts starts the end (then ``message_stop``)."""
         self.read(data)
-        if (
-            isinstance(data, dict)
-            and data.get("type") == "message_delta"
-            and isinstance(data.get("usage"), dict)
-        ):
-            self._end.append(data)
-            return False
-        if _is_message_stop(event):
-            self._end.append(event)
-            return False
-        return True
+        return isinstance(data, dict) and (
+            data.get("type") == "message_stop"
+            or (data.get("type") == "message_delta" and isinstance(data.get("usage"), dict))
+        )
 
+    def _ends_stream(self, data: Any) -> bool:
+        return isinstance(data, dict) and data.get("type") == "message_stop"
 
-def _is_message_stop(event: bytes) -> bool:
-    data = event_data(event)
-    return isinstance(data, dict) and data.get("type") == "message_stop"
+    def _closing(self, raw: bytes, data: Any, receipt: Receipt | None) -> bytes:
+        if receipt is None or not isinstance(data, dict) or data.get("type") != "message_delta":
+            return raw
+        event = {**data, "usage": {**data["usage"], **receipt.usage_fields()}}
+        return typed_event(event)

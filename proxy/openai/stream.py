@@ -14,15 +14,16 @@ from typing import Any
 
 import orjson
 
+from proxy.call.held_end import HeldEndTap
 from proxy.call.receipt import Receipt
-from proxy.call.sse import DONE, EventSplitter, event_data
+from proxy.call.sse import DONE
 from proxy.call.tally import Tally
 from proxy.openai.counts import reported_openai_counts
 
 _DELTA_TEXT_FIELDS = ("content", "reasoning_content", "refusal")
 
 
-class OpenAIStreamTap(Tally):
+class OpenAIStreamTap(HeldEndTap, Tally):
     def __init__(
         self, *, drop_usage_chunk: bool, encoding_model: str, prompt_tokens_estimate: int
     ) -> None:
@@ -30,57 +31,34 @@ class OpenAIStreamTap(Tally):
             encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
         )
         self._drop_usage_chunk = drop_usage_chunk
-        self._events = EventSplitter()
-        self._end: list[bytes | dict[str, Any]] = []
-        """The events from the usage chunk (kept as its JSON, to write out again) on, held
-        back for the receipt."""
 
-    def feed(self, data: bytes) -> bytes:
-        """Take bytes from the upstream; return the bytes to send to the client now."""
-        return b"".join([event for event in self._events.feed(data) if self._keep(event)])
+    def _read_event(self, data: Any) -> bool:
+        """The usage-only chunk (which reports the counts) and ``[DONE]`` start the end."""
+        if data == DONE:
+            return True
+        if not isinstance(data, dict):
+            return False
+        choices = data.get("choices")
+        self._collect_text(choices or [])
+        if data.get("usage"):
+            self.reported = reported_openai_counts(data["usage"])
+            return not choices
+        return False
 
-    def flush(self) -> bytes:
-        rest = self._events.flush()
-        return rest if rest.strip() and self._keep(rest) else b""
+    def _ends_stream(self, data: Any) -> bool:
+        return bool(data == DONE)
 
-    def close(self, receipt: Receipt | None) -> bytes:
-        out: list[bytes] = []
-        comment = b"" if receipt is None else receipt.comment()
-        for event in self._end:
-            if isinstance(event, dict):
-                out.append(self._usage_event(event, receipt))
-                continue
-            if event_data(event) == DONE:
-                out.append(comment)
-                comment = b""
-            out.append(event)
-        out.append(comment)
-        return b"".join(out)
-
-    def _usage_event(self, chunk: dict[str, Any], receipt: Receipt | None) -> bytes:
-        """The usage-only chunk, with the receipt in its usage; none if the client did not ask
-        for usage (the gateway did, on its behalf)."""
+    def _closing(self, raw: bytes, data: Any, receipt: Receipt | None) -> bytes:
+        """The usage-only chunk carries the receipt too; none if the client did not ask for
+        usage (the gateway did, on its behalf)."""
+        if not isinstance(data, dict) or not data.get("usage"):
+            return raw
         if self._drop_usage_chunk:
             return b""
-        if receipt is not None:
-            chunk = {**chunk, "usage": {**chunk["usage"], **receipt.usage_fields()}}
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-    def _keep(self, event: bytes) -> bool:
-        chunk = event_data(event)
-        if self._end or chunk == DONE:
-            self._end.append(event)
-            return False
-        if not isinstance(chunk, dict):
-            return True
-        choices = chunk.get("choices")
-        self._collect_text(choices or [])
-        if chunk.get("usage"):
-            self.reported = reported_openai_counts(chunk["usage"])
-            if not choices:
-                self._end.append(chunk)
-                return False
-        return True
+        if receipt is None:
+            return raw
+        usage = {**data["usage"], **receipt.usage_fields()}
+        return b"data: " + orjson.dumps({**data, "usage": usage}) + b"\n\n"
 
     def _collect_text(self, choices: list[Any]) -> None:
         for choice in choices:

@@ -14,10 +14,9 @@ and as a comment line just before it.
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from proxy.call.held_end import HeldEndTap
 from proxy.call.receipt import Receipt
-from proxy.call.sse import EventSplitter, event_data
+from proxy.call.sse import typed_event
 from proxy.call.tally import Tally
 from proxy.responses.usage import reported_token_counts
 
@@ -52,63 +51,32 @@ def response_text(body: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-class ResponsesStreamTap(Tally):
+class ResponsesStreamTap(HeldEndTap, Tally):
     """Reads a native Responses stream as it passes: its id, its usage, what it generated."""
 
     def __init__(self, *, encoding_model: str, prompt_tokens_estimate: int) -> None:
         super().__init__(
             encoding_model=encoding_model, prompt_tokens_estimate=prompt_tokens_estimate
         )
-        self._events = EventSplitter()
         self.response_id: str | None = None
-        self._end: list[bytes | dict[str, Any]] = []
-        """The final event (kept as its JSON, to write out again) and what follows it."""
 
-    def feed(self, data: bytes) -> bytes:
-        """Read the events completed by ``data``; return those to send now, as they came."""
-        return b"".join([event for event in self._events.feed(data) if self._keep(event)])
-
-    def flush(self) -> bytes:
-        rest = self._events.flush()
-        return rest if rest.strip() and self._keep(rest) else b""
-
-    def close(self, receipt: Receipt | None) -> bytes:
-        out: list[bytes] = []
-        comment = b"" if receipt is None else receipt.comment()
-        for event in self._end:
-            if isinstance(event, dict):
-                response = event["response"]
-                if receipt is not None and isinstance(response.get("usage"), dict):
-                    usage = {**response["usage"], **receipt.usage_fields()}
-                    event = {**event, "response": {**response, "usage": usage}}
-                out.append(comment)
-                comment = b""
-                out.append(
-                    b"event: "
-                    + str(event["type"]).encode()
-                    + b"\ndata: "
-                    + orjson.dumps(event)
-                    + b"\n\n"
-                )
-                continue
-            out.append(event)
-        out.append(comment)
-        return b"".join(out)
-
-    def _keep(self, event: bytes) -> bool:
-        if self._end:
-            self._end.append(event)
-            return False
-        data = event_data(event)
+    def _read_event(self, data: Any) -> bool:
+        """The final event (``response.completed``, ``.incomplete`` or ``.failed``) is the end."""
         self._read(data)
-        if (
-            isinstance(data, dict)
-            and data.get("type") in FINAL_EVENTS
-            and isinstance(data.get("response"), Mapping)
-        ):
-            self._end.append(data)
-            return False
-        return True
+        return _is_final(data)
+
+    def _ends_stream(self, data: Any) -> bool:
+        return _is_final(data)
+
+    def _closing(self, raw: bytes, data: Any, receipt: Receipt | None) -> bytes:
+        response = data.get("response") if isinstance(data, dict) else None
+        if receipt is None or not _is_final(data) or not isinstance(response, dict):
+            return raw
+        if not isinstance(response.get("usage"), dict):
+            return raw
+        usage = {**response["usage"], **receipt.usage_fields()}
+        event = {**data, "response": {**response, "usage": usage}}
+        return typed_event(event)
 
     def _read(self, event: Any) -> None:
         if not isinstance(event, dict):
@@ -131,3 +99,11 @@ class ResponsesStreamTap(Tally):
                 self.error = error if isinstance(error, Mapping) else {}
         elif kind == "error":
             self.error = event
+
+
+def _is_final(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("type") in FINAL_EVENTS
+        and isinstance(data.get("response"), Mapping)
+    )
