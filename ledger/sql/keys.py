@@ -95,6 +95,10 @@ class KeyState(NamedTuple):
     tokens_in_window: int | None
 
     @property
+    def limited(self) -> bool:
+        return self.budget_units is not None or self.rpm is not None or self.tpm is not None
+
+    @property
     def limits(self) -> KeyLimits:
         period = BudgetPeriod(self.budget_period or BudgetPeriod.TOTAL)
         return KeyLimits(self.budget_units, period, self.rpm, self.tpm)

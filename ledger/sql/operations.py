@@ -253,15 +253,16 @@ def hold(
     available = funds.available_units
     if amount_units > available:
         return HoldRefused(request_id, org_id, max(available, 0), amount_units)
-    key = KeyState(*row[10:])
     rated_tokens = None
-    if key_id is not None and key.created_at_ms is not None:
-        refusal = yield from key_refusal(
-            key, key_id, request_id, org_id, amount_units, tokens, now_ms
-        )
-        if refusal is not None:
-            return refusal
-        rated_tokens = tokens if key.limits.rate_limited else None
+    if key_id is not None and row[10] is not None:
+        key = KeyState(*row[10:])
+        if key.limited:
+            refusal = yield from key_refusal(
+                key, key_id, request_id, org_id, amount_units, tokens, now_ms
+            )
+            if refusal is not None:
+                return refusal
+            rated_tokens = tokens if key.rpm is not None or key.tpm is not None else None
     expires_ms = now_ms + int(ttl_s * 1000)
     hold_row = (request_id, org_id, key_id, amount_units, now_ms, expires_ms, rated_tokens)
     yield Writes(((_INSERT_HOLD_SQL, hold_row), (_ADD_HELD_SQL, (amount_units, org_id))))
