@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 from ledger.key_limits import KeyLimits
-from ledger.models import Subscription
+from ledger.models import ReplyKey, Subscription
 from ledger.outbox import AutoRecharge
 
 MAX_UNITS = 2**53
@@ -48,6 +48,21 @@ def key_limits(limits: KeyLimits) -> None:
     for name, rate in (("rpm", limits.rpm), ("tpm", limits.tpm)):
         if rate is not None and not 0 < rate <= MAX_UNITS:
             raise ValueError(f"a key's {name} must be a positive integer")
+
+
+def renewal(ttl_s: float) -> None:
+    if not (ttl_s > 0 and math.isfinite(ttl_s)):
+        raise ValueError("a renewal needs a positive, finite time to live")
+
+
+MAX_REPLY_KEY_CHARS = 255
+
+
+def reply_key(key: ReplyKey) -> None:
+    if not 0 < len(key.key) <= MAX_REPLY_KEY_CHARS:
+        raise ValueError(f"an idempotency key has 1 to {MAX_REPLY_KEY_CHARS} characters")
+    if not (key.keep_s > 0 and math.isfinite(key.keep_s)):
+        raise ValueError("a reply needs a positive, finite time to be kept")
 
 
 def settlement(actual_units: int) -> None:

@@ -136,7 +136,55 @@ class RateLimited:
     """When the window admits it again; None when waiting cannot help (needed > limit)."""
 
 
-HoldOutcome = HoldPlaced | HoldRefused | RateLimited
+@dataclass(frozen=True, slots=True)
+class ReplyKey:
+    """A client's idempotency key on a metered call: one org's key, one request.
+
+    A hold placed with it claims the key for its call; the call's settlement
+    keeps the reply under it for ``keep_s``, so that the same request sent again
+    with the same key is answered with that reply instead of a second call.
+    """
+
+    key: str
+    fingerprint: str
+    """What identifies the request (a digest of its body): the same key with another
+    request is refused, never replayed."""
+    keep_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """A settled call's reply as its client was sent it, kept under its idempotency key."""
+
+    content_type: str
+    body: bytes | None
+    """The bytes sent (a stream's events as they went out); None when the reply was larger
+    than the gateway keeps."""
+
+
+class KeyUse(StrEnum):
+    """Why a hold with an idempotency key was not placed: the key is taken."""
+
+    COMPLETED = "completed"
+    """Its call settled: its reply (if kept) answers the request again, at no charge."""
+    IN_FLIGHT = "in_flight"
+    """Its call is still running on some worker."""
+    OTHER_REQUEST = "other_request"
+    """It was used for a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInUse:
+    key: str
+    use: KeyUse
+    request_id: str
+    """The call that holds the key."""
+    reply: StoredReply | None = None
+
+
+HoldOutcome = HoldPlaced | HoldRefused | RateLimited | KeyInUse
+"""What placing a hold answers: placed, or not placed because credit, a key's rate or an
+idempotency key's earlier use stands in the way."""
 
 
 @dataclass(frozen=True, slots=True)

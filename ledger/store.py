@@ -23,8 +23,10 @@ from ledger.models import (
     HoldOutcome,
     KeyBudgetUse,
     OrgLedgerFigures,
+    ReplyKey,
     ResponseOwner,
     SettleResult,
+    StoredReply,
     Subscription,
     UsageDetails,
     UsageGroup,
@@ -83,22 +85,59 @@ class MoneyLedger(Protocol):
         ttl_s: float,
         key_id: str | None = None,
         tokens: int = 0,
+        *,
+        reply_key: ReplyKey | None = None,
     ) -> HoldOutcome:
-        """Reserve ``amount_units`` if the org's available credits and the key's limits allow.
+        """Reserve ``amount_units`` until ``ttl_s`` from now if the org's available credits and
+        the key's limits allow.
 
         ``tokens`` is the call's worst case in tokens, which a key's tpm counts until
         the settlement trues it up (the settled ``total_tokens``).
+
+        With a ``reply_key``, the hold also claims the key for this call, or is
+        not placed because the key is taken (``KeyInUse``): by a call that
+        settled (its kept reply), one still open, or another request. A key
+        whose call ended without settling (released, or expired unsettled:
+        its worker died) is free again, and so is one kept longer than its
+        ``keep_s``. A refused hold claims nothing.
+        """
+
+    async def renew_holds(self, request_ids: Sequence[str], ttl_s: float) -> None:
+        """Move the expiry of those holds still open and unexpired to ``ttl_s`` from now.
+
+        The worker running a call renews its hold, so only a crashed worker's
+        holds ever expire. A hold already past its expiry stays expired: it
+        stopped counting, and another hold may have taken its credit since.
         """
 
     async def settle(
-        self, request_id: str, actual_units: int, details: UsageDetails
-    ) -> SettleResult: ...
+        self,
+        request_id: str,
+        actual_units: int,
+        details: UsageDetails,
+        *,
+        reply: StoredReply | None = None,
+    ) -> SettleResult:
+        """Debit what the call used and write its usage record, once per request id.
+
+        A hold past its expiry (swept or not) is settled all the same: it
+        reserves nothing any more, so the call is paid from what no other hold
+        reserves, and the rest becomes debt. ``reply`` is kept under the hold's
+        idempotency key in the same transaction, so a call is never settled
+        without its reply kept, nor its reply kept unpaid. Raises
+        ``HoldNotOpen`` for a released hold.
+        """
 
     async def release(self, request_id: str) -> bool:
         """End an open hold without a debit; False if it had already ended."""
 
     async def expire_holds(self, *, limit: int = 1000) -> int:
         """Housekeeping: mark open holds past their expiry as expired; returns how many."""
+
+    async def forget_replies(self, *, limit: int = 1000) -> int:
+        """Housekeeping: delete idempotency keys kept past their ``keep_s``; returns how many.
+
+        A key past it is free whether or not this has run."""
 
     async def balance(self, org_id: str) -> Balance: ...
 

@@ -15,6 +15,7 @@ from proxy.anthropic import routes as anthropic
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
 from proxy.gateway import Gateway
 from proxy.openai import routes as openai
+from proxy.protocol_routes import documented
 from proxy.responses import routes as responses
 from proxy.server import routes as server
 from proxy.server.body_limit import BodyLimitMiddleware
@@ -48,4 +49,7 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     for module in (server, openai, responses, anthropic, usage, usage_page, admin, admin_notices):
         app.include_router(module.router)
     app.include_router(billing_stub.router if gateway.billing is None else gateway.billing.router)
+    served = [model.name for model in gateway.registry.all()]
+    protocols = (openai.router, responses.router, anthropic.router)
+    app.openapi = documented(app, protocols, served)  # type: ignore[method-assign]
     return app

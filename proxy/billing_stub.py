@@ -7,7 +7,7 @@ module imports nothing of Stripe's, so local-only mode never loads stripe.
 
 from fastapi import APIRouter
 
-from proxy.errors import ApiError
+from proxy.errors import UNTIL_RECONFIGURED_S, ApiError
 
 BILLING_PATHS = (
     "/billing/checkout/credits",
@@ -26,6 +26,7 @@ async def billing_not_configured() -> None:
         " it runs in local-only mode, where the operator grants credits and sets plans.",
         error_type="api_error",
         code="billing_not_configured",
+        retry_after_s=UNTIL_RECONFIGURED_S,
     )
 
 

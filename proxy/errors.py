@@ -1,15 +1,22 @@
 """Errors as clients expect them: OpenAI's shape on ``/v1/*``, Anthropic's on ``/v1/messages``.
 
 Routes raise ``ApiError``; one handler renders it in the caller's API shape,
-so a status, a type and a human message are chosen in one place.
+so a status, a type and a human message are chosen in one place. Every 429
+and 503 says when to try again (``Retry-After``, and ``retry-after-ms``, which
+the OpenAI and Anthropic SDKs read first): an ``ApiError`` with either status
+is not answered without that advice (``retry_after_s``).
 """
 
+import math
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from proxy import outages
 
 ANTHROPIC_PATH_PREFIX = "/v1/messages"
 
@@ -19,13 +26,20 @@ _ANTHROPIC_TYPES = {
     402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
+    409: "invalid_request_error",
     413: "request_too_large",
+    422: "invalid_request_error",
     429: "rate_limit_error",
     500: "api_error",
     502: "api_error",
     503: "overloaded_error",
     504: "api_error",
 }
+
+
+RETRY_ADVISED_STATUSES = (429, 503)
+UNTIL_RECONFIGURED_S = 3600.0
+"""The advice of a 503 that lasts until the operator configures the gateway and restarts it."""
 
 
 class ApiError(Exception):
@@ -41,6 +55,7 @@ class ApiError(Exception):
         param: str | None = None,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -50,6 +65,16 @@ class ApiError(Exception):
         self.param = param
         self.extra = extra or {}
         self.headers = headers or {}
+        if retry_after_s is not None:
+            self.headers.update(retry_after_headers(retry_after_s))
+
+
+def retry_after_headers(retry_after_s: float) -> dict[str, str]:
+    """``Retry-After`` in whole seconds (at least 1, as HTTP has it) and the exact milliseconds."""
+    return {
+        "retry-after": str(max(1, math.ceil(retry_after_s))),
+        "retry-after-ms": str(max(1, math.ceil(retry_after_s * 1000))),
+    }
 
 
 def wants_anthropic_shape(path: str) -> bool:
@@ -77,7 +102,19 @@ def error_body(error: ApiError, path: str) -> dict[str, Any]:
     }
 
 
+def error_event(error: ApiError, path: str) -> bytes:
+    """The error as a stream's closing server-sent event, which the client's SDK raises:
+    Anthropic's names its event ``error``; OpenAI's carries the error as its data."""
+    data = orjson.dumps(error_body(error, path))
+    if wants_anthropic_shape(path):
+        return b"event: error\ndata: " + data + b"\n\n"
+    return b"data: " + data + b"\n\n"
+
+
 def error_response(error: ApiError, path: str) -> JSONResponse:
+    assert error.status not in RETRY_ADVISED_STATUSES or "retry-after" in error.headers, (
+        f"a {error.status} must say when to retry (retry_after_s)"
+    )
     return JSONResponse(error_body(error, path), status_code=error.status, headers=error.headers)
 
 
@@ -119,4 +156,5 @@ def ledger_unavailable() -> ApiError:
         "The credit ledger is unavailable; try again shortly.",
         error_type="api_error",
         code="ledger_unavailable",
+        retry_after_s=outages.LEDGER.retry_after_s(),
     )

@@ -15,6 +15,7 @@ from ledger.outbox import OutboxEvent, OutboxState, OutboxTopic
 from pricing import PricingPolicy
 from proxy.alerts.delivery import AlertDelivery
 from proxy.auth import Principal, TokenAuthenticator, bearer_token
+from proxy.call.idempotency import Idempotency
 from proxy.call.meter import Meter
 from proxy.call.policy import PolicySource
 from proxy.call.relay import Relay
@@ -54,6 +55,7 @@ class Gateway:
     relay: Relay
     metrics: Metrics
     _sweeper: "asyncio.Task[None] | None" = field(default=None, init=False)
+    _renewer: "asyncio.Task[None] | None" = field(default=None, init=False)
     billing: "StripeBilling | None" = field(default=None, init=False)
     """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
     alert_delivery: AlertDelivery = field(init=False)
@@ -95,6 +97,7 @@ class Gateway:
             store,
             pricing,
             hold_ttl_s=settings.hold_ttl_s,
+            call_deadline_s=settings.call_deadline_s,
             max_in_flight_per_org=settings.max_in_flight_per_org,
             metrics=metrics,
         )
@@ -111,7 +114,15 @@ class Gateway:
             meter=meter,
             auth=TokenAuthenticator(store, cache_ttl_s=settings.token_cache_ttl_s),
             upstreams=upstreams,
-            relay=Relay(meter, upstreams, metrics),
+            relay=Relay(
+                meter,
+                upstreams,
+                metrics,
+                Idempotency(
+                    keep_s=settings.idempotency_keep_s,
+                    max_reply_bytes=settings.idempotency_max_reply_bytes,
+                ),
+            ),
             metrics=metrics,
         )
 
@@ -123,6 +134,7 @@ class Gateway:
         await self.store.open()
         warm_up(self.registry)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hold-sweeper")
+        self._renewer = asyncio.create_task(self.meter.renewal.renew_forever(), name="hold-renewal")
         self.alerts.start()
         if self.billing is not None:
             await self.billing.start()
@@ -132,31 +144,40 @@ class Gateway:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        # Holds are renewed until the last ending is written: a drained call keeps its hold.
         await self.meter.drain(self.settings.shutdown_grace_s)
         await self.alerts.stop()
         await self.alert_delivery.aclose()
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
         await self.upstreams.aclose()
         if self.billing is not None:
             await self.billing.stop()
         await self.store.close()
 
     async def _sweep_forever(self) -> None:
-        """Housekeeping only: expired holds already stop counting without it, and the owner of
-        a response its upstream no longer keeps guards nothing."""
+        """Housekeeping only: expired holds already stop counting without it, the owner of a
+        response its upstream no longer keeps guards nothing, and idempotency keys kept past
+        their time are already free."""
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
                 expired = await self.store.expire_holds()
-                forgotten = await self.store.forget_responses_before(
+                forgotten_owners = await self.store.forget_responses_before(
                     datetime.now(UTC) - owners.RETENTION
                 )
+                forgotten_keys = await self.store.forget_replies()
             except LedgerUnavailable:
                 logger.warning("sweep skipped: ledger unavailable")
                 continue
             if expired:
                 logger.info("expired %d abandoned holds", expired)
-            if forgotten:
-                logger.info("forgot the owners of %d responses past retention", forgotten)
+            if forgotten_owners:
+                logger.info("forgot the owners of %d responses past retention", forgotten_owners)
+            if forgotten_keys:
+                logger.info("forgot %d idempotency keys kept past their time", forgotten_keys)
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from pricing import ModelRates, RateOverride, UnknownModelPrice, resolve_rates
-from proxy.errors import ApiError
+from proxy.errors import UNTIL_RECONFIGURED_S, ApiError
 from proxy.settings import ModelRoute
 
 DEMO_MODEL = ModelRoute(
@@ -113,6 +113,7 @@ class ModelRegistry:
                 f"The model '{name}' is not available: this gateway has no upstream key for it.",
                 error_type="server_error",
                 code="upstream_key_missing",
+                retry_after_s=UNTIL_RECONFIGURED_S,
             )
         return model
 

@@ -100,8 +100,8 @@ class Settings(BaseSettings):
     """Output bound used for the hold estimate when a request sets no max_tokens."""
 
     hold_ttl_s: float = 900.0
-    """Longer than any call may run (upstream_timeout_s bounds it), so only a crashed
-    worker's holds ever expire."""
+    """How long a crashed worker's holds keep counting: a live call's worker renews its
+    holds well before they expire, however long the call runs."""
     sweep_interval_s: float = 30.0
     upstream_timeout_s: float = 600.0
     upstream_connect_timeout_s: float = 10.0
@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     outbox_retry_max_s: float = Field(default=900.0, gt=0)
     alert_timeout_s: float = Field(default=10.0, gt=0)
     """How long an alert receiver has to answer one delivery."""
+    call_deadline_s: float = Field(default=3600.0, gt=0)
+    """The most a call may run, in all: then its stream is cut and charged for what it
+    streamed (a call that has answered nothing gets 504)."""
+    idempotency_keep_s: float = Field(default=86_400.0, gt=0)
+    """How long an ``Idempotency-Key`` and its call's reply are kept, from its first use."""
+    idempotency_max_reply_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    """The largest reply kept for replay; a larger one is charged once, and its retry gets 409."""
 
     demo_model: bool = True
     demo_stream_delay_ms: int = 0
@@ -182,6 +189,13 @@ class Settings(BaseSettings):
     def _public_url_from_address(self) -> "Settings":
         if not self.public_url:
             self.public_url = local_url(self.host, self.port)
+        return self
+
+    @model_validator(mode="after")
+    def _keys_outlive_calls(self) -> "Settings":
+        # A key forgotten while its call still runs would let a retry call (and pay) again.
+        if self.idempotency_keep_s < self.call_deadline_s:
+            raise ValueError("idempotency_keep_s must be at least call_deadline_s")
         return self
 
     @classmethod

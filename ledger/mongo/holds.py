@@ -9,6 +9,7 @@ pulls it out of the document and writes its permanent record
 so settle, release and the sweep cannot both end the same hold.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -27,9 +28,10 @@ from ledger.models import (
     HoldRefused,
     HoldState,
     SettleResult,
+    StoredReply,
     UsageDetails,
 )
-from ledger.mongo import keys, outbox
+from ledger.mongo import keys, outbox, reply_keys
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -243,21 +245,31 @@ async def settle(
     request_id: str,
     actual_units: int,
     details: UsageDetails,
+    reply: StoredReply | None,
     now_ms: int,
 ) -> SettleResult:
     """Turn the hold into the debit: the pull is the first write, so this transaction owns
-    the customer document from its first statement and concurrent holds wait for it."""
+    the customer document from its first statement and concurrent holds wait for it.
+
+    A hold the sweep already ended as expired is settled all the same (from its
+    record, reserving nothing): the call used what it used."""
     before, ended = await _take_hold(collections, session, request_id)
-    if ended is not None:
+    if ended is not None and ended["state"] != HoldState.EXPIRED:
         return await _settled_before(collections, session, ended, actual_units, now_ms)
-    if before is None:
+    if ended is not None:
+        org_id = ended["org_id"]
+        customer = await load_customer(collections, org_id, session)
+        hold = OpenHold(request_id, int(ended["amount_units"]), ended["key_id"], 0, 0)
+    elif before is not None:
+        org_id, customer = before["_id"], before
+        found = find_open_hold(before, request_id)
+        assert found is not None, "the filter matched this hold"
+        hold = found
+    else:
         raise HoldNotFound(request_id)
-    hold = find_open_hold(before, request_id)
-    assert hold is not None, "the filter matched this hold"
-    org_id = before["_id"]
-    held = held_units(before, now_ms)
-    account = account_from_doc(await roll_period_if_due(collections, session, before, now_ms))
-    reserved = 0 if hold.expires_at_ms <= now_ms else hold.amount_units
+    held = held_units(customer, now_ms)
+    account = account_from_doc(await roll_period_if_due(collections, session, customer, now_ms))
+    reserved = 0 if ended is not None or hold.expires_at_ms <= now_ms else hold.amount_units
     split = settlement_split(actual_units, reserved, held, account)
     after = await collections.customers.find_one_and_update(
         {"_id": org_id},
@@ -274,9 +286,18 @@ async def settle(
     assert after is not None, "the customer was written in this same transaction"
     record = usage_doc(request_id, org_id, actual_units, split, details, now_ms)
     await collections.usage_records.insert_one(record, session=session)
-    await collections.holds.insert_one(
-        ended_hold(hold, org_id, HoldState.SETTLED, now_ms), session=session
-    )
+    if ended is None:
+        await collections.holds.insert_one(
+            ended_hold(hold, org_id, HoldState.SETTLED, now_ms), session=session
+        )
+    else:
+        await collections.holds.update_one(
+            {"_id": request_id},
+            {"$set": {"state": HoldState.SETTLED.value, "ended_at_ms": Int64(now_ms)}},
+            session=session,
+        )
+    if reply is not None:
+        await reply_keys.keep_reply(collections, session, request_id, reply)
     balance_after = account_from_doc(after).net_balance_units
     if outbox.crossing_due(after, balance_after):
         await outbox.crossings(collections, session, after, request_id, balance_after, now_ms)
@@ -291,6 +312,18 @@ async def settle(
             now_ms,
         )
     return SettleResult(usage_from_doc(record), available_units(after, now_ms))
+
+
+async def renew_holds(
+    collections: Collections, request_ids: Sequence[str], expires_ms: int, now_ms: int
+) -> None:
+    """Move the expiry of the open, unexpired holds among ``request_ids`` to ``expires_ms``."""
+    live = {"request_id": {"$in": list(request_ids)}, "expires_at_ms": {"$gt": Int64(now_ms)}}
+    await collections.customers.update_many(
+        {"holds": {"$elemMatch": live}},
+        {"$set": {"holds.$[renewed].expires_at_ms": Int64(expires_ms)}},
+        array_filters=[{f"renewed.{name}": condition for name, condition in live.items()}],
+    )
 
 
 async def release(

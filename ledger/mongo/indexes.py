@@ -16,6 +16,7 @@ from ledger.mongo.collections import (
     CREDIT_TRANSACTIONS,
     CUSTOMERS,
     HOLDS,
+    IDEMPOTENT_REPLIES,
     OUTBOX,
     RECHARGES,
     RESPONSE_OWNERS,
@@ -77,6 +78,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         _by_time("access_key_by_org_time", "org_id"),
     ],
     RESPONSE_OWNERS: [_by_time("response_owner_by_time")],
+    IDEMPOTENT_REPLIES: [
+        # A settlement keeps its reply under the key its request claimed.
+        _unique("request_id", "idempotent_reply_request_unique"),
+        IndexModel([("expires_at_ms", ASCENDING)], name="idempotent_reply_expiry"),
+    ],
 }
 """``payments_processed_events`` needs none: its ``_id`` is the event id (a response owner's
 is the response id)."""

@@ -21,17 +21,20 @@ from ledger.models import (
     CreditResult,
     CreditTransaction,
     HoldOutcome,
+    HoldPlaced,
     KeyBudgetUse,
     OrgLedgerFigures,
+    ReplyKey,
     ResponseOwner,
     SettleResult,
+    StoredReply,
     Subscription,
     UsageDetails,
     UsageGroup,
     UsageRecord,
     UsageTotal,
 )
-from ledger.mongo import figures, holds, keys, operations
+from ledger.mongo import figures, holds, keys, operations, reply_keys
 from ledger.mongo import outbox as mongo_outbox
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
@@ -52,7 +55,7 @@ from ledger.mongo.queries import (
     usage_filter,
     usage_totals_pipeline,
 )
-from ledger.mongo.transactions import run_transaction, translate_failures
+from ledger.mongo.transactions import run_once_per_id, run_transaction, translate_failures
 from ledger.outbox import (
     AlertSettings,
     AutoRecharge,
@@ -234,6 +237,8 @@ class MongoLedger:
         ttl_s: float,
         key_id: str | None = None,
         tokens: int = 0,
+        *,
+        reply_key: ReplyKey | None = None,
     ) -> HoldOutcome:
         checks.hold(amount_units, ttl_s, tokens)
         client, collections = self._connected
@@ -241,28 +246,59 @@ class MongoLedger:
         key = None
         if key_id is not None:
             key = await collections.access_keys.find_one({"key_id": key_id, "org_id": org_id})
-        if key is None or not keys.is_limited(limits_from_doc(key)):
-            return await holds.place_hold(
-                client, collections, org_id, amount_units, request_id, ttl_s, key_id, now_ms
+
+        async def place() -> HoldOutcome:
+            if key is None or not keys.is_limited(limits_from_doc(key)):
+                return await holds.place_hold(
+                    client, collections, org_id, amount_units, request_id, ttl_s, key_id, now_ms
+                )
+            return await run_transaction(
+                client,
+                partial(
+                    holds.place_limited_hold,
+                    collections,
+                    key=key,
+                    org_id=org_id,
+                    amount_units=amount_units,
+                    request_id=request_id,
+                    ttl_s=ttl_s,
+                    tokens=tokens,
+                    now_ms=now_ms,
+                ),
             )
-        return await run_transaction(
-            client,
-            partial(
-                holds.place_limited_hold,
-                collections,
-                key=key,
-                org_id=org_id,
-                amount_units=amount_units,
-                request_id=request_id,
-                ttl_s=ttl_s,
-                tokens=tokens,
-                now_ms=now_ms,
-            ),
-        )
+
+        if reply_key is None:
+            return await place()
+        checks.reply_key(reply_key)
+        lease_ms = int(ttl_s * 1000)
+        taken = await reply_keys.claim(collections, org_id, reply_key, request_id, lease_ms, now_ms)
+        if taken is not None:
+            return taken
+        placed: HoldOutcome | None = None
+        try:
+            placed = await place()
+        finally:
+            if not isinstance(placed, HoldPlaced):
+                await reply_keys.give_back(collections, org_id, reply_key.key, request_id)
+        return placed
+
+    @translate_failures
+    async def renew_holds(self, request_ids: Sequence[str], ttl_s: float) -> None:
+        checks.renewal(ttl_s)
+        if not request_ids:
+            return
+        _, collections = self._connected
+        now_ms = self._now_ms()
+        await holds.renew_holds(collections, request_ids, now_ms + int(ttl_s * 1000), now_ms)
 
     @translate_failures
     async def settle(
-        self, request_id: str, actual_units: int, details: UsageDetails
+        self,
+        request_id: str,
+        actual_units: int,
+        details: UsageDetails,
+        *,
+        reply: StoredReply | None = None,
     ) -> SettleResult:
         checks.settlement(actual_units)
         client, collections = self._connected
@@ -274,6 +310,7 @@ class MongoLedger:
                 request_id=request_id,
                 actual_units=actual_units,
                 details=details,
+                reply=reply,
                 now_ms=self._now_ms(),
             ),
         )
@@ -292,6 +329,11 @@ class MongoLedger:
         return await holds.expire_holds(client, collections, limit, self._now_ms())
 
     @translate_failures
+    async def forget_replies(self, *, limit: int = 1000) -> int:
+        _, collections = self._connected
+        return await reply_keys.forget(collections, limit, self._now_ms())
+
+    @translate_failures
     async def balance(self, org_id: str) -> Balance:
         _, collections = self._connected
         customer = await operations.load_customer(collections, org_id, None)
@@ -303,7 +345,7 @@ class MongoLedger:
     ) -> CreditResult:
         checks.credit(amount_units)
         client, collections = self._connected
-        return await run_transaction(
+        return await run_once_per_id(
             client,
             partial(
                 operations.credit,
@@ -339,7 +381,7 @@ class MongoLedger:
     ) -> CreditResult:
         checks.refund(amount_units)
         client, collections = self._connected
-        return await run_transaction(
+        return await run_once_per_id(
             client,
             partial(
                 operations.refund_purchase,

@@ -13,12 +13,19 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from pymongo import AsyncMongoClient, ReadPreference, WriteConcern
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    WriteConcernError,
+)
 from pymongo.read_concern import ReadConcern
 
 from ledger.errors import LedgerUnavailable
+from ledger.mongo.collections import MAJORITY, PRIMARY
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -77,8 +84,8 @@ async def run_transaction(client: AsyncMongoClient[dict[str, Any]], work: Work[T
                 await asyncio.sleep(backoff_s(attempt))
             await session.start_transaction(
                 read_concern=ReadConcern("snapshot"),
-                write_concern=WriteConcern("majority"),
-                read_preference=ReadPreference.PRIMARY,
+                write_concern=MAJORITY,
+                read_preference=PRIMARY,
             )
             try:
                 result = await work(session)
@@ -103,6 +110,20 @@ async def run_transaction(client: AsyncMongoClient[dict[str, Any]], work: Work[T
     ) from last_error
 
 
+async def run_once_per_id(client: AsyncMongoClient[dict[str, Any]], work: Work[T]) -> T:
+    """``run_transaction`` for a body that inserts under an id it checked was free.
+
+    A concurrent write of the same id that commits after this transaction's
+    snapshot was taken surfaces as a ``DuplicateKeyError`` (not a transient
+    conflict): the body runs once more, on a snapshot that now holds the other
+    write, and gives the idempotent answer (a replay, or the id's conflict).
+    """
+    try:
+        return await run_transaction(client, work)
+    except DuplicateKeyError:
+        return await run_transaction(client, work)
+
+
 def translate_failures(
     method: Callable[P, Awaitable[T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -114,6 +135,10 @@ def translate_failures(
             return await method(*args, **kwargs)
         except ConnectionFailure as error:
             raise LedgerUnavailable(f"MongoDB cannot be reached: {error}") from error
+        except WriteConcernError as error:
+            # No majority acknowledged the write in time (WTimeoutError) or at all: whether
+            # it stands is unknown, and retrying it is safe (every write has its id).
+            raise LedgerUnavailable(f"MongoDB did not confirm a write: {error}") from error
         except OperationFailure as error:
             if error.timeout:
                 raise LedgerUnavailable(f"MongoDB timed out: {error}") from error

@@ -135,7 +135,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX response_owners_by_time ON response_owners (created_at_ms);
     """,
-    # 3: per-key limits, as SQLite's migration 4.
+    # 3: idempotency keys of metered calls, each with the reply its call settled with.
+    """
+    CREATE TABLE idempotent_replies (
+        org_id TEXT COLLATE "C" NOT NULL REFERENCES accounts (org_id),
+        idempotency_key TEXT COLLATE "C" NOT NULL,
+        fingerprint TEXT NOT NULL,
+        request_id TEXT COLLATE "C" NOT NULL UNIQUE,
+        expires_at_ms BIGINT NOT NULL,
+        content_type TEXT,
+        body BYTEA,
+        PRIMARY KEY (org_id, idempotency_key),
+        CHECK (body IS NULL OR content_type IS NOT NULL)
+    );
+    CREATE INDEX idempotent_replies_by_expiry ON idempotent_replies (expires_at_ms);
+    """,
+    # 4: per-key limits, as SQLite's migration 5.
     """
     ALTER TABLE access_keys
         ADD COLUMN budget_units BIGINT CHECK (budget_units >= 0),
@@ -154,8 +169,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX holds_rated_by_key ON holds (key_id, created_at_ms, tokens)
         WHERE tokens IS NOT NULL;
     """,
-    # 3: balance watches, alert and auto-recharge settings, recharges and the outbox, as
-    # SQLite's migration 4.
+    # 5: balance watches, alert and auto-recharge settings, recharges and the outbox, as
+    # SQLite's migration 6.
     """
     ALTER TABLE accounts ADD COLUMN watch_floor_units BIGINT;
     CREATE TABLE balance_watches (

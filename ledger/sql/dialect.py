@@ -5,9 +5,11 @@ Shared statements use numbered placeholders (``?1``, ``?2``: a number may
 repeat), which SQLite takes as they are and PostgreSQL spells ``$1``, ``$2``.
 Beyond those, a few spellings differ, and each is written in the shared SQL
 exactly as below: the day of a millisecond timestamp, the insertion order
-(SQLite's ``rowid``, PostgreSQL's ``seq`` column), and the sums of hold amounts,
-hold tokens and charges (PostgreSQL sums integers as numeric, so it casts back).
-SQLite therefore runs the shared text untouched, with no lookup on its writer thread.
+(SQLite's ``rowid``, PostgreSQL's ``seq`` column), the sums of hold amounts,
+hold tokens and charges (PostgreSQL sums integers as numeric, so it casts back),
+and the elements of a JSON array of strings given as one parameter (``SELECT value
+FROM json_each(?1)``: a list of ids of any length in one fixed statement). SQLite
+therefore runs the shared text untouched, with no lookup on its writer thread.
 """
 
 import re
@@ -17,6 +19,7 @@ SQLITE_INSERTION_ORDER = "rowid"
 SQLITE_SUM_OF_AMOUNTS = "COALESCE(SUM(o.amount_units), 0)"
 SQLITE_SUM_OF_TOKENS = "COALESCE(SUM(r.tokens), 0)"
 SQLITE_SUM_OF_CHARGES = "COALESCE(SUM(u.charged_units), 0)"
+SQLITE_JSON_EACH = "json_each("
 
 _POSTGRESQL_SPELLINGS = {
     SQLITE_DAY: "to_char(to_timestamp(created_at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
@@ -24,6 +27,7 @@ _POSTGRESQL_SPELLINGS = {
         total: f"CAST({total} AS BIGINT)"
         for total in (SQLITE_SUM_OF_AMOUNTS, SQLITE_SUM_OF_TOKENS, SQLITE_SUM_OF_CHARGES)
     },
+    SQLITE_JSON_EACH: "json_array_elements_text(",
 }
 _INSERTION_ORDER = re.compile(rf"\b{SQLITE_INSERTION_ORDER}\b")
 _NUMBERED = re.compile(r"\?(\d+)")

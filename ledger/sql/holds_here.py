@@ -10,6 +10,7 @@ or an ending removes its entry, and the sweep forgets holds that expired
 without one here.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from ledger.clock import from_ms
@@ -27,6 +28,14 @@ class HoldsHere(dict[str, tuple[str, datetime | None]]):
 
     def placed(self, hold: HoldPlaced) -> None:
         self[hold.request_id] = (hold.org_id, hold.expires_at)
+
+    def renewed(self, request_ids: Iterable[str], expires_ms: int) -> None:
+        """The holds here among ``request_ids`` expire later now (unknown ones stay unknown)."""
+        expires_at = from_ms(expires_ms)
+        for request_id in request_ids:
+            known = self.get(request_id)
+            if known is not None and known[1] is not None:
+                self[request_id] = (known[0], expires_at)
 
     def org_of(self, request_id: str) -> str | None:
         known = self.get(request_id)

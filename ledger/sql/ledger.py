@@ -7,6 +7,7 @@ writes of one process into one transaction and reads from a connection pool
 (``ledger.postgres``).
 """
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -26,8 +27,10 @@ from ledger.models import (
     HoldPlaced,
     KeyBudgetUse,
     OrgLedgerFigures,
+    ReplyKey,
     ResponseOwner,
     SettleResult,
+    StoredReply,
     Subscription,
     UsageDetails,
     UsageGroup,
@@ -144,10 +147,22 @@ class SqlLedger:
         ttl_s: float,
         key_id: str | None = None,
         tokens: int = 0,
+        *,
+        reply_key: ReplyKey | None = None,
     ) -> HoldOutcome:
         checks.hold(amount_units, ttl_s, tokens)
+        if reply_key is not None:
+            checks.reply_key(reply_key)
         routine = partial(
-            ops.hold, org_id, amount_units, request_id, ttl_s, key_id, tokens, self._now_ms()
+            ops.hold,
+            org_id,
+            amount_units,
+            request_id,
+            ttl_s,
+            key_id,
+            tokens,
+            reply_key,
+            self._now_ms(),
         )
         self._holds_here.placing(request_id, org_id)
         placed: HoldOutcome | None = None
@@ -164,11 +179,26 @@ class SqlLedger:
         org_id = self._holds_here.org_of(request_id)
         return Write(routine, () if org_id is None else (org_id,), request_id)
 
+    async def renew_holds(self, request_ids: Sequence[str], ttl_s: float) -> None:
+        checks.renewal(ttl_s)
+        if not request_ids:
+            return
+        now_ms = self._now_ms()
+        expires_ms = now_ms + int(ttl_s * 1000)
+        routine = partial(ops.renew_holds, json.dumps(list(request_ids)), expires_ms, now_ms)
+        await self._engine.write(Write(routine))
+        self._holds_here.renewed(request_ids, expires_ms)
+
     async def settle(
-        self, request_id: str, actual_units: int, details: UsageDetails
+        self,
+        request_id: str,
+        actual_units: int,
+        details: UsageDetails,
+        *,
+        reply: StoredReply | None = None,
     ) -> SettleResult:
         checks.settlement(actual_units)
-        routine = partial(ops.settle, request_id, actual_units, details, self._now_ms())
+        routine = partial(ops.settle, request_id, actual_units, details, reply, self._now_ms())
         try:
             return await self._engine.write(self._ending(request_id, routine))
         finally:
@@ -188,6 +218,9 @@ class SqlLedger:
         if not org_ids:
             return 0
         return await self._write(partial(ops.expire_holds, org_ids, limit, now_ms), *org_ids)
+
+    async def forget_replies(self, *, limit: int = 1000) -> int:
+        return await self._write(partial(ops.forget_replies, limit, self._now_ms()))
 
     async def balance(self, org_id: str) -> Balance:
         return await self._engine.read(partial(reads.balance, org_id, self._now_ms()))

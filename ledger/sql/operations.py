@@ -26,7 +26,9 @@ from ledger.models import (
     HoldPlaced,
     HoldRefused,
     HoldState,
+    ReplyKey,
     SettleResult,
+    StoredReply,
     Subscription,
     UsageDetails,
     UsageRecord,
@@ -41,11 +43,13 @@ from ledger.periods import (
     renewed_period,
 )
 from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
+from ledger.reply_keys import KeptKey, key_use
 from ledger.sql import outbox
+from ledger.sql.dialect import SQLITE_JSON_EACH
 from ledger.sql.funds import FUNDS_AND_HOLD_SQL, HOLD_AND_FUNDS_SQL, Funds, read_funds
 from ledger.sql.keys import KeyState, key_refusal, settled_spend
 from ledger.sql.reads import load_account
-from ledger.sql.routine import Command, Query, Routine, Statement, Writes
+from ledger.sql.routine import Command, Params, Query, Routine, Statement, Writes
 from ledger.sql.rows import (
     CREDIT_COLUMNS,
     KEY_COLUMNS,
@@ -86,6 +90,28 @@ _RELEASE_SQL = Query(
 )
 """A released call produced nothing: it still counts for rpm, no longer for tpm."""
 _HOLD_EXISTS_SQL = Query("SELECT 1 FROM holds WHERE request_id = ?1")
+_RENEW_SQL = Command(
+    "UPDATE holds SET expires_at_ms = ?2 WHERE request_id IN"
+    f" (SELECT value FROM {SQLITE_JSON_EACH}?1)) AND state = 'open' AND expires_at_ms > ?3"
+)
+_KEPT_KEY_SQL = Query(
+    "SELECT r.fingerprint, r.request_id, r.expires_at_ms, r.content_type, r.body, h.state,"
+    " h.expires_at_ms FROM idempotent_replies r LEFT JOIN holds h ON h.request_id = r.request_id"
+    " WHERE r.org_id = ?1 AND r.idempotency_key = ?2"
+)
+_CLAIM_KEY_SQL = Command(
+    "INSERT INTO idempotent_replies (org_id, idempotency_key, fingerprint, request_id,"
+    " expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (org_id, idempotency_key) DO UPDATE"
+    " SET fingerprint = excluded.fingerprint, request_id = excluded.request_id,"
+    " expires_at_ms = excluded.expires_at_ms, content_type = NULL, body = NULL"
+)
+_KEEP_REPLY_SQL = Command(
+    "UPDATE idempotent_replies SET content_type = ?1, body = ?2 WHERE request_id = ?3"
+)
+_FORGET_REPLIES_SQL = Query(
+    "DELETE FROM idempotent_replies WHERE request_id IN (SELECT request_id FROM"
+    " idempotent_replies WHERE expires_at_ms <= ?1 LIMIT ?2) RETURNING request_id"
+)
 _EXPIRE_ORG_SQL = Query(
     "UPDATE holds SET state = 'expired', ended_at_ms = ?1 WHERE request_id IN"
     " (SELECT request_id FROM holds WHERE org_id = ?2 AND state = 'open'"
@@ -231,6 +257,7 @@ def hold(
     ttl_s: float,
     key_id: str | None,
     tokens: int,
+    reply_key: ReplyKey | None,
     now_ms: int,
 ) -> Routine[HoldOutcome]:
     rows = yield FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id, key_id, now_ms - RATE_WINDOW_MS)
@@ -247,6 +274,10 @@ def hold(
             held_amount_units=held_amount,
             expires_at_ms=held_expires_ms,
         )
+    if reply_key is not None:
+        taken = key_use((yield from _kept_key(org_id, reply_key)), reply_key, request_id, now_ms)
+        if taken is not None:
+            return taken
     funds = Funds(*row[:7])
     if funds.renewal_due(now_ms):
         funds = yield from current_funds(org_id, now_ms)
@@ -265,12 +296,47 @@ def hold(
             rated_tokens = tokens if key.rpm is not None or key.tpm is not None else None
     expires_ms = now_ms + int(ttl_s * 1000)
     hold_row = (request_id, org_id, key_id, amount_units, now_ms, expires_ms, rated_tokens)
-    yield Writes(((_INSERT_HOLD_SQL, hold_row), (_ADD_HELD_SQL, (amount_units, org_id))))
+    writes: list[tuple[Command, Params]] = [
+        (_INSERT_HOLD_SQL, hold_row),
+        (_ADD_HELD_SQL, (amount_units, org_id)),
+    ]
+    if reply_key is not None:
+        kept_until_ms = now_ms + int(reply_key.keep_s * 1000)
+        claim = (org_id, reply_key.key, reply_key.fingerprint, request_id, kept_until_ms)
+        writes.append((_CLAIM_KEY_SQL, claim))
+    yield Writes(writes)
     return HoldPlaced(request_id, org_id, amount_units, from_ms(expires_ms))
 
 
+def _kept_key(org_id: str, reply_key: ReplyKey) -> Routine[KeptKey | None]:
+    rows = yield _KEPT_KEY_SQL, (org_id, reply_key.key)
+    if not rows:
+        return None
+    fingerprint, request_id, expires_ms, content_type, body, state, hold_expires_ms = rows[0]
+    return KeptKey(
+        fingerprint=fingerprint,
+        request_id=request_id,
+        expires_at_ms=expires_ms,
+        hold_state=None if state is None else HoldState(state),
+        hold_expires_at_ms=hold_expires_ms or 0,
+        reply=None if content_type is None else StoredReply(content_type, body),
+    )
+
+
+def renew_holds(request_ids_json: str, expires_ms: int, now_ms: int) -> Routine[None]:
+    yield _RENEW_SQL, (request_ids_json, expires_ms, now_ms)
+
+
+def forget_replies(limit: int, now_ms: int) -> Routine[int]:
+    return len((yield _FORGET_REPLIES_SQL, (now_ms, limit)))
+
+
 def settle(
-    request_id: str, actual_units: int, details: UsageDetails, now_ms: int
+    request_id: str,
+    actual_units: int,
+    details: UsageDetails,
+    reply: StoredReply | None,
+    now_ms: int,
 ) -> Routine[SettleResult]:
     rows = yield HOLD_AND_FUNDS_SQL, (request_id, now_ms)
     if not rows:
@@ -278,15 +344,16 @@ def settle(
     org_id, hold_units, state, expires_ms = rows[0][:4]
     if state == HoldState.SETTLED:
         return (yield from _replay_settlement(request_id, org_id, actual_units, now_ms))
-    if state != HoldState.OPEN:
+    if state == HoldState.RELEASED:
         raise HoldNotOpen(request_id, state)
     funds = Funds(*rows[0][4:11])
     key_id, rated_tokens, key_created_ms, budget_units, budget_period, watch_floor = rows[0][11:]
     if funds.renewal_due(now_ms):
         funds = yield from current_funds(org_id, now_ms)
-    # A hold whose expiry has passed (but that no sweep has ended) no longer
-    # counts in ``funds.held_units``, and reserves nothing for this settlement.
-    reserved_units = hold_units if expires_ms > now_ms else 0
+    # A hold whose expiry has passed, swept or not, no longer counts in
+    # ``funds.held_units`` and reserves nothing for this settlement; the call
+    # still produced what it used, so it is paid from what no hold reserves.
+    reserved_units = hold_units if state == HoldState.OPEN and expires_ms > now_ms else 0
     split = settlement_split(actual_units, reserved_units, funds.held_units, funds)
     record = UsageRecord(request_id, org_id, actual_units, split, details, from_ms(now_ms))
     debit = (
@@ -294,18 +361,21 @@ def settle(
         split.purchased_units,
         split.granted_units,
         split.debt_units,
-        hold_units,
+        # Still in the running total while open; the sweep took a swept hold out.
+        hold_units if state == HoldState.OPEN else 0,
         now_ms,
         org_id,
     )
     settled_tokens = None if rated_tokens is None else details.total_tokens
-    writes = [
+    writes: list[tuple[Command, Params]] = [
         (_DEBIT_SQL, debit),
         (_SETTLE_HOLD_SQL, (now_ms, request_id, settled_tokens)),
         (_INSERT_USAGE_SQL, usage_row(record, now_ms)),
     ]
     if budget_units is not None:
         writes.append(settled_spend(key_id, key_created_ms, budget_period, actual_units, now_ms))
+    if reply is not None:
+        writes.append((_KEEP_REPLY_SQL, (reply.content_type, reply.body, request_id)))
     yield Writes(writes)
     balance_after = funds.net_balance_units - actual_units
     if watch_floor is not None and balance_after < watch_floor:

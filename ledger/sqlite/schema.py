@@ -125,7 +125,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX response_owners_by_time ON response_owners(created_at_ms);
     """,
-    # 4: per-key limits (``ledger.key_limits``). A key with a budget keeps a running total
+    # 4: idempotency keys of metered calls, each with the reply its call settled with
+    # (``ledger.reply_keys``); a key whose call has not settled has no content type.
+    """
+    CREATE TABLE idempotent_replies (
+        org_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        request_id TEXT NOT NULL UNIQUE,
+        expires_at_ms INTEGER NOT NULL,
+        content_type TEXT,
+        body BLOB,
+        PRIMARY KEY (org_id, idempotency_key)
+    );
+    CREATE INDEX idempotent_replies_by_expiry ON idempotent_replies(expires_at_ms);
+    """,
+    # 5: per-key limits (``ledger.key_limits``). A key with a budget keeps a running total
     # of what its current window settled; its open holds are summed from the holds
     # (an index of open holds by key). ``tokens`` is set on the holds of rate-limited
     # keys only, so only they pay for the index the rpm and tpm windows read.
@@ -145,7 +160,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX holds_rated_by_key ON holds(key_id, created_at_ms, tokens)
         WHERE tokens IS NOT NULL;
     """,
-    # 4: balance watches, alert and auto-recharge settings, recharges and the outbox
+    # 6: balance watches, alert and auto-recharge settings, recharges and the outbox
     # (``ledger.outbox``). ``watch_floor_units`` is the highest armed threshold, so a
     # settlement reads the watches only when it may have crossed one.
     """

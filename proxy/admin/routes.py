@@ -50,6 +50,7 @@ from proxy.admin.schemas import (
     UsageTotalList,
     UsageTotalView,
 )
+from proxy.api_time import ApiTime
 from proxy.auth import issue_token
 from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import gateway_of
@@ -376,8 +377,8 @@ async def end_plan(request: Request, org_id: str) -> Organization:
 async def org_usage(
     request: Request,
     org_id: str,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[ApiTime | None, Query(alias="from")] = None,
+    end: Annotated[ApiTime | None, Query(alias="to")] = None,
     group_by: Literal["model", "day", "key"] = "model",
 ) -> UsageTotalList:
     """An org's usage totals over a window (default: the last 30 days)."""
@@ -400,8 +401,8 @@ async def recent_usage(
     request: Request,
     org_id: str | None = None,
     model: str | None = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[ApiTime | None, Query(alias="from")] = None,
+    end: Annotated[ApiTime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
 ) -> UsageRecordList:
     """Recent usage records across orgs, newest first, filtered by org, model and window."""

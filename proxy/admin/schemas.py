@@ -11,9 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from ledger import units_to_spus
+from ledger.checks import MAX_UNITS
+from proxy.api_time import ApiTime
 from proxy.org_admin import ORG_ID_PATTERN
 
 MAX_PERIOD_DAYS = 366
+MAX_SPUS = units_to_spus(MAX_UNITS)
+"""The most SPUs one grant or allowance may carry: the ledger's bound on one operation."""
 
 
 class ErrorDetail(BaseModel):
@@ -113,7 +118,7 @@ class KeyLimitsFields(BaseModel):
 
 class AccessKeyCreate(KeyLimitsFields):
     name: str | None = Field(default=None, max_length=200)
-    expires_at: datetime | None = None
+    expires_at: ApiTime | None = None
 
 
 class AccessKeyLimitsUpdate(KeyLimitsFields):
@@ -156,7 +161,9 @@ class AccessKeyList(BaseModel):
 
 
 class GrantCreate(BaseModel):
-    spus: Decimal = Field(gt=0, description="SPUs to grant (up to six decimal places).")
+    spus: Decimal = Field(
+        gt=0, le=MAX_SPUS, description="SPUs to grant (up to six decimal places)."
+    )
     reason: str = Field(min_length=1, max_length=200)
     idempotency_key: str | None = Field(
         default=None,
@@ -193,9 +200,9 @@ class CreditTransactionList(BaseModel):
 
 class PlanSet(BaseModel):
     tier: str = Field(default="enterprise", min_length=1, max_length=64)
-    allowance_spus: Decimal = Field(ge=0, description="SPUs included in every period.")
+    allowance_spus: Decimal = Field(ge=0, le=MAX_SPUS, description="SPUs included in every period.")
     period_days: int = Field(default=30, ge=1, le=MAX_PERIOD_DAYS)
-    period_start: datetime | None = Field(
+    period_start: ApiTime | None = Field(
         default=None,
         description="Defaults to the start of the org's current period if it has one, else now;"
         " a later start begins a new period (the allowance is reset).",

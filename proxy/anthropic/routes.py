@@ -9,39 +9,25 @@ shape (``proxy.errors`` picks it by path).
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from pricing import count_anthropic_prompt_tokens, count_chat_prompt_tokens
+from proxy.anthropic import checks, schemas
 from proxy.anthropic.relay import NativeExchange, TranslatedExchange, anthropic_headers
 from proxy.anthropic.translation import openai_request
 from proxy.call.relay import read_body, relayed
-from proxy.errors import bad_request
 from proxy.gateway import authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.protocol_routes import protocol_route
-from proxy.request_body import positive_int, read_json_object
+from proxy.protocol_routes import ProtocolRouter, protocol_route
+from proxy.request_body import read_json_object
 
-router = APIRouter()
-
-
-def _messages_of(body: dict[str, Any]) -> list[Any]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("messages: must be a non-empty array.", param="messages")
-    return messages
+router = ProtocolRouter()
 
 
-def _tools_of(body: dict[str, Any]) -> list[Any] | None:
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise bad_request("tools: must be an array.", param="tools")
-    return tools
-
-
-def _prompt_tokens(body: dict[str, Any], model: ServedModel) -> int:
+def _prompt_tokens(prompt: checks.Prompt, model: ServedModel) -> int:
     return count_anthropic_prompt_tokens(
-        body.get("system"), _messages_of(body), _tools_of(body), model.route.provider_model
+        prompt.system, prompt.messages, prompt.tools, model.route.provider_model
     )
 
 
@@ -61,19 +47,18 @@ async def create_message(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
-    max_tokens = positive_int(body, "max_tokens")
-    if max_tokens is None:
-        raise bad_request("max_tokens: Field required", param="max_tokens")
+    max_output_tokens = checks.output_bound(body, model)
+    stream = checks.stream(body)
+    checks.tool_choice(body)
+    prompt = checks.prompt(body)
     exchange: type[NativeExchange | TranslatedExchange]
     if _native(model):
         exchange, path = NativeExchange, "/messages"
-        prompt_tokens = _prompt_tokens(body, model)
+        prompt_tokens = _prompt_tokens(prompt, model)
         payload = {**body, "model": model.route.provider_model}
         headers: dict[str, str] | None = anthropic_headers(request)
     else:
         exchange, path = TranslatedExchange, "/chat/completions"
-        _messages_of(body)
-        _tools_of(body)
         payload, headers = openai_request(body, model.route.provider_model), None
         prompt_tokens = _translated_prompt_tokens(payload, model)
     return await gateway.relay.forward(
@@ -82,12 +67,13 @@ async def create_message(request: Request) -> Response:
             model=model,
             operation="messages",
             prompt_tokens=prompt_tokens,
-            max_output_tokens=min(max_tokens, model.rates.max_output_tokens or max_tokens),
-            stream=body.get("stream") is True,
+            max_output_tokens=max_output_tokens,
+            stream=stream,
             path=path,
             payload=payload,
             headers=headers,
-        )
+        ),
+        request,
     )
 
 
@@ -97,9 +83,9 @@ async def count_tokens(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
+    prompt = checks.prompt(body)
     if not _native(model):
-        return JSONResponse({"input_tokens": _prompt_tokens(body, model)})
-    _messages_of(body)
+        return JSONResponse({"input_tokens": _prompt_tokens(prompt, model)})
     payload = {**body, "model": model.route.provider_model}
     upstream, _latency_s = await gateway.upstreams.open(
         model, "/messages/count_tokens", payload, headers=anthropic_headers(request)
@@ -107,5 +93,21 @@ async def count_tokens(request: Request) -> Response:
     return relayed(await read_body(model, upstream), upstream)
 
 
-protocol_route(router, "POST", "/v1/messages", create_message)
-protocol_route(router, "POST", "/v1/messages/count_tokens", count_tokens)
+protocol_route(
+    router,
+    "POST",
+    "/v1/messages",
+    create_message,
+    summary="Anthropic Messages, streamed or not",
+    request_schema=schemas.MESSAGE_REQUEST,
+    answers=(400, 402, 404, 413, 429, 502, 503, 504),
+)
+protocol_route(
+    router,
+    "POST",
+    "/v1/messages/count_tokens",
+    count_tokens,
+    summary="Anthropic token counting (free)",
+    request_schema=schemas.COUNT_TOKENS_REQUEST,
+    answers=(400, 404, 413, 502, 503, 504),
+)

@@ -52,14 +52,13 @@ def return_urls(public_url: str, success_url: str | None, cancel_url: str | None
     )
 
 
-def _unavailable(catalogue: Catalogue, what: str) -> ApiError:
+class CatalogueIncomplete(RuntimeError):
+    """The Stripe catalogue lacks what a purchase needs, until the operator mends it there."""
+
+
+def _unavailable(catalogue: Catalogue, what: str) -> CatalogueIncomplete:
     detail = "; ".join(catalogue.issues) or "the Stripe catalogue is empty"
-    return ApiError(
-        503,
-        f"{what} cannot be bought right now: {detail}.",
-        error_type="api_error",
-        code="catalogue_incomplete",
-    )
+    return CatalogueIncomplete(f"{what} cannot be bought right now: {detail}.")
 
 
 def _session_json(session: Any, **extra: Any) -> dict[str, Any]:

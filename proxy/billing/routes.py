@@ -13,9 +13,11 @@ import stripe
 from fastapi import APIRouter, Depends, Request
 
 from ledger import UNITS_PER_SPU, LedgerUnavailable
+from ledger.checks import MAX_UNITS
 from proxy.auth import Principal
 from proxy.billing.catalogue.source import CatalogueUnavailable
 from proxy.billing.checkout import (
+    CatalogueIncomplete,
     ReturnUrls,
     credit_checkout,
     gateway_url,
@@ -25,7 +27,7 @@ from proxy.billing.checkout import (
 )
 from proxy.billing.webhooks.outcomes import Outcome
 from proxy.billing.webhooks.signature import WebhookRejected, verify_event
-from proxy.errors import ApiError, bad_request, ledger_unavailable
+from proxy.errors import UNTIL_RECONFIGURED_S, ApiError, bad_request, ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
 from proxy.request_body import positive_int, read_json_object
 
@@ -48,7 +50,7 @@ Caller = Annotated[Principal, Depends(authenticated)]
 
 
 @contextlib.contextmanager
-def _failures_as_api_errors() -> Iterator[None]:
+def _failures_as_api_errors(billing: "StripeBilling") -> Iterator[None]:
     try:
         yield
     except LedgerUnavailable as error:
@@ -59,6 +61,17 @@ def _failures_as_api_errors() -> Iterator[None]:
             f"{error}; try again shortly.",
             error_type="api_error",
             code="catalogue_unavailable",
+            # The next request loads the catalogue again: as soon as Stripe answers.
+            retry_after_s=billing.stripe_outage.retry_after_s(),
+        ) from error
+    except CatalogueIncomplete as error:
+        raise ApiError(
+            503,
+            str(error),
+            error_type="api_error",
+            code="catalogue_incomplete",
+            # Mended in Stripe, it is read again at the next scheduled refresh (or webhook).
+            retry_after_s=billing.settings.stripe_catalogue_refresh_s,
         ) from error
     except stripe.StripeError as error:
         logger.error("Stripe request failed: %r", error)
@@ -98,14 +111,14 @@ async def checkout_credits(
     """Body: ``{"spus": 1000}`` (and optional ``success_url``/``cancel_url`` on this gateway,
     and ``save_card``: keep the card for auto-recharge; by default when the org has it on)."""
     body = await read_json_object(request)
-    spus = positive_int(body, "spus")
+    spus = positive_int(body, "spus", limit=MAX_UNITS // UNITS_PER_SPU)
     if spus is None:
         raise bad_request("'spus' is required: how many SPUs to buy.", param="spus")
     save_card = body.get("save_card")
     if save_card is not None and not isinstance(save_card, bool):
         raise bad_request("'save_card' must be true or false.", param="save_card")
     urls = _urls(billing, body)
-    with _failures_as_api_errors():
+    with _failures_as_api_errors(billing):
         if save_card is None:
             save_card = await billing.store.auto_recharge(principal.org_id) is not None
         catalogue = await billing.catalogue.require()
@@ -132,7 +145,7 @@ async def checkout_subscription(
     if not isinstance(tier, str) or not tier.strip():
         raise bad_request("'tier' is required: the plan to subscribe to.", param="tier")
     urls = _urls(billing, body)
-    with _failures_as_api_errors():
+    with _failures_as_api_errors(billing):
         catalogue = await billing.catalogue.require()
         return await subscription_checkout(
             billing.client, billing.store, catalogue, principal.org_id, tier.strip(), urls
@@ -150,7 +163,7 @@ async def portal(
     return_url = gateway_url(
         billing.settings.public_url, "return_url", _optional_url(body, "return_url"), "/"
     )
-    with _failures_as_api_errors():
+    with _failures_as_api_errors(billing):
         return await portal_session(billing.client, billing.store, principal.org_id, return_url)
 
 
@@ -163,6 +176,7 @@ async def webhook(request: Request, billing: Billing) -> dict[str, Any]:
             "The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET is not set).",
             error_type="api_error",
             code="webhook_not_configured",
+            retry_after_s=UNTIL_RECONFIGURED_S,
         )
     try:
         event = verify_event(await request.body(), request.headers.get("stripe-signature"), secret)

@@ -19,6 +19,7 @@ from proxy.billing.sync import SyncReport, sync_all
 from proxy.billing.webhooks.events import EventHandlers, process_event
 from proxy.billing.webhooks.outcomes import Outcome
 from proxy.call.policy import PolicySource
+from proxy.outages import Outage
 from proxy.outbox.worker import OutboxWorker, retry_policy
 from proxy.server.metrics import Metrics
 from proxy.settings import Settings
@@ -62,6 +63,8 @@ class StripeBilling:
             poll_s=settings.outbox_poll_s,
             on_outcome=self._recharge_attempted,
         )
+        self.stripe_outage = Outage()
+        """Times the catalogue could not be loaded from Stripe (the advice of its 503s)."""
         self._refresher: asyncio.Task[None] | None = None
         self.startup: asyncio.Task[SyncReport | None] | None = None
         """Catalogue load, then the sync of every org; its result is the sync report."""

@@ -2,26 +2,33 @@
 
 Fail closed: a call that cannot be held (no credit, too many in flight, the
 ledger unreachable) is refused with 402, 429 or 503 and never forwarded. What
-happens after the hold is ``MeteredCall``'s: it ends exactly once.
+happens after the hold is ``MeteredCall``'s: it ends exactly once. A call with
+an idempotency key whose key is taken is not opened: the ledger says by whom
+(``KeyInUse``), and the relay answers for it (``proxy.call.idempotency``).
 """
 
+import asyncio
 import math
 import secrets
 
 from ledger import (
     HoldRefused,
+    KeyInUse,
     LedgerStore,
     LedgerUnavailable,
     LimitSource,
     RateLimited,
+    ReplyKey,
     format_spus,
 )
+from ledger.checks import MAX_UNITS
 from pricing import PricingPolicy, affordable_max_tokens, worst_case_units
 from proxy.auth import Principal
 from proxy.call.endings import Endings
 from proxy.call.in_flight import InFlightCap
 from proxy.call.metered_call import MeteredCall
 from proxy.call.policy import PolicySource
+from proxy.call.renewal import HoldRenewal
 from proxy.errors import ApiError, ledger_unavailable
 from proxy.model_registry import ServedModel
 from proxy.server import request_log
@@ -35,6 +42,7 @@ class Meter:
         pricing: PolicySource,
         *,
         hold_ttl_s: float,
+        call_deadline_s: float,
         max_in_flight_per_org: int,
         metrics: Metrics,
     ) -> None:
@@ -43,7 +51,9 @@ class Meter:
         self.metrics = metrics
         self.in_flight_cap = InFlightCap(max_in_flight_per_org)
         self.endings = Endings()
+        self.renewal = HoldRenewal(store, hold_ttl_s=hold_ttl_s)
         self._hold_ttl_s = hold_ttl_s
+        self.call_deadline_s = call_deadline_s
 
     @property
     def policy(self) -> PricingPolicy:
@@ -59,10 +69,12 @@ class Meter:
         source: str,
         prompt_tokens: int,
         max_output_tokens: int,
-    ) -> MeteredCall:
+        reply_key: ReplyKey | None = None,
+    ) -> MeteredCall | KeyInUse:
         """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
         org_id = principal.org_id
-        request_log.note(org_id=org_id, model=model.name)
+        request_id = f"req_{secrets.token_hex(16)}"
+        request_log.note(request_id=request_id, org_id=org_id, model=model.name)
         if not self.in_flight_cap.enter(org_id):
             raise ApiError(
                 429,
@@ -70,10 +82,13 @@ class Meter:
                 f" (limit {self.in_flight_cap.limit}).",
                 error_type="rate_limit_error",
                 code="too_many_in_flight",
+                retry_after_s=self.in_flight_cap.retry_after_s(),
             )
         policy = self.policy
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
-        request_id = f"req_{secrets.token_hex(16)}"
+        if needed > MAX_UNITS:
+            self.in_flight_cap.leave(org_id)
+            raise _beyond_any_balance(needed)
         try:
             placed = await self.store.hold(
                 org_id,
@@ -82,6 +97,7 @@ class Meter:
                 self._hold_ttl_s,
                 key_id=principal.key_id,
                 tokens=prompt_tokens + max_output_tokens,
+                reply_key=reply_key,
             )
         except LedgerUnavailable as error:
             self.in_flight_cap.leave(org_id)
@@ -96,6 +112,10 @@ class Meter:
             if isinstance(placed, RateLimited):
                 raise _rate_limited(placed)
             raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
+        if isinstance(placed, KeyInUse):
+            self.in_flight_cap.leave(org_id)
+            return placed
+        self.renewal.add(request_id)
         overhead_s = request_log.elapsed_s()
         if overhead_s is not None:
             self.metrics.gateway_overhead.labels(route=operation).observe(overhead_s)
@@ -108,6 +128,8 @@ class Meter:
             source=source,
             prompt_tokens_estimate=prompt_tokens,
             hold_units=needed,
+            deadline=asyncio.get_running_loop().time() + self.call_deadline_s,
+            keeps_reply=reply_key is not None,
         )
 
     @property
@@ -123,6 +145,17 @@ class Meter:
 NEVER_RETRY_HEADERS = {"x-should-retry": "false"}
 """Read by the openai and anthropic SDKs: do not retry a call that waiting cannot admit."""
 RATE_WINDOW_S = 60
+
+
+def _beyond_any_balance(needed_units: int) -> ApiError:
+    """A worst case beyond what one ledger operation may carry: no balance could cover it."""
+    return ApiError(
+        402,
+        f"This request's worst case ({format_spus(needed_units)} SPUs) is beyond what any"
+        " balance can cover; lower max_tokens (or n).",
+        error_type="insufficient_quota",
+        code="insufficient_credits",
+    )
 
 
 def _insufficient(

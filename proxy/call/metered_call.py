@@ -1,9 +1,11 @@
 """One metered call from its hold to its one ending: settle (what was used) or release.
 
 A call ends exactly once, by ``settle`` or ``release``; a second ending is a
-bug and raises. Settlement is idempotent by request id, so a ledger hiccup is
-retried rather than lost; a release that fails leaves a hold that stops
-counting when it expires.
+bug and raises. Settlement is idempotent by request id, so a ledger outage is
+retried rather than lost, for about nine minutes (``SETTLE_ATTEMPTS``): its
+hold is renewed meanwhile, and should it expire all the same, a late
+settlement still charges the call. A release that fails leaves a hold that
+stops counting when it expires.
 """
 
 import asyncio
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ledger import LedgerStore, LedgerUnavailable, SettleResult, UsageDetails
+from ledger import LedgerStore, LedgerUnavailable, SettleResult, StoredReply, UsageDetails
 from pricing import TokenCounts, cost_pico_usd, units_for_cost
 from proxy.auth import Principal
 from proxy.call.receipt import Receipt
@@ -25,8 +27,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("spu.metering")
 
-SETTLE_ATTEMPTS = 6
+SETTLE_ATTEMPTS = 24
 SETTLE_FIRST_BACKOFF_S = 0.5
+SETTLE_MAX_BACKOFF_S = 30.0
+"""Waits double from 0.5 s up to 30 s: 24 attempts span about nine minutes of outage."""
 
 
 class Ending(StrEnum):
@@ -35,6 +39,8 @@ class Ending(StrEnum):
     OK = "ok"
     CLIENT_DISCONNECTED = "client_disconnected"
     UPSTREAM_INTERRUPTED = "upstream_interrupted"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    """Cut by the gateway at the call's total deadline (``SPU_CALL_DEADLINE_S``)."""
 
 
 @dataclass(slots=True)
@@ -47,6 +53,10 @@ class MeteredCall:
     source: str
     prompt_tokens_estimate: int
     hold_units: int
+    deadline: float
+    """When the call is cut, in the event loop's time (``asyncio.timeout_at``)."""
+    keeps_reply: bool = False
+    """It came with an idempotency key: its settlement keeps its reply under the key."""
     started_s: float = field(default_factory=time.perf_counter)
     ended: bool = False
 
@@ -70,28 +80,48 @@ class MeteredCall:
         )
         return units_for_cost(cost, self.meter.policy), details
 
-    async def settle(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> SettleResult:
-        """Debit what the call used and write its usage record (idempotent by request id)."""
+    async def settle(
+        self,
+        counts: TokenCounts,
+        *,
+        status: Ending = Ending.OK,
+        reply: StoredReply | None = None,
+    ) -> SettleResult:
+        """Debit what the call used and write its usage record (idempotent by request id);
+        a keyed call's ``reply`` is kept in the same transaction."""
         self._end()
         units, details = self.charge_for(counts, status=status)
-        return await self._debit(units, details)
+        return await self._debit(units, details, reply)
 
-    async def settle_receipt(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> Receipt:
+    async def settle_receipt(
+        self,
+        counts: TokenCounts,
+        *,
+        status: Ending = Ending.OK,
+        reply: StoredReply | None = None,
+    ) -> Receipt:
         """Settle and return what tells the client what it paid (a reply's headers, a
-        stream's last bytes).
+        stream's last bytes); a keyed call's ``reply`` is kept in the same transaction.
 
         Awaited, so that a balance read after the answer sees its debit; shielded,
         so that the debit lands even if the handler (or the stream) is cancelled
         meanwhile.
         """
-        result = await asyncio.shield(self.meter.endings.spawn(self.settle(counts, status=status)))
+        settling = self.meter.endings.spawn(self.settle(counts, status=status, reply=reply))
+        result = await asyncio.shield(settling)
         return Receipt.of(self.request_id, result)
 
-    def settle_detached(self, counts: TokenCounts, *, status: Ending = Ending.OK) -> int:
+    def settle_detached(
+        self,
+        counts: TokenCounts,
+        *,
+        status: Ending = Ending.OK,
+        reply: StoredReply | None = None,
+    ) -> int:
         """Settle in a tracked background task (a stream's end); returns the units it debits."""
         self._end()
         units, details = self.charge_for(counts, status=status)
-        self.meter.endings.spawn(self._debit(units, details))
+        self.meter.endings.spawn(self._debit(units, details, reply))
         return units
 
     async def release(self) -> None:
@@ -101,12 +131,21 @@ class MeteredCall:
             await self.meter.store.release(self.request_id)
         except LedgerUnavailable:
             logger.warning("release of %s failed; its hold expires on its own", self.request_id)
+        finally:
+            self.meter.renewal.discard(self.request_id)
 
     def release_detached(self) -> None:
         self.meter.endings.spawn(self.release())
 
-    async def _debit(self, units: int, details: UsageDetails) -> SettleResult:
-        result = await settle_with_retry(self.meter.store, self.request_id, units, details)
+    async def _debit(
+        self, units: int, details: UsageDetails, reply: StoredReply | None
+    ) -> SettleResult:
+        try:
+            result = await settle_with_retry(
+                self.meter.store, self.request_id, units, details, reply
+            )
+        finally:
+            self.meter.renewal.discard(self.request_id)
         self.meter.metrics.spus_debited.labels(model=self.model.name).inc(units)
         request_log.note(charged_units=units)
         return result
@@ -115,21 +154,27 @@ class MeteredCall:
         if self.ended:
             raise RuntimeError(f"metered call {self.request_id} ended twice")
         self.ended = True
-        self.meter.in_flight_cap.leave(self.principal.org_id)
+        cap = self.meter.in_flight_cap
+        cap.leave(self.principal.org_id)
+        cap.call_ended(time.perf_counter() - self.started_s)
 
 
 async def settle_with_retry(
-    store: LedgerStore, request_id: str, units: int, details: UsageDetails
+    store: LedgerStore,
+    request_id: str,
+    units: int,
+    details: UsageDetails,
+    reply: StoredReply | None,
 ) -> SettleResult:
     """Settlement is idempotent by request id, so a ledger hiccup is retried, not lost."""
     backoff_s = SETTLE_FIRST_BACKOFF_S
     for attempt in range(1, SETTLE_ATTEMPTS + 1):
         try:
-            return await store.settle(request_id, units, details)
+            return await store.settle(request_id, units, details, reply=reply)
         except LedgerUnavailable:
             if attempt == SETTLE_ATTEMPTS:
                 raise
             logger.warning("settle of %s failed (attempt %d); retrying", request_id, attempt)
             await asyncio.sleep(backoff_s)
-            backoff_s *= 2
+            backoff_s = min(backoff_s * 2, SETTLE_MAX_BACKOFF_S)
     raise AssertionError("unreachable")

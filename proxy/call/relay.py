@@ -6,7 +6,8 @@ knows how its protocol reads an answer and sends it back. ``Relay.forward``
 then does what every metered call does:
 
 1. hold the worst case (``Meter.open``: 402, 429 or 503 when it cannot be held);
-2. send the request upstream (a failure to send releases the hold: 502 or 504);
+2. send the request upstream (a failure to send releases the hold: 502 or 504, also
+   when the call's total deadline passes first);
 3. relay an upstream's refusal in the protocol's shape, releasing the hold;
 4. relay a stream through the exchange's tap, which settles when the upstream ends,
    before the stream's last bytes, so they carry the receipt;
@@ -17,10 +18,15 @@ the client sees any of the answer (``before_reply``, ``before_stream``): the
 Responses API records which org owns the response id the answer names, so that
 the id is never handed out before the gateway knows whose it is.
 
+A request with an ``Idempotency-Key`` whose key is taken stops at step 1: it
+gets the kept reply, or a 409 or 422 (``proxy.call.idempotency``); a keyed
+call's settlement keeps the reply it answered with.
+
 Whatever goes wrong before the debit releases the hold, so a failed call never
 keeps credit reserved.
 """
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -29,19 +35,26 @@ from typing import Any, ClassVar
 
 import httpx
 import orjson
+from fastapi import Request
 from fastapi.responses import Response
 
-from ledger import format_spus
+from ledger import KeyInUse, format_spus
 from pricing import TokenCounts
 from proxy.auth import Principal
+from proxy.call.idempotency import Idempotency, answer_for_taken_key
 from proxy.call.meter import Meter
 from proxy.call.metered_call import MeteredCall
 from proxy.call.stream import MeteredStreamResponse, StreamTap
-from proxy.errors import ApiError
+from proxy.errors import RETRY_ADVISED_STATUSES, ApiError, retry_after_headers
 from proxy.model_registry import ServedModel
 from proxy.server.metrics import Metrics
 from proxy.upstream.clients import Upstreams, upstream_failure
 from proxy.upstream.network import UpstreamResponse
+
+JSON = "application/json"
+UPSTREAM_RETRY_AFTER_S = 1.0
+"""The advice relayed with a provider's 429 or 503 that gave none: the SDKs' own first backoff."""
+RETRY_HEADERS = {"retry-after", "retry-after-ms"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,20 +99,28 @@ class Exchange(ABC):
 
 
 class Relay:
-    def __init__(self, meter: Meter, upstreams: Upstreams, metrics: Metrics) -> None:
+    def __init__(
+        self, meter: Meter, upstreams: Upstreams, metrics: Metrics, idempotency: Idempotency
+    ) -> None:
         self._meter = meter
         self._upstreams = upstreams
         self._metrics = metrics
+        self._idempotency = idempotency
 
-    async def forward(self, call: Exchange) -> Response:
-        metered = await self._meter.open(
+    async def forward(self, call: Exchange, request: Request) -> Response:
+        """Run the call ``request`` asked for (its ``Idempotency-Key`` is honoured here)."""
+        opened = await self._meter.open(
             call.principal,
             call.model,
             operation=call.operation,
             source=call.source,
             prompt_tokens=call.prompt_tokens,
             max_output_tokens=call.max_output_tokens,
+            reply_key=await self._idempotency.key_of(request),
         )
+        if isinstance(opened, KeyInUse):
+            return answer_for_taken_key(opened)
+        metered = opened
         upstream = await self._send(metered, call)
         if upstream.status_code >= 400:
             return await self._refused(metered, upstream, call)
@@ -116,16 +137,20 @@ class Relay:
                     "cache-control": "no-cache",
                 },
                 before_first_bytes=partial(call.before_stream, tap),
+                capture=self._idempotency.capture() if metered.keeps_reply else None,
             )
         return await self._complete(metered, upstream, call)
 
     async def _send(self, metered: MeteredCall, call: Exchange) -> UpstreamResponse:
         try:
-            upstream, latency_s = await self._upstreams.open(
-                call.model, call.path, call.payload, headers=call.headers
-            )
-        except BaseException:
+            async with asyncio.timeout_at(metered.deadline):
+                upstream, latency_s = await self._upstreams.open(
+                    call.model, call.path, call.payload, headers=call.headers
+                )
+        except BaseException as error:
             metered.release_detached()
+            if isinstance(error, TimeoutError):
+                raise self._past_deadline() from error
             raise
         self._metrics.upstream_latency.labels(model=call.model.name).observe(latency_s)
         return upstream
@@ -142,26 +167,43 @@ class Relay:
             if name in upstream.headers
         }
         headers["x-request-id"] = metered.request_id
+        if upstream.status_code in RETRY_ADVISED_STATUSES and not headers.keys() & RETRY_HEADERS:
+            headers.update(retry_after_headers(UPSTREAM_RETRY_AFTER_S))
         return call.refusal(raw, upstream, headers)
 
     async def _complete(
         self, metered: MeteredCall, upstream: UpstreamResponse, call: Exchange
     ) -> Response:
         try:
-            raw = await read_body(call.model, upstream)
+            async with asyncio.timeout_at(metered.deadline):
+                raw = await read_body(call.model, upstream)
             body = orjson.loads(raw)
             content, counts = call.reply(raw, body)
         except BaseException as error:
             metered.release_detached()
+            if isinstance(error, TimeoutError):
+                raise self._past_deadline() from error
             if isinstance(error, orjson.JSONDecodeError):
                 raise invalid_response(call.model) from error
             raise
-        receipt = await metered.settle_receipt(counts)
+        # The settlement is not under the deadline: a call answered in time is charged in full.
+        reply = self._idempotency.kept(JSON, content) if metered.keeps_reply else None
+        receipt = await metered.settle_receipt(counts, reply=reply)
         # After the settlement, which a client gone meanwhile must not cancel.
         pending = call.before_reply(body)
         if pending is not None:
             await pending
-        return Response(content, media_type="application/json", headers=receipt.headers())
+        return Response(content, media_type=JSON, headers=receipt.headers())
+
+    def _past_deadline(self) -> ApiError:
+        """Nothing was answered before the call's deadline: 504, and nothing is charged."""
+        return ApiError(
+            504,
+            f"The call ran past this gateway's deadline of {self._meter.call_deadline_s:g} s"
+            " (SPU_CALL_DEADLINE_S) before the upstream answered.",
+            error_type="api_error",
+            code="call_deadline_exceeded",
+        )
 
 
 async def read_body(model: ServedModel, upstream: UpstreamResponse) -> bytes:

@@ -1,20 +1,28 @@
 """Relay an upstream event stream to the client and end its metered call exactly once.
 
-A stream can end four ways: the upstream finishes, the upstream fails midway,
-the client disconnects while the gateway waits for the upstream, or the
-client disconnects while the gateway is sending (or before it started). The
-relay generator sees only the first three; the response's own ``__call__``
-sees the fourth.
+A stream can end five ways: the upstream finishes, the upstream fails midway,
+the client disconnects while the gateway waits for the upstream, the client
+disconnects while the gateway is sending (or before it started), or the
+call's total deadline passes. The relay generator sees the first three; the
+response's own ``__call__`` sees the last two.
 
 When the upstream has ended (finished or failed) and the client is still
 there, the relay settles before it sends the stream's last bytes, which the
 tap held back, so they can carry the receipt (``proxy.call.receipt``): the
 tap writes it into its protocol's closing events. The settlement is tracked
 and shielded, so a client that leaves meanwhile does not stop it. Every other
-ending goes to one idempotent ``_finish``, which settles what the tap says is
-owed (or releases the hold) in a tracked background task, so neither a
-cancelled handler nor an unstarted generator can leak a hold or an in-flight
-slot.
+ending goes to one idempotent ``_finish``, which closes the upstream and
+settles what the tap says is owed (or releases the hold) in a tracked
+background task, so neither a cancelled handler nor an unstarted generator
+can leak a hold or an in-flight slot.
+
+A stream cut at its deadline is charged for what it streamed, and its client
+gets a closing error event in its protocol's shape and a complete response,
+so the connection stays usable.
+
+A keyed call (``Idempotency-Key``) keeps its events as they went out, its
+closing events without the receipt: the reply is kept in the settlement that
+makes the receipt, and a replay, which costs nothing, is no receipt of a charge.
 """
 
 import asyncio
@@ -28,11 +36,15 @@ from starlette.types import Receive, Scope, Send
 
 from ledger import LedgerError
 from pricing import TokenCounts
+from proxy.call.idempotency import ReplyCapture
 from proxy.call.metered_call import Ending, MeteredCall
 from proxy.call.receipt import Receipt
+from proxy.errors import ApiError, error_event
 from proxy.upstream.network import UpstreamResponse
 
 logger = logging.getLogger("spu.stream")
+
+EVENT_STREAM = "text/event-stream"
 
 
 class StreamTap(Protocol):
@@ -61,48 +73,75 @@ class MeteredStreamResponse(StreamingResponse):
         *,
         headers: dict[str, str],
         before_first_bytes: Callable[[], Awaitable[None] | None],
+        capture: ReplyCapture | None = None,
     ) -> None:
         self._metered = metered
         self._upstream = upstream
         self._tap = tap
         self._before_first_bytes: Callable[[], Awaitable[None] | None] | None = before_first_bytes
         """Work the client must not outrun (see ``Exchange.before_stream``); None once run."""
+        self._capture = capture
+        """A keyed call's events as they go out, kept with its settlement."""
         self._finished = False
-        super().__init__(self._relay(), media_type="text/event-stream", headers=headers)
+        self._cut: Ending | None = None
+        """Why the watcher cut the sending short: the client left, or the deadline passed."""
+        self._path = ""
+        self._closing = b""
+        """The error event that ends a stream cut at its deadline."""
+        super().__init__(self._relay(), media_type=EVENT_STREAM, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._path = scope["path"]
         try:
-            await self._stream_until_disconnect(receive, send)
+            await self._stream_until_cut(receive, send)
+            if self._cut is Ending.DEADLINE_EXCEEDED:
+                self._finish(Ending.DEADLINE_EXCEEDED)
+                await send(
+                    {"type": "http.response.body", "body": self._closing, "more_body": False}
+                )
         finally:
             self._finish(Ending.CLIENT_DISCONNECTED)
 
-    async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
-        """Send the stream; a client that disconnects meanwhile cancels the sending.
+    async def _stream_until_cut(self, receive: Receive, send: Send) -> None:
+        """Send the stream; a client that disconnects meanwhile, or the call's deadline,
+        cancels the sending.
 
-        Starlette does the same (for servers older than ASGI 2.4, uvicorn among
-        them) with an anyio task group, which costs more per stream than one
-        plain watcher task. The watcher can only act while the sending waits,
-        so once the sending has returned it is cancelled before it can.
+        Starlette does the same for disconnects (for servers older than ASGI 2.4,
+        uvicorn among them) with an anyio task group, which costs more per stream
+        than one plain watcher task, and the watcher's one timeout serves the
+        deadline too. The watcher can only act while the sending waits, so once
+        the sending has returned it is cancelled before it can.
         """
         sending = asyncio.current_task()
         assert sending is not None
-        disconnected = False
 
         async def watch() -> None:
-            nonlocal disconnected
-            await self.listen_for_disconnect(receive)
-            disconnected = True
+            try:
+                async with asyncio.timeout_at(self._metered.deadline):
+                    await self.listen_for_disconnect(receive)
+                self._cut = Ending.CLIENT_DISCONNECTED
+            except TimeoutError:
+                self._cut = Ending.DEADLINE_EXCEEDED
             sending.cancel()
 
         watcher = asyncio.get_running_loop().create_task(watch())
         try:
             await self.stream_response(send)
         except asyncio.CancelledError:
-            # Cancelled by the watcher alone: the client is gone, which is an ending.
-            if not disconnected or sending.uncancel() > 0:
+            # Cancelled by the watcher alone: the client is gone or time is up, an ending.
+            if self._cut is None or sending.uncancel() > 0:
                 raise
         finally:
             watcher.cancel()
+
+    def _past_deadline(self) -> ApiError:
+        return ApiError(
+            504,
+            f"The call ran past this gateway's deadline of {self._metered.meter.call_deadline_s:g}"
+            " s (SPU_CALL_DEADLINE_S); what it streamed is charged.",
+            error_type="api_error",
+            code="call_deadline_exceeded",
+        )
 
     async def _relay(self) -> AsyncIterator[bytes]:
         ending = Ending.CLIENT_DISCONNECTED
@@ -113,6 +152,7 @@ class MeteredStreamResponse(StreamingResponse):
                     if out:
                         if self._before_first_bytes is not None:
                             await self._first_bytes_go()
+                        self._sent(out)
                         yield out
                 tail = self._tap.flush()
                 ending = Ending.OK
@@ -121,9 +161,16 @@ class MeteredStreamResponse(StreamingResponse):
                 logger.warning("upstream stream of %s broke: %r", self._metered.request_id, error)
                 tail = b""
                 ending = Ending.UPSTREAM_INTERRUPTED
+            except Exception:
+                # A tap that fails on what the upstream sent ends the stream the same way, so
+                # the response still completes (and its connection stays open).
+                logger.exception("relaying the stream of %s failed", self._metered.request_id)
+                tail = b""
+                ending = Ending.UPSTREAM_INTERRUPTED
             if tail:
                 if self._before_first_bytes is not None:
                     await self._first_bytes_go()
+                self._sent(tail)
                 yield tail
             closing = self._tap.close(await self._settle(ending))
             if closing:
@@ -140,24 +187,38 @@ class MeteredStreamResponse(StreamingResponse):
         if pending is not None:
             await pending
 
-    def _owed(self, ending: Ending) -> TokenCounts | None:
+    def _sent(self, data: bytes) -> None:
+        if self._capture is not None:
+            self._capture.add(data)
+
+    def _owed(self, ending: Ending) -> tuple[Ending, TokenCounts | None]:
+        """How the call ended and what it owes (None: nothing, release its hold)."""
         self._finished = True
+        if self._cut is Ending.DEADLINE_EXCEEDED:
+            # The cut may reach the relay first, as a cancellation it takes for a disconnect.
+            ending = Ending.DEADLINE_EXCEEDED
+            self._closing = error_event(self._past_deadline(), self._path)
+            self._sent(self._closing)
         self._metered.meter.endings.spawn(self._upstream.aclose())
         try:
-            return self._tap.owed(ending)
+            return ending, self._tap.owed(ending)
         except Exception:
             logger.exception("could not work out what %s owes", self._metered.request_id)
-            return None
+            return ending, None
 
     async def _settle(self, ending: Ending) -> Receipt | None:
         """End the call while the client waits for the last bytes: the receipt, or None when
         nothing was owed (released) or the ledger could not be reached."""
-        counts = self._owed(ending)
+        ending, counts = self._owed(ending)
         if counts is None:
             self._metered.release_detached()
             return None
+        reply = None
+        if self._capture is not None:
+            self._capture.add(self._tap.close(None))
+            reply = self._capture.reply(EVENT_STREAM)
         try:
-            return await self._metered.settle_receipt(counts, status=ending)
+            return await self._metered.settle_receipt(counts, status=ending, reply=reply)
         except LedgerError:
             logger.exception("stream %s ends without its receipt", self._metered.request_id)
             return None
@@ -165,8 +226,9 @@ class MeteredStreamResponse(StreamingResponse):
     def _finish(self, ending: Ending) -> None:
         if self._finished:
             return
-        counts = self._owed(ending)
+        ending, counts = self._owed(ending)
         if counts is None:
             self._metered.release_detached()
-        else:
-            self._metered.settle_detached(counts, status=ending)
+            return
+        reply = None if self._capture is None else self._capture.reply(EVENT_STREAM)
+        self._metered.settle_detached(counts, status=ending, reply=reply)

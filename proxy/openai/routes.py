@@ -7,29 +7,20 @@ Each metered route checks and estimates its request, then hands an
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from pricing import count_chat_prompt_tokens, count_text_tokens
 from proxy.auth import Principal
-from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
+from proxy.openai import checks, schemas
 from proxy.openai.relay import EMBEDDINGS, OpenAIExchange
-from proxy.protocol_routes import protocol_route
-from proxy.request_body import positive_int, read_json_object
+from proxy.protocol_routes import ProtocolRouter, protocol_route
+from proxy.request_body import read_json_object
 
-router = APIRouter()
-
-
-def _output_bound(body: dict[str, Any], model: ServedModel, default_max_tokens: int) -> int:
-    """Worst-case output tokens: the client's bound (per choice, times ``n``) or the default."""
-    requested = positive_int(body, "max_completion_tokens", "max_tokens")
-    bound = requested or default_max_tokens
-    if model.rates.max_output_tokens:
-        bound = min(bound, model.rates.max_output_tokens)
-    choices = positive_int(body, "n") or 1
-    return bound * choices
+router = ProtocolRouter()
+METERED_ANSWERS = (400, 402, 404, 413, 429, 502, 503, 504)
 
 
 def _extras_tokens(body: dict[str, Any], encoding_model: str) -> int:
@@ -39,6 +30,7 @@ def _extras_tokens(body: dict[str, Any], encoding_model: str) -> int:
 
 
 async def _relay_generation(
+    request: Request,
     gateway: Gateway,
     principal: Principal,
     model: ServedModel,
@@ -51,13 +43,11 @@ async def _relay_generation(
 ) -> Response:
     """Chat and legacy completions, streamed when asked: a streaming upstream is always asked
     for its usage chunk, which reaches the client only if it asked too."""
-    stream = body.get("stream") is True
+    streaming = checks.streaming(body)
     payload = {**body, "model": model.route.provider_model}
-    client_wants_usage = False
-    if stream:
+    if streaming.stream:
         options = body.get("stream_options") or {}
         payload["stream_options"] = {**options, "include_usage": True}
-        client_wants_usage = bool(options.get("include_usage"))
     return await gateway.relay.forward(
         OpenAIExchange(
             principal=principal,
@@ -65,23 +55,12 @@ async def _relay_generation(
             operation=operation,
             prompt_tokens=prompt_tokens,
             max_output_tokens=max_output_tokens,
-            stream=stream,
+            stream=streaming.stream,
             path=path,
             payload=payload,
-            client_wants_usage=client_wants_usage,
-        )
-    )
-
-
-def _embedding_inputs(raw: Any) -> list[str | list[int]]:
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(item, int) for item in raw):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(item, str | list) for item in raw):
-        return raw
-    raise bad_request(
-        "'input' must be a string, an array of strings, or token arrays.", param="input"
+            client_wants_usage=streaming.client_wants_usage,
+        ),
+        request,
     )
 
 
@@ -90,15 +69,15 @@ async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty array.", param="messages")
+    messages = checks.chat_messages(body)
+    tools = checks.chat_tools(body)
+    max_output_tokens = checks.chat_output_bound(body, model, gateway.settings.default_max_tokens)
     encoding_model = model.route.provider_model
-    tools = body.get("tools")
-    prompt_tokens = count_chat_prompt_tokens(
-        messages, encoding_model, tools if isinstance(tools, list) else None
-    ) + _extras_tokens(body, encoding_model)
+    prompt_tokens = count_chat_prompt_tokens(messages, encoding_model, tools) + _extras_tokens(
+        body, encoding_model
+    )
     return await _relay_generation(
+        request,
         gateway,
         principal,
         model,
@@ -106,7 +85,7 @@ async def chat_completions(request: Request) -> Response:
         operation="chat.completions",
         path="/chat/completions",
         prompt_tokens=prompt_tokens,
-        max_output_tokens=_output_bound(body, model, gateway.settings.default_max_tokens),
+        max_output_tokens=max_output_tokens,
     )
 
 
@@ -115,18 +94,12 @@ async def completions(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
-    prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        prompts = [prompt]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        prompts = prompt
-    else:
-        raise bad_request("'prompt' must be a string or an array of strings.", param="prompt")
+    prompts = checks.completion_prompts(body)
+    max_output_tokens = checks.completion_output_bound(body, model, len(prompts))
     encoding_model = model.route.provider_model
     prompt_tokens = sum(count_text_tokens(text, encoding_model) for text in prompts)
-    # Legacy completions default to 16 output tokens per prompt when none is given.
-    bound = positive_int(body, "max_tokens") or 16
     return await _relay_generation(
+        request,
         gateway,
         principal,
         model,
@@ -134,7 +107,7 @@ async def completions(request: Request) -> Response:
         operation="completions",
         path="/completions",
         prompt_tokens=prompt_tokens,
-        max_output_tokens=bound * len(prompts) * (positive_int(body, "n") or 1),
+        max_output_tokens=max_output_tokens,
     )
 
 
@@ -143,7 +116,7 @@ async def embeddings(request: Request) -> Response:
     gateway = gateway_of(request)
     body = await read_json_object(request)
     model = gateway.registry.get(body.get("model"))
-    items = _embedding_inputs(body.get("input"))
+    items = checks.embedding_inputs(body)
     encoding_model = model.route.provider_model
     prompt_tokens = sum(
         count_text_tokens(item, encoding_model) if isinstance(item, str) else len(item)
@@ -159,7 +132,8 @@ async def embeddings(request: Request) -> Response:
             stream=False,
             path="/embeddings",
             payload={**body, "model": model.route.provider_model},
-        )
+        ),
+        request,
     )
 
 
@@ -183,8 +157,39 @@ async def retrieve_model(request: Request) -> Response:
     return Response(orjson.dumps(_model_object(model)), media_type="application/json")
 
 
-protocol_route(router, "POST", "/v1/chat/completions", chat_completions)
-protocol_route(router, "POST", "/v1/completions", completions)
-protocol_route(router, "POST", "/v1/embeddings", embeddings)
-protocol_route(router, "GET", "/v1/models", list_models)
-protocol_route(router, "GET", "/v1/models/{model:path}", retrieve_model)
+protocol_route(
+    router,
+    "POST",
+    "/v1/chat/completions",
+    chat_completions,
+    summary="OpenAI Chat Completions, streamed or not",
+    request_schema=schemas.CHAT_COMPLETION,
+    answers=METERED_ANSWERS,
+)
+protocol_route(
+    router,
+    "POST",
+    "/v1/completions",
+    completions,
+    summary="OpenAI legacy Completions",
+    request_schema=schemas.COMPLETION,
+    answers=METERED_ANSWERS,
+)
+protocol_route(
+    router,
+    "POST",
+    "/v1/embeddings",
+    embeddings,
+    summary="OpenAI Embeddings",
+    request_schema=schemas.EMBEDDING,
+    answers=METERED_ANSWERS,
+)
+protocol_route(router, "GET", "/v1/models", list_models, summary="The models this gateway serves")
+protocol_route(
+    router,
+    "GET",
+    "/v1/models/{model:path}",
+    retrieve_model,
+    summary="One model this gateway serves",
+    answers=(404,),
+)

@@ -143,8 +143,8 @@ class ResponsesFromAnthropic(TranslatedStream, AnthropicEventTally):
             return writer.arguments(index, str(delta.get("partial_json") or ""))
         return []
 
-    def _complete(self, receipt_fields: Mapping[str, str]) -> list[bytes]:
+    def _complete(self) -> list[bytes]:
         return self._writer.complete(
-            {**responses_usage(self.final()), **receipt_fields},
+            responses_usage(self.final()),
             incomplete_reason=INCOMPLETE_REASONS.get(self._stop_reason or ""),
         )

@@ -146,9 +146,8 @@ class ResponsesFromChat(TranslatedStream):
                 out.extend(writer.arguments(key, arguments))
         return out
 
-    def _complete(self, receipt_fields: Mapping[str, str]) -> list[bytes]:
-        usage = responses_usage(self.final(), reasoning_tokens=self._reasoning_tokens)
+    def _complete(self) -> list[bytes]:
         return self._writer.complete(
-            {**usage, **receipt_fields},
+            responses_usage(self.final(), reasoning_tokens=self._reasoning_tokens),
             incomplete_reason=INCOMPLETE_REASONS.get(self._finish_reason or ""),
         )

@@ -16,18 +16,18 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from ledger import LedgerUnavailable
-from pricing import MAX_TOKEN_COUNT
 from proxy.auth import Principal
 from proxy.call.relay import read_body, relayed
 from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.protocol_routes import protocol_route
-from proxy.request_body import positive_int, read_json_object
+from proxy.protocol_routes import ProtocolRouter, protocol_route
+from proxy.request_body import flag, positive_int, read_json_object
+from proxy.responses import schemas
 from proxy.responses.anthropic_request import anthropic_request
 from proxy.responses.chat_request import chat_request
 from proxy.responses.items import checked_input
@@ -43,7 +43,7 @@ from proxy.responses.relay import (
 )
 from proxy.responses.tools import unsupported
 
-router = APIRouter()
+router = ProtocolRouter()
 logger = logging.getLogger("spu.responses")
 
 OPERATION = "responses"
@@ -52,19 +52,14 @@ UNMETERABLE = {
     "conversation": "A stored conversation (this gateway does not serve the Conversations API)",
 }
 """What a native upstream could do but the gateway cannot meter or keep to the caller's org."""
-
-
-def _boolean(body: dict[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise bad_request(f"'{name}' must be a boolean.", param=name)
-    return value
+STORED_ANSWERS = (404, 502, 503, 504)
+"""What a request about a stored response may answer besides 401."""
 
 
 def _check(body: dict[str, Any]) -> None:
     """The fields the route reads whatever the upstream, checked before anything is held."""
-    _boolean(body, "stream")
-    _boolean(body, "store")
+    flag(body, "stream")
+    flag(body, "store")
     checked_input(body.get("input"))
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
@@ -75,7 +70,7 @@ def _check(body: dict[str, Any]) -> None:
 
 
 def _check_native(body: dict[str, Any]) -> None:
-    if _boolean(body, "background"):
+    if flag(body, "background"):
         raise unsupported(UNMETERABLE["background"], "background")
     if body.get("conversation") is not None:
         raise unsupported(UNMETERABLE["conversation"], "conversation")
@@ -101,12 +96,12 @@ async def _check_previous(gateway: Gateway, principal: Principal, body: dict[str
 
 
 def output_bound(body: dict[str, Any], model: ServedModel, default_max_tokens: int) -> int:
-    """The hold's output bound: ``max_output_tokens``, else the default; at most the model's
-    maximum, and never beyond what pricing counts exactly (``MAX_TOKEN_COUNT``)."""
+    """The hold's output bound: ``max_output_tokens`` (1 to ``MAX_TOKENS_LIMIT``, as every
+    protocol's token bound), else the default; at most the model's maximum."""
     bound = positive_int(body, "max_output_tokens") or default_max_tokens
     if model.rates.max_output_tokens:
         bound = min(bound, model.rates.max_output_tokens)
-    return min(bound, MAX_TOKEN_COUNT)
+    return bound
 
 
 async def create_response(request: Request) -> Response:
@@ -147,7 +142,7 @@ async def create_response(request: Request) -> Response:
         exchange = ChatExchange(
             path="/chat/completions", payload=chat.body, tools=chat.tools, **common
         )
-    return await gateway.relay.forward(exchange)
+    return await gateway.relay.forward(exchange, request)
 
 
 async def _stored(request: Request, method: str, tail: str = "") -> Response:
@@ -183,7 +178,36 @@ async def list_input_items(request: Request) -> Response:
     return await _stored(request, "GET", "/input_items")
 
 
-protocol_route(router, "POST", "/v1/responses", create_response)
-protocol_route(router, "GET", "/v1/responses/{response_id}", retrieve_response)
-protocol_route(router, "DELETE", "/v1/responses/{response_id}", delete_response)
-protocol_route(router, "GET", "/v1/responses/{response_id}/input_items", list_input_items)
+protocol_route(
+    router,
+    "POST",
+    "/v1/responses",
+    create_response,
+    summary="OpenAI Responses, streamed or not",
+    request_schema=schemas.RESPONSE_REQUEST,
+    answers=(400, 402, 404, 413, 429, 502, 503, 504),
+)
+protocol_route(
+    router,
+    "GET",
+    "/v1/responses/{response_id}",
+    retrieve_response,
+    summary="A stored response of the caller's org",
+    answers=STORED_ANSWERS,
+)
+protocol_route(
+    router,
+    "DELETE",
+    "/v1/responses/{response_id}",
+    delete_response,
+    summary="Delete a stored response of the caller's org",
+    answers=STORED_ANSWERS,
+)
+protocol_route(
+    router,
+    "GET",
+    "/v1/responses/{response_id}/input_items",
+    list_input_items,
+    summary="The input items of a stored response of the caller's org",
+    answers=STORED_ANSWERS,
+)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict, Unpack
 
 from proxy.call.receipt import Receipt
-from proxy.call.sse import EventSplitter, event_data
+from proxy.call.sse import EventSplitter, event_data, typed_event
 from proxy.call.tally import Tally
 from proxy.responses.tools import Tools
 from proxy.responses.writer import ResponseWriter
@@ -43,6 +43,9 @@ class TranslatedStream(Tally):
         self._tools = options["tools"]
         self._ending = False
         """The upstream has finished: the closing events wait for the receipt."""
+        self._closing: list[bytes] | None = None
+        """The closing events, made at the first ``close``: a keyed call asks for them twice
+        (its kept reply has no receipt)."""
 
     @property
     def response_id(self) -> str:
@@ -67,9 +70,13 @@ class TranslatedStream(Tally):
 
     def close(self, receipt: Receipt | None) -> bytes:
         comment = b"" if receipt is None else receipt.comment()
-        if not self._ending or self._writer.finished:
+        if not self._ending or (self._writer.finished and self._closing is None):
             return comment
-        *items_done, final = self._complete({} if receipt is None else receipt.usage_fields())
+        if self._closing is None:
+            self._closing = self._complete()
+        *items_done, final = self._closing
+        if receipt is not None:
+            final = _with_receipt(final, receipt)
         return b"".join([*items_done, comment, final])
 
     def _end_when_settled(self) -> list[bytes]:
@@ -93,7 +100,14 @@ class TranslatedStream(Tally):
     def _translate(self, payload: Any) -> list[bytes]:
         raise NotImplementedError
 
-    def _complete(self, receipt_fields: Mapping[str, str]) -> list[bytes]:
-        """The closing events, ``response.completed`` (or ``.incomplete``) last, its usage
-        carrying ``receipt_fields``."""
+    def _complete(self) -> list[bytes]:
+        """The closing events, ``response.completed`` (or ``.incomplete``) last."""
         raise NotImplementedError
+
+
+def _with_receipt(final: bytes, receipt: Receipt) -> bytes:
+    """The final event with the receipt in its ``response.usage``."""
+    event = event_data(final)
+    response = event["response"]
+    usage = {**response["usage"], **receipt.usage_fields()}
+    return typed_event({**event, "response": {**response, "usage": usage}})

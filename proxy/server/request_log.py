@@ -1,4 +1,5 @@
-"""One structured JSON log line per request, and the per-route request counter.
+"""One structured JSON log line per request, the per-route request counter, and the last
+answer to an unexpected exception.
 
 Routes and the meter ``note`` what they learn (org, model, SPUs charged) on
 a per-request ``RequestFacts`` held in a context variable; the middleware
@@ -8,6 +9,14 @@ and figures are logged: never a header, a token, a query or a body.
 
 Every response carries its request id as ``x-request-id`` (the metered call's
 own id when there is one), and also as ``request-id`` on Anthropic's routes.
+
+An exception no route turned into an answer is logged here with the request
+id and answered with a 500 in the client's own error shape. It is not
+re-raised: Starlette's ``ServerErrorMiddleware`` would answer a bare "Internal
+Server Error" and raise again, and uvicorn closes the connection of an app
+that raised, so the client's next request on that keep-alive connection was
+reset. An exception after the response has started cannot be answered: it is
+logged, and uvicorn ends that connection, as it must with a half-sent body.
 """
 
 import asyncio
@@ -23,10 +32,11 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import format_spus
-from proxy.errors import wants_anthropic_shape
+from proxy.errors import ApiError, error_response, wants_anthropic_shape
 from proxy.server.metrics import Metrics
 
 logger = logging.getLogger("spu.request")
+errors_logger = logging.getLogger("spu.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
 ANTHROPIC_REQUEST_ID_HEADER = b"request-id"
@@ -40,6 +50,8 @@ class RequestFacts:
     """What the gateway learned while serving one request."""
 
     started_s: float
+    request_id: str | None = None
+    """The metered call's id once there is one (the id its usage record keeps)."""
     org_id: str | None = None
     model: str | None = None
     charged_units: int | None = None
@@ -50,12 +62,18 @@ _current: ContextVar[RequestFacts | None] = ContextVar("spu_request_facts", defa
 
 
 def note(
-    *, org_id: str | None = None, model: str | None = None, charged_units: int | None = None
+    *,
+    request_id: str | None = None,
+    org_id: str | None = None,
+    model: str | None = None,
+    charged_units: int | None = None,
 ) -> None:
     """Record a fact about the current request (a no-op outside one, e.g. in a CLI)."""
     facts = _current.get()
     if facts is None:
         return
+    if request_id is not None:
+        facts.request_id = request_id
     if org_id is not None:
         facts.org_id = org_id
     if model is not None:
@@ -120,7 +138,7 @@ class RequestLogMiddleware:
                 if found:
                     request_id = found[0].decode("latin-1")
                 else:
-                    request_id = f"req_{uuid.uuid4().hex}"
+                    request_id = facts.request_id or f"req_{uuid.uuid4().hex}"
                     headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 if anthropic:
                     headers.append((ANTHROPIC_REQUEST_ID_HEADER, request_id.encode()))
@@ -130,6 +148,11 @@ class RequestLogMiddleware:
         token = _current.set(facts)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if request_id:  # set when the answer started
+                errors_logger.exception("unexpected error after %s started its answer", request_id)
+            else:
+                await self._answer_unexpected(scope, receive, send_with_id, facts)
         finally:
             _current.reset(token)
             latency_ms = int((time.perf_counter() - facts.started_s) * 1000)
@@ -147,6 +170,22 @@ class RequestLogMiddleware:
                 "latency_ms": latency_ms,
             }
             self._emit_when_settled(line, facts)
+
+    @staticmethod
+    async def _answer_unexpected(
+        scope: Scope, receive: Receive, send: Send, facts: RequestFacts
+    ) -> None:
+        request_id = facts.request_id or f"req_{uuid.uuid4().hex}"
+        errors_logger.exception("unexpected error serving %s", request_id)
+        error = ApiError(
+            500,
+            f"The gateway failed unexpectedly while serving this request ({request_id});"
+            " it has been logged.",
+            error_type="api_error",
+            code="internal_error",
+            headers={"x-request-id": request_id},
+        )
+        await error_response(error, scope["path"])(scope, receive, send)
 
     def _emit_when_settled(self, line: dict[str, Any], facts: RequestFacts) -> None:
         """Write now, or when the last settlement that outlived the response has finished."""

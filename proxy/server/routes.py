@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledger import LedgerUnavailable
+from proxy import outages
+from proxy.errors import retry_after_headers
 from proxy.gateway import gateway_of
 
 router = APIRouter()
@@ -35,7 +37,11 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         await gateway_of(request).store.ping()
     except LedgerUnavailable as error:
-        return JSONResponse({"status": "unavailable", "reason": str(error)}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "reason": str(error)},
+            status_code=503,
+            headers=retry_after_headers(outages.LEDGER.retry_after_s()),
+        )
     return JSONResponse({"status": "ready"})
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from ledger import LedgerUnavailable
+from proxy.api_time import ApiTime
 from proxy.auth import Principal
 from proxy.errors import ledger_unavailable
 from proxy.gateway import authenticated, gateway_of
@@ -33,8 +34,8 @@ async def balance(request: Request, principal: Caller) -> dict[str, Any]:
 async def usage(
     request: Request,
     principal: Caller,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[ApiTime | None, Query(alias="from")] = None,
+    end: Annotated[ApiTime | None, Query(alias="to")] = None,
     group_by: Literal["model", "day", "key"] | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_USAGE_RECORDS)] = 100,
 ) -> dict[str, Any]:

@@ -129,11 +129,12 @@ class Ledger:
             if hold.charged != actual:
                 return IdempotencyConflict
             return (rid, actual, hold.split, max(self.available(org_id, now_ms), 0), True)
-        if hold.state != "open":
+        if hold.state == "released":
             return HoldNotOpen
         self.renew_if_due(org_id, now_ms)
         org = self.orgs[org_id]
-        reserved = hold.amount if hold.expires_ms > now_ms else 0
+        # Expired (swept or not), a hold reserves nothing, but the call is still paid for.
+        reserved = hold.amount if hold.state == "open" and hold.expires_ms > now_ms else 0
         free = max(org.buckets - self.held(org_id, now_ms), 0)
         payable = min(actual, reserved + free)
         from_sub = min(payable, org.sub_allowance - org.sub_used)

@@ -205,6 +205,25 @@ async def test_a_grant_must_be_positive_and_whole_units(
     assert response.json()["error"]["param"] == "spus"
 
 
+@pytest.mark.parametrize("spus", [5.8e16, "9007199254.740993", "1e400"])
+async def test_amounts_beyond_what_the_ledger_stores_are_a_400_and_change_nothing(
+    http: httpx.AsyncClient, org: Org, store: LedgerStore, spus: float | str
+) -> None:
+    """One ledger operation carries at most 2**53 units (9,007,199,254.740992 SPUs)."""
+    grant = await http.post(
+        f"/admin/organizations/{org.org_id}/credit_grants", json={"spus": spus, "reason": "x"}
+    )
+    plan = await http.put(f"/admin/organizations/{org.org_id}/plan", json={"allowance_spus": spus})
+
+    assert (grant.status_code, grant.json()["error"]["param"]) == (400, "spus")
+    assert (plan.status_code, plan.json()["error"]["param"]) == (400, "allowance_spus")
+    account = await store.get_account(org.org_id)
+    assert (account.granted_credits_units, account.subscription_allowance_units) == (
+        spus_to_units(100),
+        0,
+    )
+
+
 async def test_credit_transactions_show_the_free_tier_and_grants_with_reasons(
     http: httpx.AsyncClient, org: Org
 ) -> None:

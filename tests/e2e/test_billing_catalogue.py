@@ -82,6 +82,8 @@ async def test_misconfigured_metadata_is_reported_at_start_up_and_the_gateway_st
     assert individual.json()["included_spus"] == "6000"
     assert credits.status_code == 503
     assert credits.json()["error"]["code"] == "catalogue_incomplete"
+    # Mended in Stripe, the catalogue is read again at the next scheduled refresh.
+    assert credits.headers["retry-after"] == "300"
 
 
 async def test_product_metadata_reprices_calls_and_removing_it_restores_the_configuration(

@@ -235,6 +235,7 @@ async def test_without_a_stripe_key_every_billing_route_answers_503_in_openai_sh
         balance = await harness.client.get("/v1/balance", headers=await harness.new_org("org-a"))
 
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "3600"
     error = response.json()["error"]
     assert error["code"] == "billing_not_configured"
     assert error["type"] == "api_error"

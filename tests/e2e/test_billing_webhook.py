@@ -284,3 +284,4 @@ async def test_without_a_webhook_secret_the_webhook_answers_503(
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "webhook_not_configured"
+    assert response.headers["retry-after"] == "3600"

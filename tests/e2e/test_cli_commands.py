@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import io
+import os
 import re
 import shutil
 import sqlite3
@@ -33,8 +34,11 @@ def ledger_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def spu(ledger_path: Path) -> Callable[..., Result]:
-    """Run ``spu`` with the environment pointing at the test's own ledger."""
+def spu(ledger_path: Path) -> Iterator[Callable[..., Result]]:
+    """Run ``spu`` with the environment pointing at the test's own ledger.
+
+    ``--config`` sets ``SPU_CONFIG_FILE`` for the command's workers; run in this
+    process, that would outlive the test, so the environment is put back after it."""
     runner = CliRunner()
     env = {
         "SPU_LEDGER_URL": f"sqlite:///{ledger_path}",
@@ -45,7 +49,10 @@ def spu(ledger_path: Path) -> Callable[..., Result]:
     def invoke(*args: str, **extra_env: str) -> Result:
         return runner.invoke(app, list(args), env={**env, **extra_env})
 
-    return invoke
+    before = dict(os.environ)
+    yield invoke
+    os.environ.clear()
+    os.environ.update(before)
 
 
 def on_ledger(ledger_path: Path, work: Callable[[LedgerStore], Awaitable[T]]) -> T:

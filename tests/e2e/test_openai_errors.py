@@ -137,6 +137,10 @@ async def test_upstream_error_is_relayed_with_its_status_and_costs_nothing(
             await client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
     assert caught.value.status_code == status
     assert caught.value.message.endswith(upstream.knobs.fail_message)
+    if status in (429, 503):
+        # The fake gave no advice: the gateway adds the SDKs' own first backoff.
+        headers = caught.value.response.headers
+        assert (headers["retry-after"], headers["retry-after-ms"]) == ("1", "1000")
     await assert_nothing_debited(store, org)
 
 
@@ -248,6 +252,7 @@ async def test_a_model_without_its_upstream_key_gets_503_and_is_never_forwarded(
     error = openai_error(response)
 
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "3600"
     assert (error["type"], error["code"]) == ("server_error", "upstream_key_missing")
     assert CHAT_MODEL in str(error["message"]) and CHAT_KEY_ENV not in str(error["message"])
     assert list(upstream.requests) == []
@@ -299,6 +304,9 @@ async def test_requests_beyond_the_orgs_in_flight_cap_get_429(
         with pytest.raises(openai.RateLimitError) as caught:
             await client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
         assert caught.value.code == "too_many_in_flight"
+        # No call has ended yet: the assumed mean call (1 s) over the 2 calls in flight.
+        headers = caught.value.response.headers
+        assert (headers["retry-after"], headers["retry-after-ms"]) == ("1", "500")
         for stream in streams:
             assert [chunk async for chunk in stream]
         await client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
@@ -322,8 +330,11 @@ async def test_ledger_outage_gets_503_and_nothing_is_forwarded(
             await client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
         assert caught.value.status_code == 503
         assert caught.value.code == "ledger_unavailable"
+        assert int(caught.value.response.headers["retry-after"]) >= 1
         assert len(upstream.requests) == 1
-        assert (await http.get(f"{gateway.url}/readyz")).status_code == 503
+        readiness = await http.get(f"{gateway.url}/readyz")
+        assert readiness.status_code == 503
+        assert int(readiness.headers["retry-after"]) >= 1
         assert (await http.get(f"{gateway.url}/healthz")).status_code == 200
 
         other = await new_org(store)

@@ -21,7 +21,7 @@ ALICE = Principal(org_id="org_a", key_id="key_a")
 
 
 async def open_call(meter: Meter, max_output_tokens: int = 100) -> MeteredCall:
-    return await meter.open(
+    opened = await meter.open(
         ALICE,
         MODEL,
         operation="chat.completions",
@@ -29,3 +29,5 @@ async def open_call(meter: Meter, max_output_tokens: int = 100) -> MeteredCall:
         prompt_tokens=10,
         max_output_tokens=max_output_tokens,
     )
+    assert isinstance(opened, MeteredCall), opened
+    return opened

@@ -3,19 +3,24 @@
 from typing import Any
 
 import pytest
+from pymongo import ReadPreference
 from pymongo.errors import (
     AutoReconnect,
     DuplicateKeyError,
     ExecutionTimeout,
     OperationFailure,
     ServerSelectionTimeoutError,
+    WriteConcernError,
+    WTimeoutError,
 )
 
 from ledger.errors import LedgerUnavailable
 from ledger.mongo import transactions
+from ledger.mongo.collections import WRITE_TIMEOUT_MS
 from ledger.mongo.transactions import (
     MAX_COMMIT_ATTEMPTS,
     MAX_TRANSACTION_ATTEMPTS,
+    run_once_per_id,
     run_transaction,
     translate_failures,
 )
@@ -91,13 +96,52 @@ async def test_a_transient_conflict_reruns_the_body_until_it_commits() -> None:
     assert (len(body.runs), session.starts, session.aborts, session.commits) == (3, 3, 2, 1)
 
 
-async def test_transactions_read_a_snapshot_and_commit_with_majority() -> None:
+async def test_transactions_read_a_snapshot_on_the_primary_and_commit_with_a_bounded_majority() -> (
+    None
+):
     session = SessionDouble()
 
     await run_transaction(ClientDouble(session), _body([]))  # type: ignore[arg-type]
 
     assert session.options["read_concern"].level == "snapshot"
-    assert session.options["write_concern"].document == {"w": "majority"}
+    assert session.options["write_concern"].document == {
+        "w": "majority",
+        "wtimeout": WRITE_TIMEOUT_MS,
+    }
+    assert session.options["read_preference"] == ReadPreference.PRIMARY
+
+
+async def test_a_commit_whose_majority_timed_out_is_unavailable_after_the_bound() -> None:
+    timed_out = []
+    for _ in range(MAX_COMMIT_ATTEMPTS):
+        error = WTimeoutError(
+            "waiting for replication timed out", 64, {"errInfo": {"wtimeout": True}}
+        )
+        error._add_error_label("UnknownTransactionCommitResult")
+        timed_out.append(error)
+    session = SessionDouble(timed_out)
+
+    with pytest.raises(LedgerUnavailable):
+        await run_transaction(ClientDouble(session), _body([]))  # type: ignore[arg-type]
+
+    assert session.commits == MAX_COMMIT_ATTEMPTS
+
+
+async def test_a_concurrent_duplicate_id_reruns_the_transaction_for_the_idempotent_answer() -> None:
+    session = SessionDouble()
+    body = _body([DuplicateKeyError("E11000 duplicate key: credit_transaction_unique")])
+
+    assert await run_once_per_id(ClientDouble(session), body) == "done"  # type: ignore[arg-type]
+
+    assert (len(body.runs), session.aborts, session.commits) == (2, 1, 1)
+
+
+async def test_a_duplicate_id_that_persists_is_not_hidden() -> None:
+    session = SessionDouble()
+    body = _body([DuplicateKeyError("E11000")] * 2)
+
+    with pytest.raises(DuplicateKeyError):
+        await run_once_per_id(ClientDouble(session), body)  # type: ignore[arg-type]
 
 
 async def test_a_body_that_keeps_conflicting_is_unavailable_after_the_bound() -> None:
@@ -166,6 +210,8 @@ def _failing(error: Exception) -> Any:
         ServerSelectionTimeoutError("no primary"),
         AutoReconnect("connection reset"),
         ExecutionTimeout("operation exceeded time limit", 50),
+        WTimeoutError("waiting for replication timed out", 64, {"errInfo": {"wtimeout": True}}),
+        WriteConcernError("not enough data-bearing nodes", 100),
     ],
 )
 async def test_an_unreachable_or_timed_out_server_is_ledger_unavailable(error: Exception) -> None:

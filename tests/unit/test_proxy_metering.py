@@ -1,5 +1,6 @@
 """The meter: worst-case holds, 402/429/503 refusals, and every call ending exactly once."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -10,18 +11,22 @@ from ledger import spus_to_units
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from pricing import (
+    MAX_TOKEN_COUNT,
     TokenCounts,
     affordable_max_tokens,
     cost_pico_usd,
     units_for_cost,
     worst_case_units,
 )
+from proxy.call import metered_call
 from proxy.call.meter import Meter
 from proxy.call.policy import PolicySource
 from proxy.errors import ApiError
+from proxy.model_registry import ModelRegistry
 from proxy.server.metrics import Metrics
+from proxy.settings import ModelRoute
 from tests.fakes.ledger import SwitchableLedger
-from tests.unit.metering_support import MODEL, POLICY, open_call
+from tests.unit.metering_support import ALICE, MODEL, POLICY, open_call
 
 CAP = 3
 
@@ -43,7 +48,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SwitchableLedger]:
 @pytest.fixture
 async def meter(store: SwitchableLedger) -> AsyncIterator[Meter]:
     meter = Meter(
-        store, PolicySource(POLICY), hold_ttl_s=60, max_in_flight_per_org=CAP, metrics=Metrics()
+        store,
+        PolicySource(POLICY),
+        hold_ttl_s=60,
+        call_deadline_s=600,
+        max_in_flight_per_org=CAP,
+        metrics=Metrics(),
     )
     yield meter
     await meter.drain(5)
@@ -124,3 +134,47 @@ async def test_a_call_cannot_end_twice(meter: Meter) -> None:
     await call.release()
     with pytest.raises(RuntimeError, match="ended twice"):
         await call.settle(TokenCounts(input_tokens=1, output_tokens=1))
+
+
+async def test_a_settle_outlasts_a_ledger_outage_and_its_hold_stays_renewed_meanwhile(
+    meter: Meter, store: SwitchableLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metered_call, "SETTLE_FIRST_BACKOFF_S", 0.01)
+    call = await open_call(meter)
+    store.down = True
+    settling = asyncio.create_task(call.settle(TokenCounts(input_tokens=10, output_tokens=7)))
+    await asyncio.sleep(0.1)  # a few attempts fail meanwhile
+    assert not settling.done()
+    assert meter.renewal.live == 1
+    store.down = False
+
+    result = await settling
+
+    assert [record.request_id for record in await store.usage_records("org_a")] == [call.request_id]
+    assert result.record.charged_units > 0
+    assert meter.renewal.live == 0
+
+
+async def test_a_worst_case_beyond_what_one_ledger_operation_carries_is_402(
+    meter: Meter, store: SwitchableLedger
+) -> None:
+    dear = ModelRoute(
+        model_name="dear",
+        provider_model="my-llm",
+        input_cost_per_token=Decimal(1),
+        output_cost_per_token=Decimal(1),
+    )
+    model = ModelRegistry([dear], include_demo=False).get("dear")
+    with pytest.raises(ApiError) as caught:
+        await meter.open(
+            ALICE,
+            model,
+            operation="chat.completions",
+            source="openai",
+            prompt_tokens=10,
+            max_output_tokens=MAX_TOKEN_COUNT,
+        )
+    assert (caught.value.status, caught.value.code) == (402, "insufficient_credits")
+    assert "beyond what any balance can cover" in caught.value.message
+    assert meter.in_flight == 0
+    assert (await store.balance("org_a")).held_units == 0

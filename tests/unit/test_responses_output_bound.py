@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from pricing import MAX_TOKEN_COUNT
 from proxy.errors import ApiError
 from proxy.model_registry import ModelRegistry
+from proxy.request_body import MAX_TOKENS_LIMIT
 from proxy.responses.routes import output_bound
 from proxy.settings import ModelRoute
 
@@ -32,7 +32,7 @@ def served(max_output_tokens: int | None) -> ModelRegistry:
         ({"max_output_tokens": 300}, None, 300),
         ({"max_output_tokens": 300}, 200, 200),
         ({}, 1000, 1000),
-        ({"max_output_tokens": 10**15}, None, MAX_TOKEN_COUNT),
+        ({"max_output_tokens": MAX_TOKENS_LIMIT}, None, MAX_TOKENS_LIMIT),
     ],
 )
 def test_the_bound_is_the_clients_else_the_default_never_past_the_model_or_pricing(
@@ -42,7 +42,7 @@ def test_the_bound_is_the_clients_else_the_default_never_past_the_model_or_prici
     assert output_bound(body, model, DEFAULT) == bound
 
 
-@pytest.mark.parametrize("value", [0, -1, True, "100", 1.5])
+@pytest.mark.parametrize("value", [0, -1, True, "100", 1.5, MAX_TOKENS_LIMIT + 1, 10**15])
 def test_a_bound_that_is_not_a_positive_integer_is_a_400_naming_it(value: object) -> None:
     with pytest.raises(ApiError) as refused:
         output_bound({"max_output_tokens": value}, served(None).get("in-house"), DEFAULT)

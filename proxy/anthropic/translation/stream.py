@@ -43,6 +43,9 @@ class AnthropicStreamFromOpenAI(Tally):
         self._model_name = model_name
         self._started = False
         self._closed = False
+        self._block_stop: list[bytes] | None = None
+        """The open block's stop event, made at the first ``close``: a keyed call asks for
+        the closing events twice (its kept reply has no receipt)."""
         self._block: tuple[str, int] | None = None
         """The open content block: ("text", -1) or ("tool", OpenAI's tool-call index)."""
         self._block_count = 0
@@ -67,9 +70,11 @@ class AnthropicStreamFromOpenAI(Tally):
         """The closing events once the upstream finished (with ``[DONE]`` or without), the
         receipt in ``message_delta``'s usage and as a comment before ``message_stop``."""
         comment = b"" if receipt is None else receipt.comment()
-        if not self._ending or self._closed:
+        if not self._ending or (self._closed and self._block_stop is None):
             return comment
-        self._closed = True
+        if self._block_stop is None:
+            self._closed = True
+            self._block_stop = self._stop_block()
         counts = self.final()
         stop_reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
         usage: dict[str, Any] = anthropic_usage(counts)
@@ -77,7 +82,7 @@ class AnthropicStreamFromOpenAI(Tally):
             usage = {**usage, **receipt.usage_fields()}
         return b"".join(
             [
-                *self._stop_block(),
+                *self._block_stop,
                 _sse(
                     "message_delta",
                     {
