@@ -164,7 +164,11 @@ async def _recharge_view_of(
     )
 
 
-@router.put("/organizations/{org_id}/auto_recharge", response_model=AutoRechargeView)
+@router.put(
+    "/organizations/{org_id}/auto_recharge",
+    response_model=AutoRechargeView,
+    responses={503: {"description": "Local-only mode: Stripe billing is not configured"}},
+)
 async def set_auto_recharge(
     request: Request, org_id: str, body: AutoRechargeSet
 ) -> AutoRechargeView:

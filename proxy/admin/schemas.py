@@ -7,9 +7,9 @@ object is named after it with ``View`` (``BalanceView`` shows a ``ledger.Balance
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, Field, HttpUrl
 
 from ledger import units_to_spus
 from ledger.checks import MAX_UNITS
@@ -98,6 +98,7 @@ class KeyLimitsFields(BaseModel):
     budget_spus: Decimal | None = Field(
         default=None,
         ge=0,
+        le=MAX_SPUS,
         description="SPUs the key may spend per budget window, as a decimal string; null: none.",
     )
     budget_period: BudgetPeriodName = Field(
@@ -262,19 +263,12 @@ class UsageTotalList(BaseModel):
 
 class AlertSettingsSet(BaseModel):
     url: HttpUrl = Field(description="Where alerts are POSTed (signed JSON events).")
-    thresholds_spus: list[Decimal] = Field(
+    thresholds_spus: list[Annotated[Decimal, Field(gt=0, le=MAX_SPUS)]] = Field(
         default_factory=list,
         max_length=10,
         description="balance.low is sent once each time the balance falls below one of these;"
         " balance.depleted always, when it reaches zero.",
     )
-
-    @field_validator("thresholds_spus")
-    @classmethod
-    def _positive(cls, values: list[Decimal]) -> list[Decimal]:
-        if any(value <= 0 for value in values):
-            raise ValueError("every threshold must be a positive number of SPUs")
-        return values
 
 
 class AlertSettingsView(BaseModel):
@@ -305,10 +299,12 @@ class AlertEventList(BaseModel):
 
 
 class AutoRechargeSet(BaseModel):
-    threshold_spus: Decimal = Field(gt=0, description="Recharge when the balance falls below.")
-    amount_spus: Decimal = Field(gt=0, description="SPUs each recharge buys.")
+    threshold_spus: Decimal = Field(
+        gt=0, le=MAX_SPUS, description="Recharge when the balance falls below."
+    )
+    amount_spus: Decimal = Field(gt=0, le=MAX_SPUS, description="SPUs each recharge buys.")
     monthly_cap_spus: Decimal = Field(
-        ge=0, description="The most recharges may buy in one calendar month (UTC)."
+        ge=0, le=MAX_SPUS, description="The most recharges may buy in one calendar month (UTC)."
     )
 
 
