@@ -7,8 +7,11 @@ reused with other content) comes back from the operation.
 """
 
 import math
+from collections.abc import Sequence
 
+from ledger.key_limits import KeyLimits
 from ledger.models import ReplyKey, Subscription
+from ledger.outbox import AutoRecharge
 
 MAX_UNITS = 2**53
 """The largest amount one operation may carry (about 9 billion SPU): far below the
@@ -26,12 +29,25 @@ def free_grant(amount_units: int) -> None:
     _within_range(amount_units, "a free grant")
 
 
-def hold(amount_units: int, ttl_s: float) -> None:
+def hold(amount_units: int, ttl_s: float, tokens: int = 0) -> None:
     if amount_units < 0:
         raise ValueError("a hold cannot be negative")
     if not (ttl_s > 0 and math.isfinite(ttl_s)):
         raise ValueError("a hold needs a positive, finite time to live")
+    if tokens < 0:
+        raise ValueError("a hold's worst-case tokens cannot be negative")
     _within_range(amount_units, "a hold")
+    _within_range(tokens, "a hold's worst-case token count")
+
+
+def key_limits(limits: KeyLimits) -> None:
+    if limits.budget_units is not None:
+        if limits.budget_units < 0:
+            raise ValueError("a key budget cannot be negative")
+        _within_range(limits.budget_units, "a key budget")
+    for name, rate in (("rpm", limits.rpm), ("tpm", limits.tpm)):
+        if rate is not None and not 0 < rate <= MAX_UNITS:
+            raise ValueError(f"a key's {name} must be a positive integer")
 
 
 def renewal(ttl_s: float) -> None:
@@ -82,3 +98,25 @@ def plan(subscription: Subscription) -> None:
     if subscription.allowance_units < 0:
         raise ValueError("an allowance cannot be negative")
     _within_range(subscription.allowance_units, "an allowance")
+
+
+MAX_THRESHOLDS = 10
+"""Alert thresholds per org: each is a watch every crossing settlement reads."""
+
+
+def thresholds(thresholds_units: Sequence[int]) -> None:
+    if len(thresholds_units) > MAX_THRESHOLDS:
+        raise ValueError(f"at most {MAX_THRESHOLDS} alert thresholds")
+    for units in thresholds_units:
+        if units <= 0:
+            raise ValueError("an alert threshold must be positive")
+        _within_range(units, "an alert threshold")
+
+
+def auto_recharge(settings: AutoRecharge) -> None:
+    if settings.threshold_units <= 0 or settings.amount_units <= 0:
+        raise ValueError("an auto-recharge needs a positive threshold and amount")
+    if settings.monthly_cap_units < 0:
+        raise ValueError("a monthly cap cannot be negative")
+    for units in (settings.threshold_units, settings.amount_units, settings.monthly_cap_units):
+        _within_range(units, "an auto-recharge amount")

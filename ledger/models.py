@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from ledger.key_limits import NO_LIMITS, KeyLimits, LimitSource
 from ledger.waterfall import BucketSplit
 
 PICO_USD_PER_USD = 10**12
@@ -107,12 +108,32 @@ class HoldPlaced:
 
 @dataclass(frozen=True, slots=True)
 class HoldRefused:
-    """Not enough credit: what the org could spend and what the request needed."""
+    """Not enough credit: what the org (or the key's budget) could spend and what the request
+    needed."""
 
     request_id: str
     org_id: str
     available_units: int
     needed_units: int
+    limit_source: LimitSource = LimitSource.ORG
+    """``ORG`` (the org's available credits) or ``KEY_BUDGET`` (the key's window budget)."""
+    resets_at: datetime | None = None
+    """When the key's budget window ends (a key budget of a day, week or month)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    """A key's rpm or tpm refused the hold: the limit, what the last minute used, and what
+    this call needed (1 request, or its worst-case tokens)."""
+
+    request_id: str
+    org_id: str
+    limit_source: LimitSource
+    limit: int
+    used: int
+    needed: int
+    retry_after_ms: int | None
+    """When the window admits it again; None when waiting cannot help (needed > limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +180,11 @@ class KeyInUse:
     request_id: str
     """The call that holds the key."""
     reply: StoredReply | None = None
+
+
+HoldOutcome = HoldPlaced | HoldRefused | RateLimited | KeyInUse
+"""What placing a hold answers: placed, or not placed because credit, a key's rate or an
+idempotency key's earlier use stands in the way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +298,42 @@ class AccessKey:
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    limits: KeyLimits = NO_LIMITS
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBudgetUse:
+    """Where a key with a budget stands in its current window."""
+
+    key_id: str
+    limits: KeyLimits
+    window_start: datetime
+    window_end: datetime | None
+    """None for a ``total`` budget, which never resets."""
+    spent_units: int
+    held_units: int
+
+    @property
+    def left_units(self) -> int:
+        assert self.limits.budget_units is not None
+        return max(self.limits.budget_units - self.spent_units - self.held_units, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBudgetFigures:
+    """What ``verify`` needs about one key with a budget, read with its org's figures."""
+
+    key_id: str
+    limits: KeyLimits
+    created_at_ms: int
+    limits_set_at_ms: int
+    committed_units: int
+    """Settled and held in the current window when the limits were set."""
+    window_start_ms: int | None
+    window_spent_units: int
+    """The running total of the window starting at ``window_start_ms``."""
+    spend_by_day: tuple[tuple[int, int], ...]
+    """Settled charges of the key by whole days since its creation: (day, units)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,3 +351,4 @@ class OrgLedgerFigures:
     counted_held_units: int | None = None
     """A backend's running total of unexpired open holds, where it keeps one (SQLite does,
     so a hold costs the same however many are open); it must equal ``held_units``."""
+    key_budgets: tuple[KeyBudgetFigures, ...] = ()

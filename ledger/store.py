@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from ledger.key_limits import KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
     Balance,
     CreditResult,
     CreditTransaction,
-    HoldPlaced,
-    HoldRefused,
-    KeyInUse,
+    HoldOutcome,
+    KeyBudgetUse,
     OrgLedgerFigures,
     ReplyKey,
     ResponseOwner,
@@ -32,6 +32,14 @@ from ledger.models import (
     UsageGroup,
     UsageRecord,
     UsageTotal,
+)
+from ledger.outbox import (
+    AlertSettings,
+    AutoRecharge,
+    OutboxEvent,
+    OutboxState,
+    OutboxTopic,
+    Recharge,
 )
 
 
@@ -76,10 +84,15 @@ class MoneyLedger(Protocol):
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
+        tokens: int = 0,
         *,
         reply_key: ReplyKey | None = None,
-    ) -> HoldPlaced | HoldRefused | KeyInUse:
-        """Reserve ``amount_units`` until ``ttl_s`` from now, or refuse (not enough credit).
+    ) -> HoldOutcome:
+        """Reserve ``amount_units`` until ``ttl_s`` from now if the org's available credits and
+        the key's limits allow.
+
+        ``tokens`` is the call's worst case in tokens, which a key's tpm counts until
+        the settlement trues it up (the settled ``total_tokens``).
 
         With a ``reply_key``, the hold also claims the key for this call, or is
         not placed because the key is taken (``KeyInUse``): by a call that
@@ -162,6 +175,10 @@ class AccessKeyStore(Protocol):
 
     async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None: ...
 
+    async def set_key_limits(self, org_id: str, key_id: str, limits: KeyLimits) -> AccessKey | None:
+        """Replace a key's limits (None if the org has no such key); they apply from the
+        next hold, counting what the key's current budget window has already spent."""
+
 
 class WebhookEventStore(Protocol):
     """Processed webhook events, so each is handled once however often it is delivered."""
@@ -196,6 +213,61 @@ class ResponseOwners(Protocol):
         """Housekeeping: forget up to ``limit`` responses recorded before ``cutoff``."""
 
 
+class SpendNotices(Protocol):
+    """Alert and auto-recharge settings, the outbox their crossings fill, and recharges
+    (``ledger.outbox``)."""
+
+    async def set_alerts(
+        self, org_id: str, url: str, thresholds_units: Sequence[int], new_secret: str
+    ) -> tuple[AlertSettings, bool]:
+        """Set the org's alert URL and thresholds; ``new_secret`` signs its deliveries unless
+        it has a secret already. True when the secret is new (shown once)."""
+
+    async def clear_alerts(self, org_id: str) -> bool: ...
+
+    async def alert_settings(self, org_id: str) -> AlertSettings | None: ...
+
+    async def set_auto_recharge(self, org_id: str, settings: AutoRecharge) -> AutoRecharge: ...
+
+    async def clear_auto_recharge(self, org_id: str) -> bool: ...
+
+    async def auto_recharge(self, org_id: str) -> AutoRecharge | None: ...
+
+    async def claim_outbox(
+        self, topic: OutboxTopic, *, limit: int, lease_s: float
+    ) -> list[OutboxEvent]:
+        """Due events no other worker holds, leased to the caller for ``lease_s``."""
+
+    async def outbox_delivered(self, event_id: str) -> bool: ...
+
+    async def outbox_failed(
+        self, event_id: str, error: str, retry_at: datetime | None
+    ) -> OutboxState | None:
+        """One failed attempt: tried again at ``retry_at``, or a dead letter when None."""
+
+    async def requeue_outbox(self, org_id: str, event_id: str) -> bool:
+        """Send a dead letter again; False if it is not one."""
+
+    async def alert_events(
+        self, org_id: str, *, state: OutboxState | None = None, limit: int = 100
+    ) -> list[OutboxEvent]:
+        """The org's alerts, newest first."""
+
+    async def recharges(self, org_id: str, *, limit: int = 20) -> list[Recharge]: ...
+
+    async def recharge_started(self, recharge_id: str, payment_intent_id: str) -> bool: ...
+
+    async def fail_recharge(
+        self, recharge_id: str, reason: str, payment_intent_id: str | None = None
+    ) -> bool:
+        """A recharge that will not be paid; False if it had already ended."""
+
+    async def complete_recharge(
+        self, recharge_id: str, payment_intent_id: str
+    ) -> CreditResult | None:
+        """Credit a paid recharge exactly once; None for an unknown or failed recharge."""
+
+
 class LedgerReports(Protocol):
     """Read-only views: usage, the credit audit trail, and the figures ``verify`` checks."""
 
@@ -218,6 +290,9 @@ class LedgerReports(Protocol):
         self, org_id: str, *, limit: int = 100
     ) -> list[CreditTransaction]: ...
 
+    async def key_budget_use(self, org_id: str) -> list[KeyBudgetUse]:
+        """Every key of the org that has a budget, in its current window."""
+
     async def ledger_figures(self) -> list[OrgLedgerFigures]:
         """Per-org figures for ``verify``, all read in one consistent snapshot."""
 
@@ -228,6 +303,7 @@ class LedgerStore(
     AccessKeyStore,
     WebhookEventStore,
     ResponseOwners,
+    SpendNotices,
     LedgerReports,
     Protocol,
 ):

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import LedgerStore
 from proxy import billing_stub
+from proxy.admin import notices as admin_notices
 from proxy.admin import routes as admin
 from proxy.anthropic import routes as anthropic
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_middleware(
         RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
     )
-    for module in (server, openai, responses, anthropic, usage, usage_page, admin):
+    for module in (server, openai, responses, anthropic, usage, usage_page, admin, admin_notices):
         app.include_router(module.router)
     app.include_router(billing_stub.router if gateway.billing is None else gateway.billing.router)
     served = [model.name for model in gateway.registry.all()]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 
-from ledger import AccessKey, LedgerStore, LedgerUnavailable
+from ledger import NO_LIMITS, AccessKey, KeyLimits, LedgerStore, LedgerUnavailable
 from proxy.errors import ApiError, ledger_unavailable
 from proxy.server import request_log
 
@@ -40,7 +40,12 @@ def hash_token(token: str) -> str:
 
 
 async def issue_token(
-    store: LedgerStore, org_id: str, *, name: str | None = None, expires_at: datetime | None = None
+    store: LedgerStore,
+    org_id: str,
+    *,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+    limits: KeyLimits = NO_LIMITS,
 ) -> tuple[str, AccessKey]:
     """Create a token for an org; the clear token is returned here and never again."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
@@ -52,6 +57,7 @@ async def issue_token(
         name=name,
         created_at=datetime.now(UTC),
         expires_at=expires_at,
+        limits=limits,
     )
     await store.add_access_key(key)
     return token, key

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from ledger import LedgerStore, LedgerUnavailable, open_store, spus_to_units
+from ledger.outbox import OutboxEvent, OutboxState, OutboxTopic
 from pricing import PricingPolicy
+from proxy.alerts.delivery import AlertDelivery
 from proxy.auth import Principal, TokenAuthenticator, bearer_token
 from proxy.call.idempotency import Idempotency
 from proxy.call.meter import Meter
 from proxy.call.policy import PolicySource
 from proxy.call.relay import Relay
 from proxy.model_registry import ModelRegistry
+from proxy.outbox.worker import OutboxWorker, retry_policy
 from proxy.responses import owners
 from proxy.server.metrics import Metrics
 from proxy.server.warmup import warm_up
@@ -55,6 +58,9 @@ class Gateway:
     _renewer: "asyncio.Task[None] | None" = field(default=None, init=False)
     billing: "StripeBilling | None" = field(default=None, init=False)
     """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
+    alert_delivery: AlertDelivery = field(init=False)
+    alerts: OutboxWorker = field(init=False)
+    """Delivers the outbox's alerts from this process."""
 
     def __post_init__(self) -> None:
         if self.settings.stripe_secret_key is not None:
@@ -63,7 +69,22 @@ class Gateway:
             # loads stripe and its HTTP stack (memory, start-up time).
             from proxy.billing.service import StripeBilling
 
-            self.billing = StripeBilling.from_settings(self.settings, self.store, self.pricing)
+            self.billing = StripeBilling.from_settings(
+                self.settings, self.store, self.pricing, self.metrics
+            )
+        self.alert_delivery = AlertDelivery(self.store, timeout_s=self.settings.alert_timeout_s)
+        self.alerts = OutboxWorker(
+            self.store,
+            OutboxTopic.ALERT,
+            self.alert_delivery.deliver,
+            retries=retry_policy(self.settings),
+            poll_s=self.settings.outbox_poll_s,
+            on_outcome=self._alert_attempted,
+        )
+
+    async def _alert_attempted(self, event: OutboxEvent, state: OutboxState) -> None:
+        outcome = {OutboxState.PENDING: "retrying"}.get(state, state.value)
+        self.metrics.alert_deliveries.labels(event=event.kind.value, outcome=outcome).inc()
 
     @classmethod
     def build(cls, settings: Settings, store: LedgerStore | None = None) -> "Gateway":
@@ -114,6 +135,7 @@ class Gateway:
         warm_up()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hold-sweeper")
         self._renewer = asyncio.create_task(self.meter.renewal.renew_forever(), name="hold-renewal")
+        self.alerts.start()
         if self.billing is not None:
             await self.billing.start()
 
@@ -124,6 +146,8 @@ class Gateway:
                 await self._sweeper
         # Holds are renewed until the last ending is written: a drained call keeps its hold.
         await self.meter.drain(self.settings.shutdown_grace_s)
+        await self.alerts.stop()
+        await self.alert_delivery.aclose()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,7 +7,7 @@ never ``float``), the same on ``/v1/*``, on the usage page and in the admin API.
 from decimal import Decimal
 from typing import Any
 
-from ledger import Balance, UsageRecord, UsageTotal, format_spus
+from ledger import Balance, KeyBudgetUse, KeyLimits, UsageRecord, UsageTotal, format_spus
 from ledger.models import PICO_USD_PER_USD
 
 
@@ -85,4 +85,23 @@ def usage_total_json(total: UsageTotal) -> dict[str, Any]:
         "total_tokens": total.total_tokens,
         "cost_usd": format_usd(total.cost_pico_usd),
         "spus": format_spus(total.charged_units),
+    }
+
+
+def key_limits_json(limits: KeyLimits) -> dict[str, Any]:
+    return {
+        "budget_spus": None if limits.budget_units is None else format_spus(limits.budget_units),
+        "budget_period": limits.budget_period.value,
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+    }
+
+
+def key_budget_json(use: KeyBudgetUse) -> dict[str, Any]:
+    return {
+        "window_start": use.window_start,
+        "window_end": use.window_end,
+        "spent_spus": format_spus(use.spent_units),
+        "held_spus": format_spus(use.held_units),
+        "left_spus": format_spus(use.left_units),
     }

@@ -111,7 +111,15 @@ class Settings(BaseSettings):
     """A revoked token stops working on other workers within this bound."""
     shutdown_grace_s: float = 30.0
 
-    # Every call charged exactly once (issue 11).
+    outbox_poll_s: float = Field(default=2.0, gt=0)
+    """How often each worker looks for alerts to deliver and recharges to start."""
+    outbox_max_attempts: int = Field(default=10, ge=1)
+    """Attempts of an alert (or of starting a recharge) before it is a dead letter."""
+    outbox_retry_first_s: float = Field(default=5.0, gt=0)
+    """The pause after a first failed attempt; it doubles with every further one."""
+    outbox_retry_max_s: float = Field(default=900.0, gt=0)
+    alert_timeout_s: float = Field(default=10.0, gt=0)
+    """How long an alert receiver has to answer one delivery."""
     call_deadline_s: float = Field(default=3600.0, gt=0)
     """The most a call may run, in all: then its stream is cut and charged for what it
     streamed (a call that has answered nothing gets 504)."""

@@ -7,6 +7,7 @@ command always does). Without it the PostgreSQL cases are skipped: that
 happens only where someone runs pytest by hand.
 """
 
+import asyncio
 import os
 import sqlite3
 import uuid
@@ -28,6 +29,10 @@ needs_postgres = pytest.mark.skipif(
 SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=needs_postgres)]
 """Parameters of a test that runs on both SQL backends."""
 
+MONGODB_URL = os.environ.get("TEST_MONGODB_URL")
+LEDGER_BACKENDS = [*SQL_BACKENDS, *(["mongodb"] if MONGODB_URL else [])]
+"""Every backend of the contract suite: MongoDB too when ``TEST_MONGODB_URL`` names a server."""
+
 
 @contextmanager
 def fresh_database() -> Iterator[str]:
@@ -48,6 +53,17 @@ def fresh_store_url(backend: str, folder: Path) -> Iterator[str]:
     """The ledger URL of an empty store: a file in ``folder``, or a fresh database."""
     if backend == "sqlite":
         yield f"sqlite:///{folder / 'ledger.db'}"
+        return
+    if backend == "mongodb":
+        assert MONGODB_URL is not None
+        name = f"spu_test_{uuid.uuid4().hex[:12]}"
+        url = urlunsplit(urlsplit(MONGODB_URL)._replace(path=f"/{name}"))
+        try:
+            yield url
+        finally:
+            from ledger.mongo import MongoLedger
+
+            asyncio.run(MongoLedger(url, database=name).drop_database())
         return
     with fresh_database() as url:
         yield url

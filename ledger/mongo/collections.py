@@ -19,6 +19,8 @@ ACCESS_KEYS = "payments_access_keys"
 PROCESSED_EVENTS = "payments_processed_events"
 RESPONSE_OWNERS = "payments_response_owners"
 IDEMPOTENT_REPLIES = "payments_idempotent_replies"
+OUTBOX = "payments_outbox"
+RECHARGES = "payments_recharges"
 
 WRITE_TIMEOUT_MS = 5_000
 """How long a write waits for a majority to acknowledge it (``wtimeout``). Without a bound, a
@@ -52,6 +54,9 @@ class Collections:
     """Which org owns which stored response, ``_id`` = response id."""
     idempotent_replies: Collection
     """Idempotency keys of metered calls (``_id`` = org id and key) and the replies kept."""
+    outbox: Collection
+    """Alerts to deliver and recharges to start (``_id`` = event id)."""
+    recharges: Collection
 
     @classmethod
     def of(cls, database: AsyncDatabase[dict[str, Any]]) -> "Collections":
@@ -67,4 +72,6 @@ class Collections:
             processed_events=collection(PROCESSED_EVENTS),
             response_owners=collection(RESPONSE_OWNERS),
             idempotent_replies=collection(IDEMPOTENT_REPLIES),
+            outbox=collection(OUTBOX),
+            recharges=collection(RECHARGES),
         )

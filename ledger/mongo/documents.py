@@ -12,6 +12,7 @@ from typing import Any
 from bson.int64 import Int64
 
 from ledger.clock import from_ms, optional_from_ms, optional_to_ms, to_ms
+from ledger.key_limits import BudgetPeriod, KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
@@ -242,17 +243,51 @@ def credit_from_doc(doc: Document) -> CreditTransaction:
     )
 
 
+def limits_from_doc(doc: Document) -> KeyLimits:
+    """Keys stored before limits existed have none of these fields: no limits."""
+    return KeyLimits(
+        None if doc.get("budget_units") is None else int(doc["budget_units"]),
+        BudgetPeriod(doc.get("budget_period") or BudgetPeriod.TOTAL),
+        None if doc.get("rpm") is None else int(doc["rpm"]),
+        None if doc.get("tpm") is None else int(doc["tpm"]),
+    )
+
+
+def limits_fields(
+    limits: KeyLimits, *, set_at_ms: int, committed_units: int, window_start: int | None, spent: int
+) -> Document:
+    return {
+        "budget_units": optional_int64(limits.budget_units),
+        "budget_period": limits.budget_period.value,
+        "rpm": optional_int64(limits.rpm),
+        "tpm": optional_int64(limits.tpm),
+        "limits_set_at_ms": Int64(set_at_ms),
+        "limits_committed_units": Int64(committed_units),
+        "window_start_ms": optional_int64(window_start),
+        "window_spent_units": Int64(spent),
+    }
+
+
 def key_doc(key: AccessKey) -> Document:
     """A new key is stored unrevoked, whatever ``revoked_at`` says (as in SQLite)."""
+    created_ms = to_ms(key.created_at)
+    budgeted = key.limits.budget_units is not None
     return {
         "key_id": key.key_id,
         "org_id": key.org_id,
         "prefix": key.prefix,
         "token_sha256": key.token_sha256,
         "name": key.name,
-        "created_at_ms": Int64(to_ms(key.created_at)),
+        "created_at_ms": Int64(created_ms),
         "expires_at_ms": optional_int64(optional_to_ms(key.expires_at)),
         "revoked_at_ms": None,
+        **limits_fields(
+            key.limits,
+            set_at_ms=created_ms,
+            committed_units=0,
+            window_start=created_ms if budgeted else None,
+            spent=0,
+        ),
     }
 
 
@@ -266,4 +301,5 @@ def key_from_doc(doc: Document) -> AccessKey:
         created_at=from_ms(doc["created_at_ms"]),
         expires_at=optional_from_ms(doc["expires_at_ms"]),
         revoked_at=optional_from_ms(doc["revoked_at_ms"]),
+        limits=limits_from_doc(doc),
     )

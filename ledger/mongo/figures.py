@@ -11,7 +11,8 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from ledger.models import OrgLedgerFigures
+from ledger.models import KeyBudgetFigures, OrgLedgerFigures
+from ledger.mongo import keys
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import account_from_doc, held_units
 from ledger.mongo.queries import (
@@ -37,6 +38,14 @@ async def ledger_figures(
     usage = await _by_org(collections.usage_records, usage_by_org_pipeline(), session)
     settled = await _by_org(collections.holds, settled_by_org_pipeline(), session)
     customers = await collections.customers.find({}, session=session).sort("_id", 1).to_list()
+    budgeted = await collections.access_keys.find(
+        {"budget_units": {"$ne": None}}, session=session
+    ).to_list()
+    key_budgets: dict[str, list[KeyBudgetFigures]] = {}
+    for key in budgeted:
+        key_budgets.setdefault(key["org_id"], []).append(
+            await keys.budget_figures(collections, session, key)
+        )
     figures = []
     for customer in customers:
         org_id = customer["_id"]
@@ -57,6 +66,7 @@ async def ledger_figures(
                     int(used.get("granted_units", 0)),
                     int(used.get("debt_units", 0)),
                 ),
+                key_budgets=tuple(key_budgets.get(org_id, ())),
             )
         )
     return figures

@@ -23,6 +23,7 @@ from ledger.clock import from_ms
 from ledger.errors import HoldNotFound, HoldNotOpen, IdempotencyConflict, LedgerUnavailable
 from ledger.models import (
     Balance,
+    HoldOutcome,
     HoldPlaced,
     HoldRefused,
     HoldState,
@@ -30,7 +31,7 @@ from ledger.models import (
     StoredReply,
     UsageDetails,
 )
-from ledger.mongo import reply_keys
+from ledger.mongo import keys, outbox, reply_keys
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -75,14 +76,18 @@ def available_units(customer: Document, now_ms: int) -> int:
     return Balance(account_from_doc(customer), held_units(customer, now_ms)).available_units
 
 
-async def _known_hold(collections: Collections, request_id: str) -> KnownHold | None:
+async def _known_hold(
+    collections: Collections, request_id: str, session: AsyncClientSession | None = None
+) -> KnownHold | None:
     customer = await collections.customers.find_one(
-        open_hold_filter(request_id), {"holds": {"$elemMatch": {"request_id": request_id}}}
+        open_hold_filter(request_id),
+        {"holds": {"$elemMatch": {"request_id": request_id}}},
+        session=session,
     )
     if customer is not None:
         hold = OpenHold.from_doc(customer["holds"][0])
         return KnownHold(customer["_id"], hold.amount_units, hold.expires_at_ms)
-    ended = await collections.holds.find_one({"_id": request_id})
+    ended = await collections.holds.find_one({"_id": request_id}, session=session)
     if ended is not None:
         return KnownHold(ended["org_id"], int(ended["amount_units"]), int(ended["expires_at_ms"]))
     return None
@@ -164,6 +169,38 @@ async def place_hold(
     raise LedgerUnavailable(
         f"hold {request_id!r} kept racing concurrent balance changes ({HOLD_ATTEMPTS} tries)"
     )
+
+
+async def place_limited_hold(
+    collections: Collections,
+    session: AsyncClientSession,
+    key: Document,
+    org_id: str,
+    amount_units: int,
+    request_id: str,
+    ttl_s: float,
+    tokens: int,
+    now_ms: int,
+) -> HoldOutcome:
+    """A hold of a key with limits: the org's funds and the key's limits in one transaction
+    (``ledger.mongo.keys``), decided in the SQL backends' order."""
+    hold = OpenHold(request_id, amount_units, key["key_id"], now_ms, now_ms + int(ttl_s * 1000))
+    known = await _known_hold(collections, request_id, session)
+    if known is not None:
+        return _replay(known, request_id, org_id, amount_units)
+    customer = await roll_period_if_due(
+        collections, session, await load_customer(collections, org_id, session), now_ms
+    )
+    available = available_units(customer, now_ms)
+    if amount_units > available:
+        return HoldRefused(request_id, org_id, available, amount_units)
+    refused = await keys.admit(collections, session, key, customer, hold, tokens, now_ms)
+    if refused is not None:
+        return refused
+    await collections.customers.update_one(
+        {"_id": org_id}, {"$push": {"holds": hold.to_doc()}}, session=session
+    )
+    return HoldPlaced(request_id, org_id, amount_units, from_ms(hold.expires_at_ms))
 
 
 async def _take_hold(
@@ -261,6 +298,19 @@ async def settle(
         )
     if reply is not None:
         await reply_keys.keep_reply(collections, session, request_id, reply)
+    balance_after = account_from_doc(after).net_balance_units
+    if outbox.crossing_due(after, balance_after):
+        await outbox.crossings(collections, session, after, request_id, balance_after, now_ms)
+    if hold.key_id is not None:
+        await keys.settled(
+            collections,
+            session,
+            hold.key_id,
+            request_id,
+            actual_units,
+            details.total_tokens,
+            now_ms,
+        )
     return SettleResult(usage_from_doc(record), available_units(after, now_ms))
 
 
@@ -289,6 +339,8 @@ async def release(
     await collections.holds.insert_one(
         ended_hold(hold, before["_id"], HoldState.RELEASED, now_ms), session=session
     )
+    if hold.key_id is not None:
+        await keys.released(collections, session, hold.key_id, request_id, now_ms)
     return True
 
 

@@ -17,6 +17,8 @@ from ledger.mongo.collections import (
     CUSTOMERS,
     HOLDS,
     IDEMPOTENT_REPLIES,
+    OUTBOX,
+    RECHARGES,
     RESPONSE_OWNERS,
     USAGE_RECORDS,
 )
@@ -57,6 +59,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         _by_time("usage_by_time"),
     ],
     HOLDS: [IndexModel([("state", ASCENDING), ("org_id", ASCENDING)], name="ended_hold_by_state")],
+    OUTBOX: [
+        IndexModel(
+            [("topic", ASCENDING), ("state", ASCENDING), ("next_attempt_at_ms", ASCENDING)],
+            name="outbox_due",
+        ),
+        _by_time("outbox_by_org_time", "org_id"),
+    ],
+    RECHARGES: [
+        IndexModel(
+            [("org_id", ASCENDING), ("month_start_ms", ASCENDING)], name="recharges_by_month"
+        ),
+        _by_time("recharges_by_org_time", "org_id"),
+    ],
     ACCESS_KEYS: [
         _unique("key_id", "access_key_unique"),
         _unique("token_sha256", "access_key_hash_unique"),

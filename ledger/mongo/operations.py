@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from ledger.errors import AccountNotFound
 from ledger.models import Account, CreditKind, CreditResult, Subscription
+from ledger.mongo import outbox
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -21,6 +22,7 @@ from ledger.mongo.documents import (
     new_customer,
 )
 from ledger.mongo.rules import AllowanceUpdate, period_roll, plan_end, plan_update
+from ledger.outbox import RechargeState, recharge_credit_id, recharge_credit_reason
 from ledger.periods import AllowanceChange, audit_lines
 from ledger.replays import credit_replay
 from ledger.waterfall import debt_payoff
@@ -101,9 +103,11 @@ async def roll_period_if_due(
     update = period_roll(customer, now_ms)
     if update is None:
         return customer
-    return await _apply_allowance_update(
+    await _apply_allowance_update(
         collections, session, customer["_id"], update, "period renewed", now_ms
     )
+    await outbox.rearm(collections, session, customer["_id"])
+    return await load_customer(collections, customer["_id"], session)
 
 
 async def roll_period(
@@ -204,7 +208,35 @@ async def credit(
         "debt_units": -paid,
     }
     doc = credit_doc(transaction_id, org_id, kind, amount_units, paid, reason, now_ms)
-    return await _write_credit(collections, session, doc, increments, now_ms)
+    result = await _write_credit(collections, session, doc, increments, now_ms)
+    await outbox.rearm(collections, session, org_id)
+    return result
+
+
+async def complete_recharge(
+    collections: Collections,
+    session: AsyncClientSession,
+    recharge_id: str,
+    payment_intent_id: str,
+    now_ms: int,
+) -> CreditResult | None:
+    """As the SQL routine: credit a paid recharge once, as a purchase."""
+    recharge = await outbox.recharge_row(collections, session, recharge_id)
+    if recharge is None or recharge.state is RechargeState.FAILED:
+        return None
+    result = await credit(
+        collections,
+        session,
+        recharge_credit_id(recharge),
+        recharge.org_id,
+        CreditKind.PURCHASE,
+        recharge.amount_units,
+        recharge_credit_reason(payment_intent_id),
+        now_ms,
+    )
+    if result.applied:
+        await outbox.recharge_succeeded(collections, session, recharge, payment_intent_id, now_ms)
+    return result
 
 
 async def refund_purchase(
@@ -244,9 +276,11 @@ async def set_subscription(
 ) -> Account:
     customer = await load_customer(collections, org_id, session)
     reason = f"{plan.tier} period starting {plan.period_start.isoformat()}"
-    return await _account_after(
+    account = await _account_after(
         collections, session, customer, plan_update(customer, plan, now_ms), reason, now_ms
     )
+    await outbox.rearm(collections, session, org_id)
+    return account
 
 
 async def clear_subscription(

@@ -10,8 +10,9 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from ledger import checks
-from ledger.clock import Clock, from_ms, system_clock, to_ms
+from ledger.clock import Clock, from_ms, optional_to_ms, system_clock, to_ms
 from ledger.errors import AccountNotFound, IdempotencyConflict, LedgerUnavailable
+from ledger.key_limits import KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
@@ -19,9 +20,9 @@ from ledger.models import (
     CreditKind,
     CreditResult,
     CreditTransaction,
+    HoldOutcome,
     HoldPlaced,
-    HoldRefused,
-    KeyInUse,
+    KeyBudgetUse,
     OrgLedgerFigures,
     ReplyKey,
     ResponseOwner,
@@ -33,7 +34,8 @@ from ledger.models import (
     UsageRecord,
     UsageTotal,
 )
-from ledger.mongo import figures, holds, operations, reply_keys
+from ledger.mongo import figures, holds, keys, operations, reply_keys
+from ledger.mongo import outbox as mongo_outbox
 from ledger.mongo.collections import Collections
 from ledger.mongo.documents import (
     Document,
@@ -42,6 +44,7 @@ from ledger.mongo.documents import (
     held_units,
     key_doc,
     key_from_doc,
+    limits_from_doc,
     usage_from_doc,
 )
 from ledger.mongo.indexes import create_indexes
@@ -53,6 +56,14 @@ from ledger.mongo.queries import (
     usage_totals_pipeline,
 )
 from ledger.mongo.transactions import run_once_per_id, run_transaction, translate_failures
+from ledger.outbox import (
+    AlertSettings,
+    AutoRecharge,
+    OutboxEvent,
+    OutboxState,
+    OutboxTopic,
+    Recharge,
+)
 from ledger.replays import check_key_replay
 
 SERVER_SELECTION_TIMEOUT_MS = 5_000
@@ -225,23 +236,37 @@ class MongoLedger:
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
+        tokens: int = 0,
         *,
         reply_key: ReplyKey | None = None,
-    ) -> HoldPlaced | HoldRefused | KeyInUse:
-        checks.hold(amount_units, ttl_s)
+    ) -> HoldOutcome:
+        checks.hold(amount_units, ttl_s, tokens)
         client, collections = self._connected
         now_ms = self._now_ms()
-        place = partial(
-            holds.place_hold,
-            client,
-            collections,
-            org_id,
-            amount_units,
-            request_id,
-            ttl_s,
-            key_id,
-            now_ms,
-        )
+        key = None
+        if key_id is not None:
+            key = await collections.access_keys.find_one({"key_id": key_id, "org_id": org_id})
+
+        async def place() -> HoldOutcome:
+            if key is None or not keys.is_limited(limits_from_doc(key)):
+                return await holds.place_hold(
+                    client, collections, org_id, amount_units, request_id, ttl_s, key_id, now_ms
+                )
+            return await run_transaction(
+                client,
+                partial(
+                    holds.place_limited_hold,
+                    collections,
+                    key=key,
+                    org_id=org_id,
+                    amount_units=amount_units,
+                    request_id=request_id,
+                    ttl_s=ttl_s,
+                    tokens=tokens,
+                    now_ms=now_ms,
+                ),
+            )
+
         if reply_key is None:
             return await place()
         checks.reply_key(reply_key)
@@ -249,7 +274,7 @@ class MongoLedger:
         taken = await reply_keys.claim(collections, org_id, reply_key, request_id, lease_ms, now_ms)
         if taken is not None:
             return taken
-        placed: HoldPlaced | HoldRefused | None = None
+        placed: HoldOutcome | None = None
         try:
             placed = await place()
         finally:
@@ -448,6 +473,7 @@ class MongoLedger:
     @translate_failures
     async def add_access_key(self, key: AccessKey) -> None:
         """Store a key once; adding the same key again is a no-op, a different one a conflict."""
+        checks.key_limits(key.limits)
         _, collections = self._connected
         if await collections.customers.find_one({"_id": key.org_id}, {"_id": 1}) is None:
             raise AccountNotFound(key.org_id)
@@ -485,6 +511,160 @@ class MongoLedger:
         )
         doc = await collections.access_keys.find_one({"org_id": org_id, "key_id": key_id})
         return None if doc is None else key_from_doc(doc)
+
+    @translate_failures
+    async def set_key_limits(self, org_id: str, key_id: str, limits: KeyLimits) -> AccessKey | None:
+        checks.key_limits(limits)
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                keys.set_key_limits,
+                collections,
+                org_id=org_id,
+                key_id=key_id,
+                limits=limits,
+                now_ms=self._now_ms(),
+            ),
+        )
+
+    @translate_failures
+    async def key_budget_use(self, org_id: str) -> list[KeyBudgetUse]:
+        _, collections = self._connected
+        customer = await operations.load_customer(collections, org_id, None)
+        cursor = collections.access_keys.find({"org_id": org_id, "budget_units": {"$ne": None}})
+        docs = await cursor.sort([("created_at_ms", ASCENDING), ("_id", ASCENDING)]).to_list()
+        return [keys.budget_use(doc, customer, self._now_ms()) for doc in docs]
+
+    # alerts, auto-recharge and the outbox
+    @translate_failures
+    async def set_alerts(
+        self, org_id: str, url: str, thresholds_units: Sequence[int], new_secret: str
+    ) -> tuple[AlertSettings, bool]:
+        checks.thresholds(thresholds_units)
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                mongo_outbox.set_alerts,
+                collections,
+                org_id=org_id,
+                url=url,
+                thresholds_units=list(thresholds_units),
+                new_secret=new_secret,
+            ),
+        )
+
+    @translate_failures
+    async def clear_alerts(self, org_id: str) -> bool:
+        client, collections = self._connected
+        return await run_transaction(
+            client, partial(mongo_outbox.clear_alerts, collections, org_id=org_id)
+        )
+
+    @translate_failures
+    async def alert_settings(self, org_id: str) -> AlertSettings | None:
+        _, collections = self._connected
+        return await mongo_outbox.alert_settings(collections, org_id)
+
+    @translate_failures
+    async def set_auto_recharge(self, org_id: str, settings: AutoRecharge) -> AutoRecharge:
+        checks.auto_recharge(settings)
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(mongo_outbox.set_auto_recharge, collections, org_id=org_id, settings=settings),
+        )
+
+    @translate_failures
+    async def clear_auto_recharge(self, org_id: str) -> bool:
+        client, collections = self._connected
+        return await run_transaction(
+            client, partial(mongo_outbox.clear_auto_recharge, collections, org_id=org_id)
+        )
+
+    @translate_failures
+    async def auto_recharge(self, org_id: str) -> AutoRecharge | None:
+        _, collections = self._connected
+        return await mongo_outbox.auto_recharge(collections, org_id)
+
+    @translate_failures
+    async def claim_outbox(
+        self, topic: OutboxTopic, *, limit: int, lease_s: float
+    ) -> list[OutboxEvent]:
+        _, collections = self._connected
+        return await mongo_outbox.claim(
+            collections, topic, limit, int(lease_s * 1000), self._now_ms()
+        )
+
+    @translate_failures
+    async def outbox_delivered(self, event_id: str) -> bool:
+        _, collections = self._connected
+        return await mongo_outbox.delivered(collections, event_id, self._now_ms())
+
+    @translate_failures
+    async def outbox_failed(
+        self, event_id: str, error: str, retry_at: datetime | None
+    ) -> OutboxState | None:
+        _, collections = self._connected
+        return await mongo_outbox.failed_attempt(
+            collections, event_id, error, optional_to_ms(retry_at), self._now_ms()
+        )
+
+    @translate_failures
+    async def requeue_outbox(self, org_id: str, event_id: str) -> bool:
+        _, collections = self._connected
+        return await mongo_outbox.requeue(collections, org_id, event_id, self._now_ms())
+
+    @translate_failures
+    async def alert_events(
+        self, org_id: str, *, state: OutboxState | None = None, limit: int = 100
+    ) -> list[OutboxEvent]:
+        _, collections = self._connected
+        return await mongo_outbox.alert_events(collections, org_id, state, limit)
+
+    @translate_failures
+    async def recharges(self, org_id: str, *, limit: int = 20) -> list[Recharge]:
+        _, collections = self._connected
+        return await mongo_outbox.recharges(collections, org_id, limit)
+
+    @translate_failures
+    async def recharge_started(self, recharge_id: str, payment_intent_id: str) -> bool:
+        _, collections = self._connected
+        return await mongo_outbox.recharge_started(collections, recharge_id, payment_intent_id)
+
+    @translate_failures
+    async def fail_recharge(
+        self, recharge_id: str, reason: str, payment_intent_id: str | None = None
+    ) -> bool:
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                mongo_outbox.fail_recharge,
+                collections,
+                recharge_id=recharge_id,
+                reason=reason,
+                payment_intent_id=payment_intent_id,
+                now_ms=self._now_ms(),
+            ),
+        )
+
+    @translate_failures
+    async def complete_recharge(
+        self, recharge_id: str, payment_intent_id: str
+    ) -> CreditResult | None:
+        client, collections = self._connected
+        return await run_transaction(
+            client,
+            partial(
+                operations.complete_recharge,
+                collections,
+                recharge_id=recharge_id,
+                payment_intent_id=payment_intent_id,
+                now_ms=self._now_ms(),
+            ),
+        )
 
     # processed events
     @translate_failures

@@ -150,6 +150,84 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX idempotent_replies_by_expiry ON idempotent_replies (expires_at_ms);
     """,
+    # 4: per-key limits, as SQLite's migration 5.
+    """
+    ALTER TABLE access_keys
+        ADD COLUMN budget_units BIGINT CHECK (budget_units >= 0),
+        ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'total'
+            CHECK (budget_period IN ('day', 'week', 'month', 'total')),
+        ADD COLUMN rpm BIGINT CHECK (rpm > 0),
+        ADD COLUMN tpm BIGINT CHECK (tpm > 0),
+        ADD COLUMN limits_set_at_ms BIGINT,
+        ADD COLUMN limits_committed_units BIGINT NOT NULL DEFAULT 0
+            CHECK (limits_committed_units >= 0),
+        ADD COLUMN window_start_ms BIGINT,
+        ADD COLUMN window_spent_units BIGINT NOT NULL DEFAULT 0 CHECK (window_spent_units >= 0);
+    ALTER TABLE holds ADD COLUMN tokens BIGINT CHECK (tokens >= 0);
+    CREATE INDEX holds_open_by_key ON holds (key_id, expires_at_ms, amount_units)
+        WHERE state = 'open' AND key_id IS NOT NULL;
+    CREATE INDEX holds_rated_by_key ON holds (key_id, created_at_ms, tokens)
+        WHERE tokens IS NOT NULL;
+    """,
+    # 5: balance watches, alert and auto-recharge settings, recharges and the outbox, as
+    # SQLite's migration 6.
+    """
+    ALTER TABLE accounts ADD COLUMN watch_floor_units BIGINT;
+    CREATE TABLE balance_watches (
+        org_id TEXT COLLATE "C" NOT NULL REFERENCES accounts (org_id),
+        kind TEXT NOT NULL CHECK (kind IN ('low', 'depleted', 'recharge')),
+        threshold_units BIGINT NOT NULL,
+        armed BOOLEAN NOT NULL,
+        PRIMARY KEY (org_id, kind, threshold_units)
+    );
+    CREATE TABLE alert_settings (
+        org_id TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (org_id),
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE auto_recharge_settings (
+        org_id TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (org_id),
+        threshold_units BIGINT NOT NULL CHECK (threshold_units > 0),
+        amount_units BIGINT NOT NULL CHECK (amount_units > 0),
+        monthly_cap_units BIGINT NOT NULL CHECK (monthly_cap_units >= 0),
+        updated_at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE recharges (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+        recharge_id TEXT COLLATE "C" PRIMARY KEY,
+        org_id TEXT COLLATE "C" NOT NULL,
+        amount_units BIGINT NOT NULL CHECK (amount_units > 0),
+        month_start_ms BIGINT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed')),
+        payment_intent_id TEXT,
+        reason TEXT,
+        created_at_ms BIGINT NOT NULL,
+        ended_at_ms BIGINT
+    );
+    CREATE INDEX recharges_by_org_month ON recharges (org_id, month_start_ms);
+    CREATE TABLE outbox (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+        event_id TEXT COLLATE "C" PRIMARY KEY,
+        org_id TEXT COLLATE "C" NOT NULL,
+        topic TEXT NOT NULL CHECK (topic IN ('alert', 'recharge')),
+        kind TEXT NOT NULL,
+        balance_units BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        threshold_units BIGINT,
+        amount_units BIGINT,
+        reference TEXT,
+        reason TEXT,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at_ms BIGINT NOT NULL,
+        claimed_until_ms BIGINT,
+        ended_at_ms BIGINT
+    );
+    CREATE INDEX outbox_due ON outbox (topic, next_attempt_at_ms) WHERE state = 'pending';
+    CREATE INDEX outbox_by_org ON outbox (org_id, created_at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from ledger.errors import AccountNotFound
 from ledger.sql.dialect import SQLITE_SUM_OF_AMOUNTS
+from ledger.sql.keys import KEY_STATE_COLUMNS
 from ledger.sql.routine import Query, Routine
 
 HELD_EXPRESSION = (
@@ -23,15 +24,20 @@ _FUNDS = (
 
 FUNDS_SQL = Query(f"SELECT {_FUNDS} FROM accounts a WHERE a.org_id = ?1")
 FUNDS_AND_HOLD_SQL = Query(
-    f"SELECT {_FUNDS}, h.org_id, h.amount_units, h.expires_at_ms"
-    " FROM accounts a LEFT JOIN holds h ON h.request_id = ?3 WHERE a.org_id = ?1"
+    f"SELECT {_FUNDS}, h.org_id, h.amount_units, h.expires_at_ms, {KEY_STATE_COLUMNS}"
+    " FROM accounts a LEFT JOIN holds h ON h.request_id = ?3"
+    " LEFT JOIN access_keys k ON k.key_id = ?4 AND k.org_id = a.org_id WHERE a.org_id = ?1"
 )
-"""An account's funds and any hold already placed under the request id: hold's one read."""
+"""An account's funds, any hold already placed under the request id, and the calling key's
+limits and use (``ledger.sql.keys``): hold's one read."""
 HOLD_AND_FUNDS_SQL = Query(
-    f"SELECT h.org_id, h.amount_units, h.state, h.expires_at_ms, {_FUNDS}"
-    " FROM holds h JOIN accounts a ON a.org_id = h.org_id WHERE h.request_id = ?1"
+    f"SELECT h.org_id, h.amount_units, h.state, h.expires_at_ms, {_FUNDS}, h.key_id, h.tokens,"
+    " k.created_at_ms, k.budget_units, k.budget_period, a.watch_floor_units"
+    " FROM holds h JOIN accounts a ON a.org_id = h.org_id"
+    " LEFT JOIN access_keys k ON k.key_id = h.key_id WHERE h.request_id = ?1"
 )
-"""A hold and its account's funds in one read: settle's only SELECT on its common path."""
+"""A hold, its account's funds, its key's budget and its account's highest armed watch
+(``ledger.outbox``) in one read: settle's only SELECT on its common path."""
 
 
 class Funds(NamedTuple):
@@ -55,15 +61,19 @@ class Funds(NamedTuple):
         )
 
     @property
-    def available_units(self) -> int:
-        """What a new hold may reserve; negative while debt exceeds the buckets."""
+    def net_balance_units(self) -> int:
+        """What the buckets hold minus debt: the balance watches look at."""
         return (
             self.subscription_left_units
             + self.purchased_left_units
             + self.granted_left_units
             - self.debt_units
-            - self.held_units
         )
+
+    @property
+    def available_units(self) -> int:
+        """What a new hold may reserve; negative while debt exceeds the buckets."""
+        return self.net_balance_units - self.held_units
 
 
 def read_funds(org_id: str, now_ms: int) -> Routine[Funds]:

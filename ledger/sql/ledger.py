@@ -14,7 +14,8 @@ from functools import partial
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from ledger import checks
-from ledger.clock import Clock, to_ms
+from ledger.clock import Clock, optional_to_ms, to_ms
+from ledger.key_limits import KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
@@ -22,9 +23,9 @@ from ledger.models import (
     CreditKind,
     CreditResult,
     CreditTransaction,
+    HoldOutcome,
     HoldPlaced,
-    HoldRefused,
-    KeyInUse,
+    KeyBudgetUse,
     OrgLedgerFigures,
     ReplyKey,
     ResponseOwner,
@@ -36,8 +37,16 @@ from ledger.models import (
     UsageRecord,
     UsageTotal,
 )
+from ledger.outbox import (
+    AlertSettings,
+    AutoRecharge,
+    OutboxEvent,
+    OutboxState,
+    OutboxTopic,
+    Recharge,
+)
+from ledger.sql import keys, outbox, reads, response_owners
 from ledger.sql import operations as ops
-from ledger.sql import reads, response_owners
 from ledger.sql.holds_here import HoldsHere
 from ledger.sql.routine import Routine
 
@@ -149,17 +158,26 @@ class SqlLedger:
         request_id: str,
         ttl_s: float,
         key_id: str | None = None,
+        tokens: int = 0,
         *,
         reply_key: ReplyKey | None = None,
-    ) -> HoldPlaced | HoldRefused | KeyInUse:
-        checks.hold(amount_units, ttl_s)
+    ) -> HoldOutcome:
+        checks.hold(amount_units, ttl_s, tokens)
         if reply_key is not None:
             checks.reply_key(reply_key)
         routine = partial(
-            ops.hold, org_id, amount_units, request_id, ttl_s, key_id, reply_key, self._now_ms()
+            ops.hold,
+            org_id,
+            amount_units,
+            request_id,
+            ttl_s,
+            key_id,
+            tokens,
+            reply_key,
+            self._now_ms(),
         )
         self._holds_here.placing(request_id, org_id)
-        placed: HoldPlaced | HoldRefused | KeyInUse | None = None
+        placed: HoldOutcome | None = None
         try:
             placed = await self._engine.write(Write(routine, (org_id,), request_id, durable=False))
         finally:
@@ -266,6 +284,7 @@ class SqlLedger:
 
     # access keys
     async def add_access_key(self, key: AccessKey) -> None:
+        checks.key_limits(key.limits)
         await self._write(partial(ops.add_access_key, key), key.org_id)
 
     async def access_key_by_hash(self, token_sha256: str) -> AccessKey | None:
@@ -276,6 +295,11 @@ class SqlLedger:
 
     async def revoke_access_key(self, org_id: str, key_id: str) -> AccessKey | None:
         routine = partial(ops.revoke_access_key, org_id, key_id, self._now_ms())
+        return await self._write(routine, org_id)
+
+    async def set_key_limits(self, org_id: str, key_id: str, limits: KeyLimits) -> AccessKey | None:
+        checks.key_limits(limits)
+        routine = partial(keys.set_key_limits, org_id, key_id, limits, self._now_ms())
         return await self._write(routine, org_id)
 
     # processed webhook events
@@ -300,6 +324,81 @@ class SqlLedger:
     async def forget_responses_before(self, cutoff: datetime, *, limit: int = 1000) -> int:
         return await self._write(partial(response_owners.forget_before, to_ms(cutoff), limit))
 
+    # alerts, auto-recharge and the outbox
+    async def set_alerts(
+        self, org_id: str, url: str, thresholds_units: Sequence[int], new_secret: str
+    ) -> tuple[AlertSettings, bool]:
+        checks.thresholds(thresholds_units)
+        routine = partial(
+            outbox.set_alerts, org_id, url, thresholds_units, new_secret, self._now_ms()
+        )
+        return await self._write(routine, org_id)
+
+    async def clear_alerts(self, org_id: str) -> bool:
+        return await self._write(partial(outbox.clear_alerts, org_id), org_id)
+
+    async def alert_settings(self, org_id: str) -> AlertSettings | None:
+        return await self._engine.read(partial(outbox.alert_settings, org_id))
+
+    async def set_auto_recharge(self, org_id: str, settings: AutoRecharge) -> AutoRecharge:
+        checks.auto_recharge(settings)
+        routine = partial(outbox.set_auto_recharge, org_id, settings, self._now_ms())
+        return await self._write(routine, org_id)
+
+    async def clear_auto_recharge(self, org_id: str) -> bool:
+        return await self._write(partial(outbox.clear_auto_recharge, org_id), org_id)
+
+    async def auto_recharge(self, org_id: str) -> AutoRecharge | None:
+        return await self._engine.read(partial(outbox.auto_recharge, org_id))
+
+    async def claim_outbox(
+        self, topic: OutboxTopic, *, limit: int, lease_s: float
+    ) -> list[OutboxEvent]:
+        routine = partial(outbox.claim, topic, limit, int(lease_s * 1000), self._now_ms())
+        return await self._write(routine)
+
+    async def outbox_delivered(self, event_id: str) -> bool:
+        return await self._write(partial(outbox.delivered, event_id, self._now_ms()))
+
+    async def outbox_failed(
+        self, event_id: str, error: str, retry_at: datetime | None
+    ) -> OutboxState | None:
+        routine = partial(
+            outbox.failed_attempt, event_id, error, optional_to_ms(retry_at), self._now_ms()
+        )
+        return await self._write(routine)
+
+    async def requeue_outbox(self, org_id: str, event_id: str) -> bool:
+        return await self._write(partial(outbox.requeue, org_id, event_id, self._now_ms()))
+
+    async def alert_events(
+        self, org_id: str, *, state: OutboxState | None = None, limit: int = 100
+    ) -> list[OutboxEvent]:
+        return await self._engine.read(partial(outbox.alert_events, org_id, state, limit))
+
+    async def recharges(self, org_id: str, *, limit: int = 20) -> list[Recharge]:
+        return await self._engine.read(partial(outbox.recharges, org_id, limit))
+
+    async def recharge_started(self, recharge_id: str, payment_intent_id: str) -> bool:
+        return await self._write(partial(outbox.recharge_started, recharge_id, payment_intent_id))
+
+    async def fail_recharge(
+        self, recharge_id: str, reason: str, payment_intent_id: str | None = None
+    ) -> bool:
+        routine = partial(
+            outbox.fail_recharge, recharge_id, reason, payment_intent_id, self._now_ms()
+        )
+        return await self._write(routine)
+
+    async def complete_recharge(
+        self, recharge_id: str, payment_intent_id: str
+    ) -> CreditResult | None:
+        known = await self._engine.read(partial(outbox.recharge_row, recharge_id))
+        if known is None:
+            return None
+        routine = partial(ops.complete_recharge, recharge_id, payment_intent_id, self._now_ms())
+        return await self._write(routine, known.org_id)
+
     # reports
     async def usage_records(
         self,
@@ -323,6 +422,9 @@ class SqlLedger:
         self, org_id: str, *, limit: int = 100
     ) -> list[CreditTransaction]:
         return await self._engine.read(partial(reads.credit_transactions, org_id, limit))
+
+    async def key_budget_use(self, org_id: str) -> list[KeyBudgetUse]:
+        return await self._engine.read(partial(keys.key_budget_use, org_id, self._now_ms()))
 
     async def ledger_figures(self) -> list[OrgLedgerFigures]:
         return await self._engine.read(partial(reads.ledger_figures, self._now_ms()))

@@ -15,16 +15,17 @@ from collections.abc import Sequence
 
 from ledger.clock import from_ms, optional_to_ms, to_ms
 from ledger.errors import AccountNotFound, HoldNotFound, HoldNotOpen, IdempotencyConflict
+from ledger.key_limits import RATE_WINDOW_MS
 from ledger.models import (
     AccessKey,
     Account,
     CreditKind,
     CreditResult,
     CreditTransaction,
+    HoldOutcome,
     HoldPlaced,
     HoldRefused,
     HoldState,
-    KeyInUse,
     ReplyKey,
     SettleResult,
     StoredReply,
@@ -32,6 +33,7 @@ from ledger.models import (
     UsageDetails,
     UsageRecord,
 )
+from ledger.outbox import RechargeState, recharge_credit_id, recharge_credit_reason
 from ledger.periods import (
     AllowanceChange,
     audit_lines,
@@ -42,8 +44,10 @@ from ledger.periods import (
 )
 from ledger.replays import check_key_replay, check_settlement_replay, credit_replay, hold_replay
 from ledger.reply_keys import KeptKey, key_use
+from ledger.sql import outbox
 from ledger.sql.dialect import SQLITE_JSON_EACH
 from ledger.sql.funds import FUNDS_AND_HOLD_SQL, HOLD_AND_FUNDS_SQL, Funds, read_funds
+from ledger.sql.keys import KeyState, key_refusal, settled_spend
 from ledger.sql.reads import load_account
 from ledger.sql.routine import Command, Params, Query, Routine, Statement, Writes
 from ledger.sql.rows import (
@@ -59,7 +63,7 @@ from ledger.waterfall import debt_payoff, settlement_split
 
 _INSERT_HOLD_SQL = Command(
     "INSERT INTO holds (request_id, org_id, key_id, amount_units, state, created_at_ms,"
-    " expires_at_ms) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)"
+    " expires_at_ms, tokens) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7)"
 )
 _ADD_HELD_SQL = Command(
     "UPDATE accounts SET open_hold_units = open_hold_units + ?1 WHERE org_id = ?2"
@@ -71,17 +75,20 @@ _DEBIT_SQL = Command(
     " open_hold_units = open_hold_units - ?5, updated_at_ms = ?6 WHERE org_id = ?7"
 )
 _SETTLE_HOLD_SQL = Command(
-    "UPDATE holds SET state = 'settled', ended_at_ms = ?1 WHERE request_id = ?2"
+    "UPDATE holds SET state = 'settled', ended_at_ms = ?1, tokens = ?3 WHERE request_id = ?2"
 )
+"""Trues the tokens a rate-limited key's hold counted up to what the call used."""
 _INSERT_USAGE_SQL = Command(
     f"INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
 )
 _USAGE_SQL = Query(f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE request_id = ?1")
 _RELEASE_SQL = Query(
-    "UPDATE holds SET state = 'released', ended_at_ms = ?1 WHERE request_id = ?2"
-    " AND state = 'open' RETURNING org_id, amount_units"
+    "UPDATE holds SET state = 'released', ended_at_ms = ?1,"
+    " tokens = CASE WHEN tokens IS NULL THEN NULL ELSE 0 END"
+    " WHERE request_id = ?2 AND state = 'open' RETURNING org_id, amount_units"
 )
+"""A released call produced nothing: it still counts for rpm, no longer for tpm."""
 _HOLD_EXISTS_SQL = Query("SELECT 1 FROM holds WHERE request_id = ?1")
 _RENEW_SQL = Command(
     "UPDATE holds SET expires_at_ms = ?2 WHERE request_id IN"
@@ -189,6 +196,9 @@ def _renew_period(account: Account, now_ms: int) -> Routine[None]:
         (period.start_ms, period.end_ms, account.org_id),
     )
     yield from _record_allowance_change(account.org_id, period.change, "period renewed", now_ms)
+    yield from outbox.rearm(
+        account.org_id, (yield from load_account(account.org_id)).net_balance_units
+    )
 
 
 def create_account(
@@ -246,14 +256,15 @@ def hold(
     request_id: str,
     ttl_s: float,
     key_id: str | None,
+    tokens: int,
     reply_key: ReplyKey | None,
     now_ms: int,
-) -> Routine[HoldPlaced | HoldRefused | KeyInUse]:
-    rows = yield FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id)
+) -> Routine[HoldOutcome]:
+    rows = yield FUNDS_AND_HOLD_SQL, (org_id, now_ms, request_id, key_id, now_ms - RATE_WINDOW_MS)
     if not rows:
         raise AccountNotFound(org_id)
     row = rows[0]
-    held_org_id, held_amount, held_expires_ms = row[7:]
+    held_org_id, held_amount, held_expires_ms = row[7:10]
     if held_org_id is not None:
         return hold_replay(
             request_id,
@@ -273,9 +284,20 @@ def hold(
     available = funds.available_units
     if amount_units > available:
         return HoldRefused(request_id, org_id, max(available, 0), amount_units)
+    rated_tokens = None
+    if key_id is not None and row[10] is not None:
+        key = KeyState(*row[10:])
+        if key.limited:
+            refusal = yield from key_refusal(
+                key, key_id, request_id, org_id, amount_units, tokens, now_ms
+            )
+            if refusal is not None:
+                return refusal
+            rated_tokens = tokens if key.rpm is not None or key.tpm is not None else None
     expires_ms = now_ms + int(ttl_s * 1000)
+    hold_row = (request_id, org_id, key_id, amount_units, now_ms, expires_ms, rated_tokens)
     writes: list[tuple[Command, Params]] = [
-        (_INSERT_HOLD_SQL, (request_id, org_id, key_id, amount_units, now_ms, expires_ms)),
+        (_INSERT_HOLD_SQL, hold_row),
         (_ADD_HELD_SQL, (amount_units, org_id)),
     ]
     if reply_key is not None:
@@ -324,7 +346,8 @@ def settle(
         return (yield from _replay_settlement(request_id, org_id, actual_units, now_ms))
     if state == HoldState.RELEASED:
         raise HoldNotOpen(request_id, state)
-    funds = Funds(*rows[0][4:])
+    funds = Funds(*rows[0][4:11])
+    key_id, rated_tokens, key_created_ms, budget_units, budget_period, watch_floor = rows[0][11:]
     if funds.renewal_due(now_ms):
         funds = yield from current_funds(org_id, now_ms)
     # A hold whose expiry has passed, swept or not, no longer counts in
@@ -343,14 +366,20 @@ def settle(
         now_ms,
         org_id,
     )
+    settled_tokens = None if rated_tokens is None else details.total_tokens
     writes: list[tuple[Command, Params]] = [
         (_DEBIT_SQL, debit),
-        (_SETTLE_HOLD_SQL, (now_ms, request_id)),
+        (_SETTLE_HOLD_SQL, (now_ms, request_id, settled_tokens)),
         (_INSERT_USAGE_SQL, usage_row(record, now_ms)),
     ]
+    if budget_units is not None:
+        writes.append(settled_spend(key_id, key_created_ms, budget_period, actual_units, now_ms))
     if reply is not None:
         writes.append((_KEEP_REPLY_SQL, (reply.content_type, reply.body, request_id)))
     yield Writes(writes)
+    balance_after = funds.net_balance_units - actual_units
+    if watch_floor is not None and balance_after < watch_floor:
+        yield from outbox.crossings(org_id, request_id, balance_after, now_ms)
     # Every charged unit left the buckets or became debt; the hold no longer counts.
     available = funds.available_units - actual_units + reserved_units
     return SettleResult(record, max(available, 0))
@@ -424,7 +453,29 @@ def credit(
         transaction_id, org_id, kind, amount_units, paid, reason, from_ms(now_ms)
     )
     yield _insert_credit(line, now_ms)
+    yield from outbox.rearm(org_id, account.net_balance_units + amount_units)
     return CreditResult(line, applied=True)
+
+
+def complete_recharge(
+    recharge_id: str, payment_intent_id: str, now_ms: int
+) -> Routine[CreditResult | None]:
+    """``payment_intent.succeeded``: credit the recharge once (a purchase); None for an unknown
+    recharge or one that had failed (its PaymentIntent was cancelled: it cannot succeed)."""
+    recharge = yield from outbox.recharge_row(recharge_id)
+    if recharge is None or recharge.state is RechargeState.FAILED:
+        return None
+    result = yield from credit(
+        recharge_credit_id(recharge),
+        recharge.org_id,
+        CreditKind.PURCHASE,
+        recharge.amount_units,
+        recharge_credit_reason(payment_intent_id),
+        now_ms,
+    )
+    if result.applied:
+        yield from outbox.recharge_succeeded(recharge, payment_intent_id, now_ms)
+    return result
 
 
 def refund_purchase(
@@ -483,7 +534,9 @@ def set_subscription(org_id: str, plan: Subscription, now_ms: int) -> Routine[Ac
     )
     reason = f"{plan.tier} period starting {plan.period_start.isoformat()}"
     yield from _record_allowance_change(org_id, period.change, reason, now_ms)
-    return (yield from load_account(org_id))
+    account = yield from load_account(org_id)
+    yield from outbox.rearm(org_id, account.net_balance_units)
+    return account
 
 
 def clear_subscription(org_id: str, as_of_ms: int, now_ms: int) -> Routine[Account]:
@@ -514,9 +567,13 @@ def add_access_key(key: AccessKey) -> Routine[None]:
     if rows:
         check_key_replay(key_from_row(rows[0]), key)
         return
+    created_ms = to_ms(key.created_at)
+    limits = key.limits
+    budgeted = limits.budget_units is not None
     yield (
         Command(
-            f"INSERT INTO access_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
+            f"INSERT INTO access_keys ({KEY_COLUMNS}, limits_set_at_ms, window_start_ms)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?6, ?12)"
         ),
         (
             key.key_id,
@@ -524,8 +581,13 @@ def add_access_key(key: AccessKey) -> Routine[None]:
             key.prefix,
             key.token_sha256,
             key.name,
-            to_ms(key.created_at),
+            created_ms,
             optional_to_ms(key.expires_at),
+            limits.budget_units,
+            limits.budget_period.value,
+            limits.rpm,
+            limits.tpm,
+            created_ms if budgeted else None,
         ),
     )
 

@@ -5,11 +5,13 @@ from datetime import datetime
 
 from ledger.clock import to_ms
 from ledger.errors import AccountNotFound
+from ledger.key_limits import DAY_MS
 from ledger.models import (
     AccessKey,
     Account,
     Balance,
     CreditTransaction,
+    KeyBudgetFigures,
     OrgLedgerFigures,
     UsageGroup,
     UsageRecord,
@@ -26,6 +28,7 @@ from ledger.sql.rows import (
     account_from_row,
     credit_from_row,
     key_from_row,
+    limits_from_row,
     usage_from_row,
 )
 from ledger.waterfall import BucketSplit
@@ -71,6 +74,17 @@ _OPEN_HOLDS_SQL = Query(
     "SELECT org_id, SUM(CASE WHEN expires_at_ms > ?1 THEN amount_units ELSE 0 END),"
     " SUM(CASE WHEN expires_at_ms <= ?1 THEN amount_units ELSE 0 END)"
     " FROM holds WHERE state = 'open' GROUP BY org_id"
+)
+_BUDGETED_KEYS_SQL = Query(
+    "SELECT org_id, key_id, budget_units, budget_period, rpm, tpm, created_at_ms,"
+    " limits_set_at_ms, limits_committed_units, window_start_ms, window_spent_units"
+    " FROM access_keys WHERE budget_units IS NOT NULL"
+)
+_KEY_SPEND_BY_DAY_SQL = Query(
+    f"SELECT u.key_id, (u.created_at_ms - k.created_at_ms) / {DAY_MS}, SUM(u.charged_units)"
+    " FROM usage_records u JOIN access_keys k ON k.key_id = u.key_id"
+    " WHERE k.budget_units IS NOT NULL AND u.created_at_ms >= k.created_at_ms"
+    f" GROUP BY u.key_id, (u.created_at_ms - k.created_at_ms) / {DAY_MS}"
 )
 _ALL_ACCOUNTS_SQL = Query(
     f"SELECT {ACCOUNT_COLUMNS}, open_hold_units FROM accounts ORDER BY org_id"
@@ -169,12 +183,36 @@ def _by_org(rows: Sequence[Row]) -> dict[str, tuple[int, ...]]:
     return {str(row[0]): tuple(int(value or 0) for value in row[1:]) for row in rows}
 
 
+def _key_budget_figures() -> Routine[dict[str, list[KeyBudgetFigures]]]:
+    by_day: dict[str, list[tuple[int, int]]] = {}
+    for key_id, day, units in (yield _KEY_SPEND_BY_DAY_SQL, ()):
+        by_day.setdefault(str(key_id), []).append((int(day), int(units)))
+    by_org: dict[str, list[KeyBudgetFigures]] = {}
+    for row in (yield _BUDGETED_KEYS_SQL, ()):
+        org_id, key_id = str(row[0]), str(row[1])
+        created_ms, set_at_ms, committed, window_start, window_spent = row[6:]
+        by_org.setdefault(org_id, []).append(
+            KeyBudgetFigures(
+                key_id,
+                limits_from_row(row[2:6]),
+                created_ms,
+                set_at_ms,
+                committed,
+                window_start,
+                window_spent,
+                tuple(sorted(by_day.get(key_id, ()))),
+            )
+        )
+    return by_org
+
+
 def ledger_figures(now_ms: int) -> Routine[list[OrgLedgerFigures]]:
     """Per-org figures for ``verify``; the backend runs this in one read snapshot."""
     credited = _by_org((yield _CREDITED_SQL, ()))
     debited_by_org = _by_org((yield _DEBITED_SQL, ()))
     settled = _by_org((yield _SETTLED_SQL, ()))
     open_holds = _by_org((yield _OPEN_HOLDS_SQL, (now_ms,)))
+    key_budgets = yield from _key_budget_figures()
     figures = []
     for row in (yield _ALL_ACCOUNTS_SQL, ()):
         account = account_from_row(row)
@@ -193,6 +231,7 @@ def ledger_figures(now_ms: int) -> Routine[list[OrgLedgerFigures]]:
                 held_units=held,
                 split_sums=BucketSplit(sub, bought, granted, debt),
                 counted_held_units=int(row[-1]) - expired_open,
+                key_budgets=tuple(key_budgets.get(org_id, ())),
             )
         )
     return figures

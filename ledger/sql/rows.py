@@ -2,6 +2,7 @@
 the ``*_COLUMNS`` lists name them (sqlite3 and psycopg both return plain tuples)."""
 
 from ledger.clock import from_ms, optional_from_ms
+from ledger.key_limits import BudgetPeriod, KeyLimits
 from ledger.models import (
     AccessKey,
     Account,
@@ -32,7 +33,8 @@ CREDIT_COLUMNS = (
 )
 
 KEY_COLUMNS = (
-    "key_id, org_id, prefix, token_sha256, name, created_at_ms, expires_at_ms, revoked_at_ms"
+    "key_id, org_id, prefix, token_sha256, name, created_at_ms, expires_at_ms, revoked_at_ms,"
+    " budget_units, budget_period, rpm, tpm"
 )
 
 
@@ -134,4 +136,11 @@ def key_from_row(row: Row) -> AccessKey:
         created_at=from_ms(row[5]),
         expires_at=optional_from_ms(row[6]),
         revoked_at=optional_from_ms(row[7]),
+        limits=limits_from_row(row[8:12]),
     )
+
+
+def limits_from_row(row: Row) -> KeyLimits:
+    """``budget_units, budget_period, rpm, tpm``."""
+    budget_units, period, rpm, tpm = row
+    return KeyLimits(budget_units, BudgetPeriod(period), rpm, tpm)

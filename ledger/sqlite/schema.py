@@ -140,6 +140,84 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX idempotent_replies_by_expiry ON idempotent_replies(expires_at_ms);
     """,
+    # 5: per-key limits (``ledger.key_limits``). A key with a budget keeps a running total
+    # of what its current window settled; its open holds are summed from the holds
+    # (an index of open holds by key). ``tokens`` is set on the holds of rate-limited
+    # keys only, so only they pay for the index the rpm and tpm windows read.
+    """
+    ALTER TABLE access_keys ADD COLUMN budget_units INTEGER CHECK (budget_units >= 0);
+    ALTER TABLE access_keys ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'total';
+    ALTER TABLE access_keys ADD COLUMN rpm INTEGER CHECK (rpm > 0);
+    ALTER TABLE access_keys ADD COLUMN tpm INTEGER CHECK (tpm > 0);
+    ALTER TABLE access_keys ADD COLUMN limits_set_at_ms INTEGER;
+    ALTER TABLE access_keys ADD COLUMN limits_committed_units INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE access_keys ADD COLUMN window_start_ms INTEGER;
+    ALTER TABLE access_keys ADD COLUMN window_spent_units INTEGER NOT NULL DEFAULT 0
+        CHECK (window_spent_units >= 0);
+    ALTER TABLE holds ADD COLUMN tokens INTEGER CHECK (tokens >= 0);
+    CREATE INDEX holds_open_by_key ON holds(key_id, expires_at_ms, amount_units)
+        WHERE state = 'open' AND key_id IS NOT NULL;
+    CREATE INDEX holds_rated_by_key ON holds(key_id, created_at_ms, tokens)
+        WHERE tokens IS NOT NULL;
+    """,
+    # 6: balance watches, alert and auto-recharge settings, recharges and the outbox
+    # (``ledger.outbox``). ``watch_floor_units`` is the highest armed threshold, so a
+    # settlement reads the watches only when it may have crossed one.
+    """
+    ALTER TABLE accounts ADD COLUMN watch_floor_units INTEGER;
+    CREATE TABLE balance_watches (
+        org_id TEXT NOT NULL REFERENCES accounts(org_id),
+        kind TEXT NOT NULL,
+        threshold_units INTEGER NOT NULL,
+        armed INTEGER NOT NULL,
+        PRIMARY KEY (org_id, kind, threshold_units)
+    );
+    CREATE TABLE alert_settings (
+        org_id TEXT PRIMARY KEY REFERENCES accounts(org_id),
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE auto_recharge_settings (
+        org_id TEXT PRIMARY KEY REFERENCES accounts(org_id),
+        threshold_units INTEGER NOT NULL CHECK (threshold_units > 0),
+        amount_units INTEGER NOT NULL CHECK (amount_units > 0),
+        monthly_cap_units INTEGER NOT NULL CHECK (monthly_cap_units >= 0),
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE recharges (
+        recharge_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        amount_units INTEGER NOT NULL CHECK (amount_units > 0),
+        month_start_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        payment_intent_id TEXT,
+        reason TEXT,
+        created_at_ms INTEGER NOT NULL,
+        ended_at_ms INTEGER
+    );
+    CREATE INDEX recharges_by_org_month ON recharges(org_id, month_start_ms);
+    CREATE TABLE outbox (
+        event_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        balance_units INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        threshold_units INTEGER,
+        amount_units INTEGER,
+        reference TEXT,
+        reason TEXT,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at_ms INTEGER NOT NULL,
+        claimed_until_ms INTEGER,
+        ended_at_ms INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox(topic, next_attempt_at_ms) WHERE state = 'pending';
+    CREATE INDEX outbox_by_org ON outbox(org_id, created_at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

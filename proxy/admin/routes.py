@@ -13,11 +13,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from ledger import (
+    NO_LIMITS,
     AccessKey,
     AccountNotFound,
     Balance,
+    BudgetPeriod,
     CreditTransaction,
     IdempotencyConflict,
+    KeyBudgetUse,
+    KeyLimits,
     LedgerUnavailable,
     format_spus,
     spus_to_units,
@@ -27,6 +31,7 @@ from proxy.admin.auth import require_admin
 from proxy.admin.schemas import (
     AccessKeyCreate,
     AccessKeyCreated,
+    AccessKeyLimitsUpdate,
     AccessKeyList,
     AccessKeyView,
     BalanceView,
@@ -35,6 +40,7 @@ from proxy.admin.schemas import (
     CreditTransactionView,
     ErrorBody,
     GrantCreate,
+    KeyLimitsFields,
     Organization,
     OrganizationCreate,
     OrganizationList,
@@ -48,31 +54,38 @@ from proxy.api_time import ApiTime
 from proxy.auth import issue_token
 from proxy.errors import ApiError, bad_request, ledger_unavailable
 from proxy.gateway import gateway_of
-from proxy.ledger_json import balance_json, usage_record_json, usage_total_json
+from proxy.ledger_json import (
+    balance_json,
+    key_budget_json,
+    key_limits_json,
+    usage_record_json,
+    usage_total_json,
+)
 from proxy.usage.window import open_window, usage_window
 
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning}
+    for status, meaning in (
+        (400, "Invalid request"),
+        (401, "No admin token"),
+        (403, "Wrong admin token, an org token, or the admin API is disabled"),
+        (404, "No such organization or key"),
+        (409, "Idempotency key reused with different content"),
+        (503, "Ledger unavailable"),
+    )
+}
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses={
-        status: {"model": ErrorBody, "description": meaning}
-        for status, meaning in (
-            (400, "Invalid request"),
-            (401, "No admin token"),
-            (403, "Wrong admin token, an org token, or the admin API is disabled"),
-            (404, "No such organization or key"),
-            (409, "Idempotency key reused with different content"),
-            (503, "Ledger unavailable"),
-        )
-    },
+    responses=ADMIN_RESPONSES,
 )
 
 MAX_LIST_LIMIT = 100
 
 
 @contextmanager
-def _ledger_errors() -> Iterator[None]:
+def ledger_errors() -> Iterator[None]:
     """Turn typed ledger failures into client errors at one place."""
     try:
         yield
@@ -106,7 +119,7 @@ def _organization(balance: Balance) -> Organization:
     )
 
 
-def _access_key(key: AccessKey) -> dict[str, Any]:
+def _access_key(key: AccessKey, budget: KeyBudgetUse | None = None) -> dict[str, Any]:
     return {
         "key_id": key.key_id,
         "org_id": key.org_id,
@@ -115,7 +128,34 @@ def _access_key(key: AccessKey) -> dict[str, Any]:
         "created_at": key.created_at,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
+        **key_limits_json(key.limits),
+        "budget": None if budget is None else key_budget_json(budget),
     }
+
+
+def _key_limits(body: KeyLimitsFields, current: KeyLimits = NO_LIMITS) -> KeyLimits:
+    """The limits a create or update asks for: the fields it sent over ``current``."""
+    sent = body.model_fields_set
+    budget_units = current.budget_units
+    if "budget_spus" in sent:
+        try:
+            budget_units = None if body.budget_spus is None else spus_to_units(body.budget_spus)
+        except ValueError as error:
+            raise bad_request(str(error), param="budget_spus") from error
+    return KeyLimits(
+        budget_units=budget_units,
+        budget_period=(
+            BudgetPeriod(body.budget_period) if "budget_period" in sent else current.budget_period
+        ),
+        rpm=body.rpm if "rpm" in sent else current.rpm,
+        tpm=body.tpm if "tpm" in sent else current.tpm,
+    )
+
+
+def _key_not_found(org_id: str, key_id: str) -> ApiError:
+    return ApiError(
+        404, f"No access key '{key_id}' for organization '{org_id}'.", code="access_key_not_found"
+    )
 
 
 def _credit_transaction(transaction: CreditTransaction) -> CreditTransactionView:
@@ -135,7 +175,7 @@ async def create_organization(
 ) -> Organization:
     """Create an org with the free-tier grant; an existing org is returned unchanged (200)."""
     gateway = gateway_of(request)
-    with _ledger_errors():
+    with ledger_errors():
         _, created = await org_admin.create_organization(
             gateway.store,
             body.org_id,
@@ -157,7 +197,7 @@ async def list_organizations(
     starting_after: Annotated[str, Query(description="Last org_id of the previous page.")] = "",
 ) -> OrganizationList:
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         accounts = await store.list_accounts(limit=limit + 1, after_org_id=starting_after)
         page = accounts[:limit]
         balances = await asyncio.gather(*(store.balance(account.org_id) for account in page))
@@ -168,14 +208,14 @@ async def list_organizations(
 
 @router.get("/organizations/{org_id}", response_model=Organization)
 async def get_organization(request: Request, org_id: str) -> Organization:
-    with _ledger_errors():
+    with ledger_errors():
         balance = await gateway_of(request).store.balance(org_id)
     return _organization(balance)
 
 
 @router.get("/organizations/{org_id}/balance", response_model=BalanceView)
 async def get_balance(request: Request, org_id: str) -> BalanceView:
-    with _ledger_errors():
+    with ledger_errors():
         balance = await gateway_of(request).store.balance(org_id)
     return _balance(balance)
 
@@ -186,34 +226,69 @@ async def create_access_key(
 ) -> AccessKeyCreated:
     """Issue an access token; the response is the only time the token itself is shown."""
     body = body or AccessKeyCreate()
-    with _ledger_errors():
+    limits = _key_limits(body)
+    with ledger_errors():
         token, key = await issue_token(
-            gateway_of(request).store, org_id, name=body.name, expires_at=body.expires_at
+            gateway_of(request).store,
+            org_id,
+            name=body.name,
+            expires_at=body.expires_at,
+            limits=limits,
         )
-    return AccessKeyCreated(token=token, **_access_key(key))
+        budgets = await gateway_of(request).store.key_budget_use(org_id)
+    return AccessKeyCreated(token=token, **_access_key(key, _budget_of(key, budgets)))
+
+
+def _budget_of(key: AccessKey, budgets: list[KeyBudgetUse]) -> KeyBudgetUse | None:
+    return next((use for use in budgets if use.key_id == key.key_id), None)
 
 
 @router.get("/organizations/{org_id}/keys", response_model=AccessKeyList)
 async def list_access_keys(request: Request, org_id: str) -> AccessKeyList:
+    """The org's keys with their limits, and where each budget stands in its window."""
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.get_account(org_id)
         keys = await store.list_access_keys(org_id)
-    return AccessKeyList(data=[AccessKeyView(**_access_key(key)) for key in keys])
+        budgets = await store.key_budget_use(org_id)
+    return AccessKeyList(
+        data=[AccessKeyView(**_access_key(key, _budget_of(key, budgets))) for key in keys]
+    )
+
+
+@router.patch("/organizations/{org_id}/keys/{key_id}", response_model=AccessKeyView)
+async def update_access_key_limits(
+    request: Request, org_id: str, key_id: str, body: AccessKeyLimitsUpdate
+) -> AccessKeyView:
+    """Change a key's limits; fields left out keep their value, null removes a limit.
+
+    A budget counts what the key already settled in its current window. The
+    ledger reads a key's limits in every hold, so every worker applies the change
+    to its next call.
+    """
+    store = gateway_of(request).store
+    with ledger_errors():
+        current = next(
+            (k for k in await store.list_access_keys(org_id) if k.key_id == key_id), None
+        )
+        if current is None:
+            await store.get_account(org_id)
+            raise _key_not_found(org_id, key_id)
+        key = await store.set_key_limits(org_id, key_id, _key_limits(body, current.limits))
+        if key is None:
+            raise _key_not_found(org_id, key_id)
+        budgets = await store.key_budget_use(org_id)
+    return AccessKeyView(**_access_key(key, _budget_of(key, budgets)))
 
 
 @router.delete("/organizations/{org_id}/keys/{key_id}", response_model=AccessKeyView)
 async def revoke_access_key(request: Request, org_id: str, key_id: str) -> AccessKeyView:
     """Revoke at once on this worker; other workers stop accepting it within their cache TTL."""
     gateway = gateway_of(request)
-    with _ledger_errors():
+    with ledger_errors():
         key = await gateway.store.revoke_access_key(org_id, key_id)
     if key is None:
-        raise ApiError(
-            404,
-            f"No access key '{key_id}' for organization '{org_id}'.",
-            code="access_key_not_found",
-        )
+        raise _key_not_found(org_id, key_id)
     gateway.auth.forget(key.token_sha256)
     return AccessKeyView(**_access_key(key))
 
@@ -228,7 +303,7 @@ async def grant_credits(
 ) -> CreditGrant:
     """Grant credits with a reason; a retry with the same idempotency key grants once (200)."""
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         try:
             result = await org_admin.grant_credits(
                 store,
@@ -259,7 +334,7 @@ async def list_credit_transactions(
     request: Request, org_id: str, limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50
 ) -> CreditTransactionList:
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.get_account(org_id)
         transactions = await store.credit_transactions(org_id, limit=limit)
     return CreditTransactionList(data=[_credit_transaction(item) for item in transactions])
@@ -273,7 +348,7 @@ async def set_plan(request: Request, org_id: str, body: PlanSet) -> Organization
         allowance_units = spus_to_units(body.allowance_spus)
     except ValueError as error:
         raise bad_request(str(error), param="allowance_spus") from error
-    with _ledger_errors():
+    with ledger_errors():
         account = await store.get_account(org_id)
         plan = org_admin.hand_set_plan(
             account,
@@ -292,7 +367,7 @@ async def set_plan(request: Request, org_id: str, body: PlanSet) -> Organization
 async def end_plan(request: Request, org_id: str) -> Organization:
     """End the plan: unused allowance lapses; purchased and granted credits stay."""
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.clear_subscription(org_id, as_of=datetime.now(UTC))
         balance = await store.balance(org_id)
     return _organization(balance)
@@ -309,7 +384,7 @@ async def org_usage(
     """An org's usage totals over a window (default: the last 30 days)."""
     window = usage_window(start, end, now=datetime.now(UTC))
     store = gateway_of(request).store
-    with _ledger_errors():
+    with ledger_errors():
         await store.get_account(org_id)
         totals = await store.usage_totals(org_id, group_by, start=window.start, end=window.end)
     return UsageTotalList(
@@ -332,7 +407,7 @@ async def recent_usage(
 ) -> UsageRecordList:
     """Recent usage records across orgs, newest first, filtered by org, model and window."""
     since, until = open_window(start, end)
-    with _ledger_errors():
+    with ledger_errors():
         records = await gateway_of(request).store.usage_records(
             org_id, start=since, end=until, limit=limit, model=model
         )

@@ -7,9 +7,9 @@ object is named after it with ``View`` (``BalanceView`` shows a ``ledger.Balance
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, HttpUrl
 
 from ledger import units_to_spus
 from ledger.checks import MAX_UNITS
@@ -88,9 +88,50 @@ class OrganizationList(BaseModel):
     has_more: bool
 
 
-class AccessKeyCreate(BaseModel):
+BudgetPeriodName = Literal["day", "week", "month", "total"]
+MAX_RATE_LIMIT = 10**9
+
+
+class KeyLimitsFields(BaseModel):
+    """A key's own limits; every field may be null for no limit."""
+
+    budget_spus: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SPUS,
+        description="SPUs the key may spend per budget window, as a decimal string; null: none.",
+    )
+    budget_period: BudgetPeriodName = Field(
+        default="total",
+        description="The budget window: a day, a week or a calendar month from the key's"
+        " creation (UTC), or the key's whole life.",
+    )
+    rpm: int | None = Field(
+        default=None, ge=1, le=MAX_RATE_LIMIT, description="Calls admitted per minute."
+    )
+    tpm: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RATE_LIMIT,
+        description="Tokens per minute, each call counted at its worst case until it settles.",
+    )
+
+
+class AccessKeyCreate(KeyLimitsFields):
     name: str | None = Field(default=None, max_length=200)
     expires_at: ApiTime | None = None
+
+
+class AccessKeyLimitsUpdate(KeyLimitsFields):
+    """Only the fields sent change; send null to remove a limit."""
+
+
+class KeyBudgetView(BaseModel):
+    window_start: datetime
+    window_end: datetime | None = Field(description="Null for a total budget.")
+    spent_spus: str = Field(description="Settled in this window.")
+    held_spus: str = Field(description="Reserved by the key's calls in flight.")
+    left_spus: str
 
 
 class AccessKeyView(BaseModel):
@@ -102,6 +143,13 @@ class AccessKeyView(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    budget_spus: str | None
+    budget_period: BudgetPeriodName
+    rpm: int | None
+    tpm: int | None
+    budget: KeyBudgetView | None = Field(
+        default=None, description="Where a key with a budget stands in its current window."
+    )
 
 
 class AccessKeyCreated(AccessKeyView):
@@ -211,3 +259,68 @@ class UsageTotalList(BaseModel):
     start: datetime = Field(serialization_alias="from")
     end: datetime = Field(serialization_alias="to")
     data: list[UsageTotalView]
+
+
+class AlertSettingsSet(BaseModel):
+    url: HttpUrl = Field(description="Where alerts are POSTed (signed JSON events).")
+    thresholds_spus: list[Annotated[Decimal, Field(gt=0, le=MAX_SPUS)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="balance.low is sent once each time the balance falls below one of these;"
+        " balance.depleted always, when it reaches zero.",
+    )
+
+
+class AlertSettingsView(BaseModel):
+    object: Literal["alert_settings"] = "alert_settings"
+    org_id: str
+    url: str
+    thresholds_spus: list[str]
+    signing_secret: str | None = Field(
+        default=None,
+        description="Signs every delivery (spu-signature); shown only when it is made.",
+    )
+
+
+class AlertEventView(BaseModel):
+    object: Literal["alert_event"] = "alert_event"
+    id: str
+    type: str
+    state: Literal["pending", "delivered", "dead"]
+    attempts: int
+    last_error: str | None
+    created: datetime
+    data: dict[str, str | None]
+
+
+class AlertEventList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AlertEventView]
+
+
+class AutoRechargeSet(BaseModel):
+    threshold_spus: Decimal = Field(
+        gt=0, le=MAX_SPUS, description="Recharge when the balance falls below."
+    )
+    amount_spus: Decimal = Field(gt=0, le=MAX_SPUS, description="SPUs each recharge buys.")
+    monthly_cap_spus: Decimal = Field(
+        ge=0, le=MAX_SPUS, description="The most recharges may buy in one calendar month (UTC)."
+    )
+
+
+class RechargeView(BaseModel):
+    recharge_id: str
+    amount_spus: str
+    state: Literal["pending", "succeeded", "failed"]
+    payment_intent: str | None
+    reason: str | None
+    created_at: datetime
+
+
+class AutoRechargeView(BaseModel):
+    object: Literal["auto_recharge"] = "auto_recharge"
+    org_id: str
+    threshold_spus: str
+    amount_spus: str
+    monthly_cap_spus: str
+    recent: list[RechargeView] = Field(description="The latest recharges, newest first.")

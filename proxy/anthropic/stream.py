@@ -1,17 +1,23 @@
 """A tap on an Anthropic Messages event stream as it is relayed.
 
-The upstream's bytes go to the client unchanged and at once; the tap reads
-each complete event beside them for the counts the provider reports (input
-and cache counts in ``message_start``, cumulative counts in ``message_delta``)
+The upstream's events go to the client unchanged, each as soon as it is
+complete; the tap reads them for the counts the provider reports (input and
+cache counts in ``message_start``, cumulative counts in ``message_delta``)
 and keeps the generated text, thinking and tool-input JSON, so that a stream
 cut short can still be counted.
+
+The end (``message_delta`` with the final counts, then ``message_stop``)
+waits for the settlement: the receipt goes into ``message_delta``'s usage and
+as a comment line just before ``message_stop``.
 """
 
 from typing import Any
 
 from pricing import PromptTokens
 from proxy.anthropic.counts import reported_anthropic_counts
-from proxy.call.sse import EventSplitter, event_data
+from proxy.call.held_end import HeldEndTap
+from proxy.call.receipt import Receipt
+from proxy.call.sse import typed_event
 from proxy.call.tally import Tally
 
 _DELTA_TEXT_FIELDS = {
@@ -83,17 +89,20 @@ class AnthropicEventTally(Tally):
             self.reported = reported_anthropic_counts(self._running)
 
 
-class AnthropicStreamTap(AnthropicEventTally):
-    def __init__(self, *, encoding_model: str, prompt: PromptTokens) -> None:
-        super().__init__(encoding_model=encoding_model, prompt=prompt)
-        self._events = EventSplitter()
+class AnthropicStreamTap(HeldEndTap, AnthropicEventTally):
+    def _read_event(self, data: Any) -> bool:
+        """``message_delta`` with the final counts starts the end (then ``message_stop``)."""
+        self.read(data)
+        return isinstance(data, dict) and (
+            data.get("type") == "message_stop"
+            or (data.get("type") == "message_delta" and isinstance(data.get("usage"), dict))
+        )
 
-    def feed(self, data: bytes) -> bytes:
-        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
-        for event in self._events.feed(data):
-            self.read(event_data(event))
-        return data
+    def _ends_stream(self, data: Any) -> bool:
+        return isinstance(data, dict) and data.get("type") == "message_stop"
 
-    async def flush(self) -> bytes:
-        self.read(event_data(self._events.flush()))
-        return b""
+    def _closing(self, raw: bytes, data: Any, receipt: Receipt | None) -> bytes:
+        if receipt is None or not isinstance(data, dict) or data.get("type") != "message_delta":
+            return raw
+        event = {**data, "usage": {**data["usage"], **receipt.usage_fields()}}
+        return typed_event(event)

@@ -17,6 +17,8 @@ from proxy.billing.catalogue.prices import Catalogue, PurchaseRejected
 from proxy.billing.customers import ensure_customer
 from proxy.errors import ApiError
 
+SAVE_CARD = "save_card"
+"""Session metadata: the card paid with becomes the customer's default, for auto-recharge."""
 CHECKOUT_SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 """Stripe replaces this in ``success_url`` with the session id."""
 
@@ -74,22 +76,29 @@ async def _open_session(
     price_id: str,
     quantity: int,
     created_data: str,
+    save_card: bool = False,
 ) -> Any:
     """A Checkout Session of the org's one customer, selling one line item.
 
     The org id rides in the session's metadata and in that of what the session
     creates (``created_data``: its payment intent or subscription), so every
-    later event about the purchase names the org.
+    later event about the purchase names the org. ``save_card`` keeps the card
+    for off-session payments (``setup_future_usage``): auto-recharge charges it.
     """
     customer_id = await ensure_customer(client, store, org_id)
+    created: dict[str, Any] = {"metadata": {"org_id": org_id}}
+    tags = {"org_id": org_id, "purchase": purchase}
+    if save_card:
+        created["setup_future_usage"] = "off_session"
+        tags[SAVE_CARD] = "true"
     return await client.v1.checkout.sessions.create_async(
         {
             "mode": mode,
             "customer": customer_id,
             "client_reference_id": org_id,
             "line_items": [{"price": price_id, "quantity": quantity}],
-            "metadata": {"org_id": org_id, "purchase": purchase},
-            created_data: {"metadata": {"org_id": org_id}},
+            "metadata": tags,
+            created_data: created,
             "success_url": urls.success_url,
             "cancel_url": urls.cancel_url,
         }
@@ -103,6 +112,8 @@ async def credit_checkout(
     org_id: str,
     amount_units: int,
     urls: ReturnUrls,
+    *,
+    save_card: bool = False,
 ) -> dict[str, Any]:
     credit = catalogue.credit
     if credit is None:
@@ -123,9 +134,11 @@ async def credit_checkout(
         price_id=credit.price_id,
         quantity=quantity,
         created_data="payment_intent_data",
+        save_card=save_card,
     )
     return _session_json(
         session,
+        save_card=save_card,
         spus=format_spus(amount_units),
         amount=credit.amount_due(quantity),
         currency=credit.currency,

@@ -16,6 +16,7 @@ from proxy.billing.catalogue.credits import (
     refund_shares,
 )
 from proxy.billing.catalogue.prices import metadata, object_id
+from proxy.billing.checkout import SAVE_CARD
 from proxy.billing.client import PAGE_LIMIT, embedded_list, list_all
 from proxy.billing.customers import org_for_customer
 from proxy.billing.webhooks.outcomes import Outcome
@@ -83,6 +84,8 @@ async def credit_session(
     purchase = await read_purchase(client, store, product_id, session)
     if purchase is None:
         return Outcome.NO_CREDITS_BOUGHT
+    if metadata(session).get(SAVE_CARD) == "true":
+        await save_default_card(client, session)
     if not await _credit(store, purchase):
         return Outcome.ALREADY_CREDITED
     logger.info(
@@ -92,6 +95,23 @@ async def credit_session(
         purchase.org_id,
     )
     return Outcome.CREDITED
+
+
+async def save_default_card(client: stripe.StripeClient, session: dict[str, Any]) -> None:
+    """The card a ``save_card`` Checkout paid with becomes the customer's default payment
+    method, which auto-recharge charges off-session (setting it again changes nothing)."""
+    intent_id, customer_id = (
+        object_id(session.get("payment_intent")),
+        object_id(session.get("customer")),
+    )
+    if intent_id is None or customer_id is None:
+        return
+    intent = (await client.v1.payment_intents.retrieve_async(intent_id)).to_dict()
+    payment_method = object_id(intent.get("payment_method"))
+    if payment_method is not None:
+        await client.v1.customers.update_async(
+            customer_id, {"invoice_settings": {"default_payment_method": payment_method}}
+        )
 
 
 async def _credit(store: LedgerStore, purchase: CreditPurchase) -> bool:

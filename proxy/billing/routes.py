@@ -108,16 +108,28 @@ async def checkout_credits(
     billing: Billing,
     principal: Caller,
 ) -> dict[str, Any]:
-    """Body: ``{"spus": 1000}`` (and optional ``success_url``/``cancel_url`` on this gateway)."""
+    """Body: ``{"spus": 1000}`` (and optional ``success_url``/``cancel_url`` on this gateway,
+    and ``save_card``: keep the card for auto-recharge; by default when the org has it on)."""
     body = await read_json_object(request)
     spus = positive_int(body, "spus", limit=MAX_UNITS // UNITS_PER_SPU)
     if spus is None:
         raise bad_request("'spus' is required: how many SPUs to buy.", param="spus")
+    save_card = body.get("save_card")
+    if save_card is not None and not isinstance(save_card, bool):
+        raise bad_request("'save_card' must be true or false.", param="save_card")
     urls = _urls(billing, body)
     with _failures_as_api_errors(billing):
+        if save_card is None:
+            save_card = await billing.store.auto_recharge(principal.org_id) is not None
         catalogue = await billing.catalogue.require()
         return await credit_checkout(
-            billing.client, billing.store, catalogue, principal.org_id, spus * UNITS_PER_SPU, urls
+            billing.client,
+            billing.store,
+            catalogue,
+            principal.org_id,
+            spus * UNITS_PER_SPU,
+            urls,
+            save_card=save_card,
         )
 
 

@@ -9,15 +9,19 @@ import stripe
 from pydantic import SecretStr
 
 from ledger import LedgerError, LedgerStore
+from ledger.outbox import OutboxEvent, OutboxState, OutboxTopic
 from proxy.billing import routes
 from proxy.billing.catalogue.prices import Catalogue
 from proxy.billing.catalogue.source import CatalogueHolder
 from proxy.billing.client import ListingTooLong, StripeConnection, connect
+from proxy.billing.recharge import RechargeStarter
 from proxy.billing.sync import SyncReport, sync_all
 from proxy.billing.webhooks.events import EventHandlers, process_event
 from proxy.billing.webhooks.outcomes import Outcome
 from proxy.call.policy import PolicySource
 from proxy.outages import Outage
+from proxy.outbox.worker import OutboxWorker, retry_policy
+from proxy.server.metrics import Metrics
 from proxy.settings import Settings
 
 logger = logging.getLogger("spu.billing")
@@ -39,6 +43,7 @@ class StripeBilling:
         store: LedgerStore,
         pricing: PolicySource,
         connection: StripeConnection,
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -48,7 +53,16 @@ class StripeBilling:
         self.catalogue = CatalogueHolder(
             self.client, settings.stripe_product_tag, on_change=self._apply_policy
         )
-        self.handlers = EventHandlers(self.client, store, self.catalogue)
+        self.handlers = EventHandlers(self.client, store, self.catalogue, metrics)
+        self._metrics = metrics
+        self.recharges = OutboxWorker(
+            store,
+            OutboxTopic.RECHARGE,
+            RechargeStarter(self.client, store, self.catalogue, metrics).start,
+            retries=retry_policy(settings),
+            poll_s=settings.outbox_poll_s,
+            on_outcome=self._recharge_attempted,
+        )
         self.stripe_outage = Outage()
         """Times the catalogue could not be loaded from Stripe (the advice of its 503s)."""
         self._refresher: asyncio.Task[None] | None = None
@@ -57,13 +71,20 @@ class StripeBilling:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, store: LedgerStore, pricing: PolicySource
+        cls, settings: Settings, store: LedgerStore, pricing: PolicySource, metrics: Metrics
     ) -> "StripeBilling | None":
         """None in local-only mode (no ``STRIPE_SECRET_KEY``)."""
         secret_key = secret_value(settings.stripe_secret_key)
         if secret_key is None:
             return None
-        return cls(settings, store, pricing, connect(secret_key))
+        return cls(settings, store, pricing, connect(secret_key), metrics)
+
+    async def _recharge_attempted(self, event: OutboxEvent, state: OutboxState) -> None:
+        """A recharge Stripe never took, after every retry: it fails (and stops counting
+        against the cap); the next waits for the next crossing."""
+        if state is OutboxState.DEAD and event.reference is not None:
+            if await self.store.fail_recharge(event.reference, "stripe_unreachable"):
+                self._metrics.auto_recharges.labels(outcome="failed").inc()
 
     @property
     def webhook_secret(self) -> str | None:
@@ -73,12 +94,14 @@ class StripeBilling:
         """Load the catalogue and sync every org in the background, so that a slow or
         unreachable Stripe never holds up start-up; then refresh on a schedule."""
         self.startup = asyncio.create_task(self._start_up(), name="stripe-start-up")
+        self.recharges.start()
         self._refresher = asyncio.create_task(
             self.catalogue.refresh_forever(self.settings.stripe_catalogue_refresh_s),
             name="stripe-catalogue-refresh",
         )
 
     async def stop(self) -> None:
+        await self.recharges.stop()
         for task in (self._refresher, self.startup):
             if task is not None:
                 task.cancel()

@@ -16,14 +16,17 @@ nothing); one whose key is taken is not opened: the ledger says by whom
 """
 
 import asyncio
+import math
 import secrets
 
 from ledger import (
-    HoldPlaced,
+    HoldOutcome,
     HoldRefused,
     KeyInUse,
     LedgerStore,
     LedgerUnavailable,
+    LimitSource,
+    RateLimited,
     ReplyKey,
     format_spus,
 )
@@ -94,17 +97,23 @@ class Meter:
         try:
             needed = worst_case_units(prompt.bound, max_output_tokens, model.rates, policy)
             placed = (
-                await self._hold(principal, needed, request_id, reply_key)
+                await self._hold(
+                    principal, needed, request_id, reply_key, prompt.bound + max_output_tokens
+                )
                 if needed <= MAX_UNITS
                 else None
             )
-            if placed is None or isinstance(placed, HoldRefused):
+            if _exact_count_may_admit(placed):
                 needed, placed = await self._hold_exactly(
                     principal, model, prompt, max_output_tokens, request_id, reply_key, policy
                 )
         except BaseException:
             self.in_flight_cap.leave(org_id)
             raise
+        if isinstance(placed, RateLimited):
+            self.in_flight_cap.leave(org_id)
+            self._refused(model, placed)
+            raise _rate_limited(placed)
         if isinstance(placed, KeyInUse):
             self.in_flight_cap.leave(org_id)
             return placed
@@ -125,9 +134,15 @@ class Meter:
         )
 
     async def _hold(
-        self, principal: Principal, units: int, request_id: str, reply_key: ReplyKey | None
-    ) -> HoldPlaced | HoldRefused | KeyInUse:
-        """Hold ``units``, claiming ``reply_key`` with them; a refused hold claims nothing."""
+        self,
+        principal: Principal,
+        units: int,
+        request_id: str,
+        reply_key: ReplyKey | None,
+        tokens: int,
+    ) -> HoldOutcome:
+        """Hold ``units`` (``tokens`` at worst, for the key's tpm), claiming ``reply_key`` with
+        them; a refused hold claims nothing."""
         try:
             return await self.store.hold(
                 principal.org_id,
@@ -135,6 +150,7 @@ class Meter:
                 request_id,
                 self._hold_ttl_s,
                 key_id=principal.key_id,
+                tokens=tokens,
                 reply_key=reply_key,
             )
         except LedgerUnavailable as error:
@@ -149,10 +165,10 @@ class Meter:
         request_id: str,
         reply_key: ReplyKey | None,
         policy: PricingPolicy,
-    ) -> tuple[int, HoldPlaced | KeyInUse]:
-        """The bound was refused (or is beyond what one ledger operation carries): count the
-        prompt exactly and hold for that (the balance may have grown meanwhile too); refused
-        again, answer 402 with the exact figures.
+    ) -> tuple[int, HoldOutcome]:
+        """The bound was refused by credit or tpm (or is beyond what one ledger operation
+        carries): count the prompt exactly and hold for that (the balance may have grown
+        meanwhile too); refused again by credit, answer 402 with the exact figures.
 
         Returns the units held and the ledger's answer.
         """
@@ -160,11 +176,17 @@ class Meter:
         needed = worst_case_units(prompt_tokens, max_output_tokens, model.rates, policy)
         if needed > MAX_UNITS:
             raise _beyond_any_balance(needed)
-        placed = await self._hold(principal, needed, request_id, reply_key)
+        placed = await self._hold(
+            principal, needed, request_id, reply_key, prompt_tokens + max_output_tokens
+        )
         if isinstance(placed, HoldRefused):
-            self.metrics.refusals.labels(model=model.name).inc()
+            self._refused(model, placed)
             raise _insufficient(placed, prompt_tokens, max_output_tokens, model, policy)
         return needed, placed
+
+    def _refused(self, model: ServedModel, refusal: HoldRefused | RateLimited) -> None:
+        source = refusal.limit_source.value
+        self.metrics.refusals.labels(model=model.name, limit_source=source).inc()
 
     @property
     def in_flight(self) -> int:
@@ -174,6 +196,21 @@ class Meter:
     async def drain(self, timeout_s: float) -> None:
         """Wait for every detached settlement or release (graceful shutdown)."""
         await self.endings.drain(timeout_s)
+
+
+def _exact_count_may_admit(placed: HoldOutcome | None) -> bool:
+    """Whether a call refused at its prompt's bound may yet be admitted at its exact count:
+    refused by credit (the org's or the key budget's), by tpm (the bound counts more tokens),
+    or not asked at all (a bound beyond what one ledger operation carries). An rpm refusal
+    counts calls, not tokens."""
+    if placed is None or isinstance(placed, HoldRefused):
+        return True
+    return isinstance(placed, RateLimited) and placed.limit_source is LimitSource.KEY_TPM
+
+
+NEVER_RETRY_HEADERS = {"x-should-retry": "false"}
+"""Read by the openai and anthropic SDKs: do not retry a call that waiting cannot admit."""
+RATE_WINDOW_S = 60
 
 
 def _beyond_any_balance(needed_units: int) -> ApiError:
@@ -194,23 +231,74 @@ def _insufficient(
     model: ServedModel,
     policy: PricingPolicy,
 ) -> ApiError:
+    """402: the org's credits, or the key's budget, cannot cover the call's worst case."""
     affordable = affordable_max_tokens(refusal.available_units, prompt_tokens, model.rates, policy)
     available, needed = format_spus(refusal.available_units), format_spus(refusal.needed_units)
+    request = f"{prompt_tokens} prompt tokens + up to {max_output_tokens} output tokens"
+    extra: dict[str, object] = {
+        "limit_source": refusal.limit_source.value,
+        "available_spus": available,
+        "needed_spus": needed,
+        "max_affordable_tokens": affordable,
+    }
+    if refusal.limit_source is LimitSource.KEY_BUDGET:
+        resets_at = None if refusal.resets_at is None else refusal.resets_at.isoformat()
+        resets = "it does not reset" if resets_at is None else f"it resets at {resets_at}"
+        message = (
+            f"This access key's budget is spent: {available} SPUs left in its window ({resets}),"
+            f" {needed} SPUs needed for this request ({request})."
+        )
+        code = "key_budget_exceeded"
+        extra["resets_at"] = resets_at
+        nothing_fits = " Not even the prompt fits the key's budget now."
+    else:
+        message = (
+            f"Insufficient SPU credits: {available} SPUs available, {needed} SPUs needed for"
+            f" this request ({request})."
+        )
+        code = "insufficient_credits"
+        nothing_fits = (
+            " Not even the prompt is affordable now; buy credits or wait for your allowance."
+        )
     advice = (
         f" The largest max_tokens you can afford now is {affordable}."
         if affordable > 0
-        else " Not even the prompt is affordable now; buy credits or wait for your allowance."
+        else nothing_fits
     )
+    return ApiError(402, message + advice, error_type="insufficient_quota", code=code, extra=extra)
+
+
+def _rate_limited(refusal: RateLimited) -> ApiError:
+    """429 with the wait after which the key's minute admits the call, in the client's shape."""
+    unit = "requests" if refusal.limit_source is LimitSource.KEY_RPM else "tokens"
+    extra: dict[str, object] = {
+        "limit_source": refusal.limit_source.value,
+        "limit": refusal.limit,
+        "used": refusal.used,
+        "needed": refusal.needed,
+    }
+    if refusal.retry_after_ms is None:
+        return ApiError(
+            429,
+            f"This request's worst case of {refusal.needed} {unit} is more than this access"
+            f" key allows in a minute ({refusal.limit}): lower max_tokens or shorten the"
+            " prompt.",
+            error_type="rate_limit_error",
+            code="rate_limit_exceeded",
+            extra=extra,
+            headers={"retry-after": str(RATE_WINDOW_S), **NEVER_RETRY_HEADERS},
+        )
+    wait_s = refusal.retry_after_ms / 1000
+    extra["retry_after_s"] = wait_s
     return ApiError(
-        402,
-        f"Insufficient SPU credits: {available} SPUs available, {needed} SPUs needed for this"
-        f" request ({prompt_tokens} prompt tokens + up to {max_output_tokens} output tokens)."
-        + advice,
-        error_type="insufficient_quota",
-        code="insufficient_credits",
-        extra={
-            "available_spus": available,
-            "needed_spus": needed,
-            "max_affordable_tokens": affordable,
+        429,
+        f"This access key's limit of {refusal.limit} {unit} per minute is reached"
+        f" ({refusal.used} used, {refusal.needed} needed); retry in {wait_s:g} s.",
+        error_type="rate_limit_error",
+        code="rate_limit_exceeded",
+        extra=extra,
+        headers={
+            "retry-after": str(max(math.ceil(wait_s), 1)),
+            "retry-after-ms": str(refusal.retry_after_ms),
         },
     )

@@ -16,16 +16,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ledger import (
-    LedgerStore,
-    LedgerUnavailable,
-    SettleResult,
-    StoredReply,
-    UsageDetails,
-    format_spus,
-)
+from ledger import LedgerStore, LedgerUnavailable, SettleResult, StoredReply, UsageDetails
 from pricing import TokenCounts, cost_pico_usd, units_for_cost
 from proxy.auth import Principal
+from proxy.call.receipt import Receipt
 from proxy.model_registry import ServedModel
 from proxy.server import request_log
 
@@ -100,20 +94,22 @@ class MeteredCall:
         return await self._debit(units, details, reply)
 
     async def settle_receipt(
-        self, counts: TokenCounts, reply: StoredReply | None = None
-    ) -> dict[str, str]:
-        """Settle a complete reply and return the headers that tell the client what it paid.
+        self,
+        counts: TokenCounts,
+        *,
+        status: Ending = Ending.OK,
+        reply: StoredReply | None = None,
+    ) -> Receipt:
+        """Settle and return what tells the client what it paid (a reply's headers, a
+        stream's last bytes); a keyed call's ``reply`` is kept in the same transaction.
 
         Awaited, so that a balance read after the answer sees its debit; shielded,
-        so that the debit lands even if the handler is cancelled meanwhile.
+        so that the debit lands even if the handler (or the stream) is cancelled
+        meanwhile.
         """
-        settling = self.meter.endings.spawn(self.settle(counts, reply=reply))
+        settling = self.meter.endings.spawn(self.settle(counts, status=status, reply=reply))
         result = await asyncio.shield(settling)
-        return {
-            "x-request-id": self.request_id,
-            "x-spu-charged": format_spus(result.record.charged_units),
-            "x-spu-remaining": format_spus(result.available_units),
-        }
+        return Receipt.of(self.request_id, result)
 
     def end_detached(
         self,

@@ -11,7 +11,8 @@ then does what every metered call does:
 2. send the request upstream (a failure to send releases the hold: 502 or 504, also
    when the call's total deadline passes first);
 3. relay an upstream's refusal in the protocol's shape, releasing the hold;
-4. relay a stream through the exchange's tap, which settles when the stream ends;
+4. relay a stream through the exchange's tap, which settles when the upstream ends,
+   before the stream's last bytes, so they carry the receipt;
 5. or read the whole reply, settle what it used, and answer with the receipt.
 
 An exchange may also have ledger work the client must not outrun, done before
@@ -189,12 +190,12 @@ class Relay:
             raise
         # The settlement is not under the deadline: a call answered in time is charged in full.
         reply = self._idempotency.kept(JSON, content) if metered.keeps_reply else None
-        headers = await metered.settle_receipt(counts, reply)
+        receipt = await metered.settle_receipt(counts, reply=reply)
         # After the settlement, which a client gone meanwhile must not cancel.
         pending = call.before_reply(body)
         if pending is not None:
             await pending
-        return Response(content, media_type=JSON, headers=headers)
+        return Response(content, media_type=JSON, headers=receipt.headers())
 
     def _past_deadline(self) -> ApiError:
         """Nothing was answered before the call's deadline: 504, and nothing is charged."""

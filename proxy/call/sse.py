@@ -6,6 +6,7 @@ through ``EventSplitter`` and ``event_data``, whichever protocol it speaks.
 """
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -61,3 +62,10 @@ def event_data(event: bytes) -> Any:
         return orjson.loads(data) if data else None
     except orjson.JSONDecodeError:
         return None
+
+
+def typed_event(payload: Mapping[str, Any]) -> bytes:
+    """An event named by its payload's ``type`` (Anthropic's and the Responses API's style)."""
+    return (
+        b"event: " + str(payload["type"]).encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    )

@@ -4,14 +4,25 @@ A stream can end five ways: the upstream finishes, the upstream fails midway,
 the client disconnects while the gateway waits for the upstream, the client
 disconnects while the gateway is sending (or before it started), or the
 call's total deadline passes. The relay generator sees the first three; the
-response's own ``__call__`` sees the last two. All report to one idempotent
-``_finish``, which closes the upstream and settles what the tap says is owed
-(or releases the hold) in tracked background tasks, so neither a cancelled
-handler nor an unstarted generator can leak a hold or an in-flight slot.
+response's own ``__call__`` sees the last two.
+
+When the upstream has ended (finished or failed) and the client is still
+there, the relay settles before it sends the stream's last bytes, which the
+tap held back, so they can carry the receipt (``proxy.call.receipt``): the
+tap writes it into its protocol's closing events. The settlement is tracked
+and shielded, so a client that leaves meanwhile does not stop it. Every other
+ending goes to one idempotent ``_finish``, which closes the upstream and
+settles what the tap says is owed (or releases the hold) in a tracked
+background task, so neither a cancelled handler nor an unstarted generator
+can leak a hold or an in-flight slot.
 
 A stream cut at its deadline is charged for what it streamed, and its client
 gets a closing error event in its protocol's shape and a complete response,
 so the connection stays usable.
+
+A keyed call (``Idempotency-Key``) keeps its events as they went out, its
+closing events without the receipt: the reply is kept in the settlement that
+makes the receipt, and a replay, which costs nothing, is no receipt of a charge.
 """
 
 import asyncio
@@ -23,9 +34,11 @@ import httpx
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ledger import LedgerError
 from pricing import TokenCounts
 from proxy.call.idempotency import ReplyCapture
 from proxy.call.metered_call import Ending, MeteredCall
+from proxy.call.receipt import Receipt
 from proxy.errors import ApiError, error_event
 from proxy.upstream.network import UpstreamResponse
 
@@ -35,7 +48,11 @@ EVENT_STREAM = "text/event-stream"
 
 
 class StreamTap(Protocol):
-    """Reads a protocol's events as they pass (a ``Tally``); returns the bytes to send now."""
+    """Reads a protocol's events as they pass (a ``Tally``); returns the bytes to send now.
+
+    It holds back the stream's closing events (the final usage and the end
+    marker) until ``close``, which sends them with the receipt.
+    """
 
     def feed(self, data: bytes) -> bytes: ...
 
@@ -43,6 +60,9 @@ class StreamTap(Protocol):
         """The last bytes, once the upstream has ended (they may wait for a count)."""
 
     async def owed(self, ending: Ending) -> TokenCounts | None: ...
+
+    async def close(self, receipt: Receipt | None) -> bytes:
+        """The closing events held back, with the receipt when the call was settled."""
 
 
 class MeteredStreamResponse(StreamingResponse):
@@ -127,31 +147,37 @@ class MeteredStreamResponse(StreamingResponse):
     async def _relay(self) -> AsyncIterator[bytes]:
         ending = Ending.CLIENT_DISCONNECTED
         try:
-            async for piece in self._upstream.aiter_bytes():
-                out = self._tap.feed(piece)
-                if out:
-                    if self._before_first_bytes is not None:
-                        await self._first_bytes_go()
-                    if self._capture is not None:
-                        self._capture.add(out)
-                    yield out
-            tail = await self._tap.flush()
+            try:
+                async for piece in self._upstream.aiter_bytes():
+                    out = self._tap.feed(piece)
+                    if out:
+                        if self._before_first_bytes is not None:
+                            await self._first_bytes_go()
+                        self._sent(out)
+                        yield out
+                tail = await self._tap.flush()
+                ending = Ending.OK
+            except (httpx.HTTPError, ValueError) as error:
+                # Headers are sent: the client sees the stream end early, without [DONE].
+                logger.warning("upstream stream of %s broke: %r", self._metered.request_id, error)
+                tail = b""
+                ending = Ending.UPSTREAM_INTERRUPTED
+            except Exception:
+                # A tap that fails on what the upstream sent ends the stream the same way, so
+                # the response still completes (and its connection stays open).
+                logger.exception("relaying the stream of %s failed", self._metered.request_id)
+                tail = b""
+                ending = Ending.UPSTREAM_INTERRUPTED
             if tail:
                 if self._before_first_bytes is not None:
                     await self._first_bytes_go()
-                if self._capture is not None:
-                    self._capture.add(tail)
+                self._sent(tail)
                 yield tail
-            ending = Ending.OK
-        except (httpx.HTTPError, ValueError) as error:
-            # Headers are sent: the client sees the stream end early, without [DONE].
-            logger.warning("upstream stream of %s broke: %r", self._metered.request_id, error)
-            ending = Ending.UPSTREAM_INTERRUPTED
-        except Exception:
-            # A tap that fails on what the upstream sent ends the stream the same way, so
-            # the response still completes (and its connection stays open).
-            logger.exception("relaying the stream of %s failed", self._metered.request_id)
-            ending = Ending.UPSTREAM_INTERRUPTED
+            closing = await self._tap.close(await self._settle(ending))
+            if closing:
+                if self._before_first_bytes is not None:
+                    await self._first_bytes_go()
+                yield closing
         finally:
             self._finish(ending)
 
@@ -162,16 +188,54 @@ class MeteredStreamResponse(StreamingResponse):
         if pending is not None:
             await pending
 
-    def _finish(self, ending: Ending) -> None:
-        if self._finished:
-            return
+    def _sent(self, data: bytes) -> None:
+        if self._capture is not None:
+            self._capture.add(data)
+
+    def _end(self, ending: Ending) -> Ending:
+        """Mark the stream ended and close the upstream; returns how it ended."""
         self._finished = True
         if self._cut is Ending.DEADLINE_EXCEEDED:
             # The cut may reach the relay first, as a cancellation it takes for a disconnect.
             ending = Ending.DEADLINE_EXCEEDED
             self._closing = error_event(self._past_deadline(), self._path)
-            if self._capture is not None:
-                self._capture.add(self._closing)
+            self._sent(self._closing)
         self._metered.meter.endings.spawn(self._upstream.aclose())
+        return ending
+
+    async def _settle(self, ending: Ending) -> Receipt | None:
+        """End the call while the client waits for the last bytes: the receipt, or None when
+        nothing was owed (released) or the ledger could not be reached.
+
+        Tracked and shielded, from working out what is owed (a count may run in a
+        thread) to the debit, so a client that leaves meanwhile stops none of it.
+        """
+        ending = self._end(ending)
+        return await asyncio.shield(self._metered.meter.endings.spawn(self._settle_owed(ending)))
+
+    async def _settle_owed(self, ending: Ending) -> Receipt | None:
+        try:
+            counts = await self._tap.owed(ending)
+        except Exception:
+            logger.exception("could not work out what %s owes", self._metered.request_id)
+            counts = None
+        if counts is None:
+            await self._metered.release()
+            return None
+        reply = None
+        if self._capture is not None:
+            self._capture.add(await self._tap.close(None))
+            reply = self._capture.reply(EVENT_STREAM)
+        try:
+            result = await self._metered.settle(counts, status=ending, reply=reply)
+        except LedgerError:
+            logger.exception("stream %s ends without its receipt", self._metered.request_id)
+            return None
+        return Receipt.of(self._metered.request_id, result)
+
+    def _finish(self, ending: Ending) -> None:
+        if self._finished:
+            return
+        ending = self._end(ending)
         reply = None if self._capture is None else self._capture.reply(EVENT_STREAM)
         self._metered.end_detached(self._tap.owed(ending), status=ending, reply=reply)

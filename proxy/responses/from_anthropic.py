@@ -101,7 +101,7 @@ class ResponsesFromAnthropic(TranslatedStream, AnthropicEventTally):
                 self._stop_reason = str(delta["stop_reason"])
             return []
         if kind == "message_stop":
-            return self._finish()
+            return self._end_when_settled()
         if kind == "error":
             error = event.get("error")
             message = error.get("message") if isinstance(error, Mapping) else None

@@ -91,7 +91,7 @@ class ResponsesFromChat(TranslatedStream):
 
     def _translate(self, chunk: Any) -> list[bytes]:
         if chunk == DONE:
-            return self._finish()
+            return self._end_when_settled()
         if not isinstance(chunk, dict):
             return []
         if isinstance(chunk.get("error"), dict):

@@ -1,20 +1,23 @@
 """A tap on a Responses event stream relayed unchanged from an upstream that speaks it.
 
-The bytes go to the client as they come, but for the first event: it is held
-until it is complete, because it is ``response.created``, which names the
-response, and the gateway records which org owns that id before the client
-can see it (``NativeExchange.before_stream``). Beside the bytes the tap reads
-the provider's usage from the final ``response.completed`` (or
-``response.incomplete`` / ``response.failed``), and the text, reasoning and
-tool-call arguments generated so far, so that a stream cut short can still be
-counted.
+The events go to the client as they come, each once it is complete: the first
+is ``response.created``, which names the response, and the gateway records
+which org owns that id before the client can see it
+(``NativeExchange.before_stream``). Beside them the tap reads the provider's
+usage from the final ``response.completed`` (or ``response.incomplete`` /
+``response.failed``), and the text, reasoning and tool-call arguments
+generated so far, so that a stream cut short can still be counted. The final
+event waits for the settlement: the receipt goes into its ``response.usage``
+and as a comment line just before it.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
 from pricing import PromptTokens
-from proxy.call.sse import EventSplitter, event_data
+from proxy.call.held_end import HeldEndTap
+from proxy.call.receipt import Receipt
+from proxy.call.sse import typed_event
 from proxy.call.tally import Tally
 from proxy.responses.usage import reported_token_counts
 
@@ -49,32 +52,30 @@ def response_text(body: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-class ResponsesStreamTap(Tally):
+class ResponsesStreamTap(HeldEndTap, Tally):
     """Reads a native Responses stream as it passes: its id, its usage, what it generated."""
 
     def __init__(self, *, encoding_model: str, prompt: PromptTokens) -> None:
         super().__init__(encoding_model=encoding_model, prompt=prompt)
-        self._events = EventSplitter()
         self.response_id: str | None = None
-        self._held: bytes | None = b""
-        """What came before the first complete event (None once that has gone out)."""
 
-    def feed(self, data: bytes) -> bytes:
-        """Read the events completed by ``data``; hand ``data`` back to be sent as it is."""
-        events = self._events.feed(data)
-        for event in events:
-            self._read(event_data(event))
-        if self._held is not None:
-            self._held += data
-            if not events:
-                return b""
-            data, self._held = self._held, None
-        return data
+    def _read_event(self, data: Any) -> bool:
+        """The final event (``response.completed``, ``.incomplete`` or ``.failed``) is the end."""
+        self._read(data)
+        return _is_final(data)
 
-    async def flush(self) -> bytes:
-        self._read(event_data(self._events.flush()))
-        held, self._held = self._held, None
-        return held or b""
+    def _ends_stream(self, data: Any) -> bool:
+        return _is_final(data)
+
+    def _closing(self, raw: bytes, data: Any, receipt: Receipt | None) -> bytes:
+        response = data.get("response") if isinstance(data, dict) else None
+        if receipt is None or not _is_final(data) or not isinstance(response, dict):
+            return raw
+        if not isinstance(response.get("usage"), dict):
+            return raw
+        usage = {**response["usage"], **receipt.usage_fields()}
+        event = {**data, "response": {**response, "usage": usage}}
+        return typed_event(event)
 
     def _read(self, event: Any) -> None:
         if not isinstance(event, dict):
@@ -97,3 +98,11 @@ class ResponsesStreamTap(Tally):
                 self.error = error if isinstance(error, Mapping) else {}
         elif kind == "error":
             self.error = event
+
+
+def _is_final(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("type") in FINAL_EVENTS
+        and isinstance(data.get("response"), Mapping)
+    )

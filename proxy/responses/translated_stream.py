@@ -7,16 +7,18 @@ completed if the upstream said it had finished, and failed otherwise: a
 client such as Codex must never be left without a final event.
 
 Each is a ``Tally`` (the one usage rule): the closing event tells the client
-``final()``, the counts it is charged. When the upstream finishes without
-having reported them, the closing event waits for the end of its bytes
-(``flush``), where the gateway counts them off the event loop.
+``final()``, the counts it is charged, and waits for the settlement so that its
+usage carries the receipt too (with a comment line just before it). When the
+upstream did not report its counts, ``final()`` counts what it generated off the
+event loop.
 """
 
 from collections.abc import Mapping
 from typing import Any, TypedDict, Unpack
 
 from pricing import PromptTokens, TokenCounts
-from proxy.call.sse import EventSplitter, event_data
+from proxy.call.receipt import Receipt
+from proxy.call.sse import EventSplitter, event_data, typed_event
 from proxy.call.tally import Tally
 from proxy.responses.tools import Tools
 from proxy.responses.writer import ResponseWriter
@@ -39,8 +41,11 @@ class TranslatedStream(Tally):
         self._events = EventSplitter()
         self._writer = ResponseWriter(request, model=options["model_name"])
         self._tools = options["tools"]
-        self._counting = False
-        """The upstream finished before reporting counts: ``flush`` completes the response."""
+        self._ending = False
+        """The upstream has finished: the closing events wait for the receipt."""
+        self._closing: list[bytes] | None = None
+        """The closing events, made at the first ``close``: a keyed call asks for them twice
+        (its kept reply has no receipt)."""
 
     @property
     def response_id(self) -> str:
@@ -53,26 +58,36 @@ class TranslatedStream(Tally):
         return self._translate_all([event_data(event) for event in self._events.feed(data)])
 
     async def flush(self) -> bytes:
-        """The end of the upstream's bytes: complete the response, or fail it if unfinished."""
+        """The end of the upstream's bytes: complete the response (at ``close``), or fail it
+        if unfinished."""
         out = self._translate_all([event_data(self._events.flush())])
-        if self._writer.finished:
+        if self._writer.finished or self._ending:
             return out
-        if self._counting or self._upstream_finished:
-            return out + b"".join(self._complete(await self.final()))
+        if self._upstream_finished:
+            self._ending = True
+            return out
         return out + b"".join(self._writer.fail(CUT_SHORT))
 
-    def _finish(self) -> list[bytes]:
-        """The upstream has finished: complete with its counts now, or in ``flush`` once
-        what it generated is counted."""
-        if self.reported is None:
-            self._counting = True
-            return []
-        return self._complete(self.reported)
+    async def close(self, receipt: Receipt | None) -> bytes:
+        comment = b"" if receipt is None else receipt.comment()
+        if not self._ending or (self._writer.finished and self._closing is None):
+            return comment
+        if self._closing is None:
+            self._closing = self._complete(await self.final())
+        *items_done, final = self._closing
+        if receipt is not None:
+            final = _with_receipt(final, receipt)
+        return b"".join([*items_done, comment, final])
+
+    def _end_when_settled(self) -> list[bytes]:
+        """The upstream has finished: the closing events wait for ``close``."""
+        self._ending = True
+        return []
 
     def _translate_all(self, payloads: list[Any]) -> bytes:
         out: list[bytes] = []
         for payload in payloads:
-            if self._writer.finished or self._counting:
+            if self._writer.finished or self._ending:
                 break
             out.extend(self._translate(payload))
         return b"".join(out)
@@ -86,4 +101,13 @@ class TranslatedStream(Tally):
         raise NotImplementedError
 
     def _complete(self, counts: TokenCounts) -> list[bytes]:
+        """The closing events, ``response.completed`` (or ``.incomplete``) last."""
         raise NotImplementedError
+
+
+def _with_receipt(final: bytes, receipt: Receipt) -> bytes:
+    """The final event with the receipt in its ``response.usage``."""
+    event = event_data(final)
+    response = event["response"]
+    usage = {**response["usage"], **receipt.usage_fields()}
+    return typed_event({**event, "response": {**response, "usage": usage}})

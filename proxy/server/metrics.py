@@ -39,13 +39,27 @@ class Metrics:
             registry=self.registry,
         )
         self.refusals = Counter(
-            "spu_insufficient_credit_refusals",
-            "Calls refused with 402.",
-            ("model",),
+            "spu_limit_refusals",
+            "Calls refused by a limit: the org's credits or a key's budget (402), a key's rpm or"
+            " tpm (429).",
+            ("model", "limit_source"),
             registry=self.registry,
         )
         self.open_holds = Gauge(
             "spu_open_holds", "Metered calls in flight in this worker.", registry=self.registry
+        )
+        self.auto_recharges = Counter(
+            "spu_auto_recharges",
+            "Auto-recharges by outcome: started (a PaymentIntent confirmed), succeeded (credited),"
+            " declined, requires_action, failed.",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.alert_deliveries = Counter(
+            "spu_alert_deliveries",
+            "Alert delivery attempts by event type and outcome: delivered, retrying, dead.",
+            ("event", "outcome"),
+            registry=self.registry,
         )
         self.webhook_events = Counter(
             "spu_webhook_events",

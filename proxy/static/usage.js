@@ -125,6 +125,48 @@
     $("no-calls").hidden = records.length > 0;
   }
 
+  function renderSpendControls(controls) {
+    const body = $("key-limits").querySelector("tbody");
+    body.replaceChildren(
+      ...controls.keys.map((key) => {
+        const row = document.createElement("tr");
+        row.dataset.keyId = key.key_id;
+        const budget = key.budget;
+        const used = budget ? String(Number(budget.spent_spus) + Number(budget.held_spus)) : "";
+        const resets = budget && budget.window_end ? budget.window_end.replace("T", " ").slice(0, 16) : "";
+        row.append(
+          cell(key.name || `${key.prefix}…`),
+          cell(key.budget_spus === null ? "none" : `${key.budget_spus} per ${key.budget_period}`),
+          cell(used),
+          cell(budget ? budget.left_spus : ""),
+          cell(key.budget_spus === null ? "" : resets || "never"),
+          cell(key.rpm === null ? "–" : String(key.rpm)),
+          cell(key.tpm === null ? "–" : String(key.tpm)),
+        );
+        return row;
+      }),
+    );
+    $("no-key-limits").hidden = controls.keys.length > 0;
+    const alerts = controls.alerts;
+    if (alerts === null) {
+      $("alerts-state").textContent = "Low-balance alerts: off.";
+    } else {
+      const last = alerts.recent[0];
+      const lastText = last ? ` Latest: ${last.type} (${last.state}).` : "";
+      const thresholds = alerts.thresholds_spus.join(", ") || "none";
+      $("alerts-state").textContent = `Low-balance alerts: on, below ${thresholds} SPUs and when depleted.${lastText}`;
+    }
+    const recharge = controls.auto_recharge;
+    if (recharge === null) {
+      $("recharge-state").textContent = "Auto-recharge: off.";
+    } else {
+      const last = recharge.recent[0];
+      const lastText = last ? ` Latest: ${last.amount_spus} SPUs, ${last.state}${last.reason ? ` (${last.reason})` : ""}.` : "";
+      $("recharge-state").textContent =
+        `Auto-recharge: ${recharge.amount_spus} SPUs when below ${recharge.threshold_spus}, at most ${recharge.monthly_cap_spus} a month.${lastText}`;
+    }
+  }
+
   async function redirectTo(path, body) {
     $("billing-error").textContent = "";
     try {
@@ -155,6 +197,7 @@
       renderPeriod(summary.period);
       renderChart(summary.daily);
       renderRecent(summary.recent);
+      renderSpendControls(summary.spend_controls);
       renderBilling(config, summary.via_link);
       document.body.dataset.state = "ready";
     } catch (error) {

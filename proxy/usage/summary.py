@@ -1,4 +1,5 @@
-"""What the usage page shows: balance, billing period, SPUs per day by model, recent calls.
+"""What the usage page shows: balance, billing period, SPUs per day by model, recent calls, and
+the spend controls (each key's limits and budget use, alerts, auto-recharge).
 
 The ledger totals by one key at a time, so the day × model grid is read as one
 ``group_by=model`` total per UTC day: exact figures, and a bounded number of
@@ -13,7 +14,13 @@ from typing import Any
 
 from ledger import LedgerStore, format_spus
 from ledger.models import Account
-from proxy.ledger_json import balance_json, format_usd, usage_record_json
+from proxy.ledger_json import (
+    balance_json,
+    format_usd,
+    key_budget_json,
+    key_limits_json,
+    usage_record_json,
+)
 from proxy.usage.window import through
 
 MAX_CHART_DAYS = 62
@@ -21,6 +28,8 @@ MAX_CHART_DAYS = 62
 ROLLING_WINDOW_DAYS = 30
 """Orgs without a billing period see their last 30 days."""
 SECONDS_PER_DAY = 86_400
+RECENT_NOTICES = 5
+"""Alerts and recharges shown: the latest few, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +94,75 @@ async def daily_by_model(
     ]
 
 
+async def spend_controls(store: LedgerStore, org_id: str) -> dict[str, Any]:
+    """Each limited key's limits and budget use, and the alert and recharge state (never the
+    alert URL or its secret: a read-only link may show this page)."""
+    keys, budgets, alerts, recharge = await asyncio.gather(
+        store.list_access_keys(org_id),
+        store.key_budget_use(org_id),
+        store.alert_settings(org_id),
+        store.auto_recharge(org_id),
+    )
+    used = {use.key_id: use for use in budgets}
+    limited = [
+        {
+            "key_id": key.key_id,
+            "name": key.name,
+            "prefix": key.prefix,
+            **key_limits_json(key.limits),
+            "budget": None if key.key_id not in used else key_budget_json(used[key.key_id]),
+        }
+        for key in keys
+        if key.revoked_at is None
+        and (key.limits.budget_units is not None or key.limits.rate_limited)
+    ]
+    events = await store.alert_events(org_id, limit=RECENT_NOTICES) if alerts else []
+    recharges = await store.recharges(org_id, limit=RECENT_NOTICES) if recharge else []
+    return {
+        "keys": limited,
+        "alerts": None
+        if alerts is None
+        else {
+            "thresholds_spus": [format_spus(units) for units in alerts.thresholds_units],
+            "recent": [
+                {
+                    "type": event.kind.value,
+                    "state": event.state.value,
+                    "attempts": event.attempts,
+                    "created": event.created_at,
+                }
+                for event in events
+            ],
+        },
+        "auto_recharge": None
+        if recharge is None
+        else {
+            "threshold_spus": format_spus(recharge.threshold_units),
+            "amount_spus": format_spus(recharge.amount_units),
+            "monthly_cap_spus": format_spus(recharge.monthly_cap_units),
+            "recent": [
+                {
+                    "amount_spus": format_spus(item.amount_units),
+                    "state": item.state.value,
+                    "reason": item.reason,
+                    "created": item.created_at,
+                }
+                for item in recharges
+            ],
+        },
+    }
+
+
 async def usage_summary(
     store: LedgerStore, org_id: str, *, recent_calls: int, now: datetime
 ) -> dict[str, Any]:
     balance = await store.balance(org_id)
     account = balance.account
     window = chart_window(account, now)
-    daily, recent = await asyncio.gather(
+    daily, recent, controls = await asyncio.gather(
         daily_by_model(store, org_id, window, now),
         store.usage_records(org_id, limit=recent_calls),
+        spend_controls(store, org_id),
     )
     return {
         "object": "usage_summary",
@@ -111,4 +180,5 @@ async def usage_summary(
             "data": daily,
         },
         "recent": [usage_record_json(record) for record in recent],
+        "spend_controls": controls,
     }

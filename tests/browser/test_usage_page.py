@@ -26,6 +26,8 @@ from pydantic import SecretStr
 
 from ledger import (
     Balance,
+    BudgetPeriod,
+    KeyLimits,
     LedgerStore,
     Subscription,
     UsageDetails,
@@ -132,6 +134,13 @@ async def seed(ledger_path: Path) -> str:
             )
             await store.settle(request_id, units, details)
         token, _ = await issue_token(store, ORG_ID, name="browser")
+        await issue_token(
+            store,
+            ORG_ID,
+            name="batch-jobs",
+            limits=KeyLimits(spus_to_units(25), BudgetPeriod.WEEK, rpm=60),
+        )
+        await store.set_alerts(ORG_ID, "https://hooks.example.test/spu", [spus_to_units(10)], "x")
         return token
     finally:
         await store.close()
@@ -244,6 +253,12 @@ def test_the_page_shows_the_ledgers_buckets_period_calls_and_chart(
     assert text("#available") == format_spus(balance.available_units)
     assert text("#days-left") == f"{days_left(account, datetime.now(UTC))} days left"
     assert text("#plan-tier") == "enterprise"
+
+    [limited] = page.locator("#key-limits tbody tr").all()
+    assert limited.locator("td").all_inner_texts()[:4] == ["batch-jobs", "25 per week", "0", "25"]
+    assert limited.locator("td").all_inner_texts()[5:] == ["60", "–"]
+    assert text("#alerts-state") == "Low-balance alerts: on, below 10 SPUs and when depleted."
+    assert text("#recharge-state") == "Auto-recharge: off."
 
     rows = page.locator("#recent-calls tbody tr")
     assert rows.count() == len(records) == len(SEEDED_CALLS) + 1

@@ -7,10 +7,10 @@ test modules.
 
 import asyncio
 import multiprocessing.synchronize
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ledger.factory import open_store
-from ledger.models import HoldPlaced, UsageDetails
+from ledger.models import HoldPlaced, HoldRefused, UsageDetails
 from ledger.store import LedgerStore
 
 DETAILS = UsageDetails(model="gpt-4o-mini", provider="openai", total_tokens=1)
@@ -25,6 +25,7 @@ class CallOutcome:
     charged_units: int = 0
     available_units: int = 0
     needed_units: int = 0
+    limit_source: str = ""
 
 
 async def _one_call(
@@ -34,17 +35,21 @@ async def _one_call(
     hold_units: int,
     charge_units: int,
     start_delay_s: float,
+    key_id: str | None,
 ) -> CallOutcome:
     await asyncio.sleep(start_delay_s)
-    placed = await store.hold(org_id, hold_units, request_id, ttl_s=120)
-    if not isinstance(placed, HoldPlaced):
+    placed = await store.hold(org_id, hold_units, request_id, ttl_s=120, key_id=key_id)
+    if isinstance(placed, HoldRefused):
         return CallOutcome(
             request_id,
             False,
             available_units=placed.available_units,
             needed_units=placed.needed_units,
+            limit_source=placed.limit_source.value,
         )
-    settled = await store.settle(request_id, charge_units, DETAILS)
+    assert isinstance(placed, HoldPlaced), placed
+    details = replace(DETAILS, key_id=key_id)
+    settled = await store.settle(request_id, charge_units, details)
     return CallOutcome(request_id, True, charged_units=settled.record.charged_units)
 
 
@@ -54,6 +59,7 @@ async def _calls(
     worker: int,
     tasks: int,
     hold_units: int,
+    key_id: str | None,
     start_together: multiprocessing.synchronize.Barrier,
 ) -> list[CallOutcome]:
     store = open_store(url)
@@ -71,6 +77,7 @@ async def _calls(
                 hold_units,
                 hold_units * (n % 4 + 1) // 4,
                 n % 8 / 500,
+                key_id,
             )
             for n in range(tasks)
         )
@@ -85,9 +92,11 @@ def run_call_worker(
     worker: int,
     tasks: int,
     hold_units: int,
+    key_id: str | None,
     start_together: multiprocessing.synchronize.Barrier,
 ) -> list[CallOutcome]:
-    return asyncio.run(_calls(url, org_id, worker, tasks, hold_units, start_together))
+    """``tasks`` calls on the org (on ``key_id``'s limits when given) from this process."""
+    return asyncio.run(_calls(url, org_id, worker, tasks, hold_units, key_id, start_together))
 
 
 async def _credits(

@@ -4,17 +4,20 @@ file, and a PostgreSQL database (each process with its own connection pool, as r
 Whatever order the four writers commit in, credit is never spent twice: the
 debits stay within the balance, each accepted call has exactly one usage
 record, refused calls leave nothing behind, every id credits once, and the
-books balance to the unit.
+books balance to the unit. Calls on one key with a budget never settle past it,
+on every backend of the contract suite (MongoDB too when TEST_MONGODB_URL is set).
 """
 
 import asyncio
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from ledger.factory import open_store
-from ledger.models import CreditKind
+from ledger.key_limits import BudgetPeriod, KeyLimits
+from ledger.models import AccessKey, CreditKind
 from ledger.store import LedgerStore
 from ledger.units import UNITS_PER_SPU
 from ledger.verify import verify
@@ -30,6 +33,9 @@ HOLD_UNITS = 10 * UNITS_PER_SPU
 # Calls charge 1/4 to 4/4 of their hold, 5/8 on average: the balance pays for about half.
 BALANCE_UNITS = CALLS * HOLD_UNITS * 5 // 16
 ORG_ID = "org-shared"
+KEY_ID = "key-shared"
+KEY_BUDGET_UNITS = CALLS * HOLD_UNITS * 5 // 24
+"""About a third of what the calls would spend (5/8 of their holds on average)."""
 
 
 def _in_processes(worker: Callable[..., T], arguments: list[tuple[object, ...]]) -> list[T]:
@@ -53,7 +59,8 @@ async def test_four_processes_never_spend_credit_twice(ledger_url: str) -> None:
     await store.close()
 
     arguments = [
-        (ledger_url, ORG_ID, worker, TASKS_PER_PROCESS, HOLD_UNITS) for worker in range(PROCESSES)
+        (ledger_url, ORG_ID, worker, TASKS_PER_PROCESS, HOLD_UNITS, None)
+        for worker in range(PROCESSES)
     ]
     per_process = await asyncio.to_thread(_in_processes, run_call_worker, arguments)
 
@@ -63,6 +70,7 @@ async def test_four_processes_never_spend_credit_twice(ledger_url: str) -> None:
     refused = [o for o in outcomes if not o.accepted]
     assert accepted and refused, "the balance should pay for some calls, not all"
     assert all(o.needed_units > o.available_units for o in refused)
+    assert {o.limit_source for o in refused} == {"org"}
     charged_total = sum(accepted.values())
     assert charged_total <= BALANCE_UNITS
 
@@ -104,6 +112,46 @@ async def test_four_processes_create_and_credit_each_id_once(ledger_url: str) ->
         account = await store.get_account(ORG_ID)
         assert account.granted_left_units == UNITS_PER_SPU
         assert account.purchased_left_units == len(sessions) * UNITS_PER_SPU
+        assert await verify(store) == (1, [])
+    finally:
+        await store.close()
+
+
+async def test_four_processes_never_spend_past_one_keys_budget(any_ledger_url: str) -> None:
+    url = any_ledger_url
+    budget_units = KEY_BUDGET_UNITS
+    store = await _open(url)
+    await store.create_account(ORG_ID, free_grant_units=10 * CALLS * HOLD_UNITS)
+    key = AccessKey(
+        KEY_ID,
+        ORG_ID,
+        "spu_shared",
+        "d" * 64,
+        "shared",
+        datetime.now(UTC),
+        limits=KeyLimits(budget_units=budget_units, budget_period=BudgetPeriod.DAY),
+    )
+    await store.add_access_key(key)
+    await store.close()
+
+    arguments = [
+        (url, ORG_ID, worker, TASKS_PER_PROCESS, HOLD_UNITS, KEY_ID) for worker in range(PROCESSES)
+    ]
+    per_process = await asyncio.to_thread(_in_processes, run_call_worker, arguments)
+
+    outcomes = [outcome for outcomes in per_process for outcome in outcomes]
+    accepted = {o.request_id: o.charged_units for o in outcomes if o.accepted}
+    refused = [o for o in outcomes if not o.accepted]
+    assert len(outcomes) == CALLS and accepted and refused
+    assert {o.limit_source for o in refused} == {"key_budget"}
+    assert all(o.needed_units > o.available_units for o in refused)
+    assert sum(accepted.values()) <= budget_units
+    store = await _open(url)
+    try:
+        records = await store.usage_records(ORG_ID, limit=10 * CALLS)
+        assert {r.request_id: r.charged_units for r in records} == accepted
+        [use] = await store.key_budget_use(ORG_ID)
+        assert (use.spent_units, use.held_units) == (sum(accepted.values()), 0)
         assert await verify(store) == (1, [])
     finally:
         await store.close()

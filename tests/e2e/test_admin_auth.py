@@ -18,12 +18,21 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/admin/organizations/{org}/keys", {"name": "x"}),
     ("GET", "/admin/organizations/{org}/keys", None),
     ("DELETE", "/admin/organizations/{org}/keys/{key}", None),
+    ("PATCH", "/admin/organizations/{org}/keys/{key}", {"rpm": 1}),
     ("POST", "/admin/organizations/{org}/credit_grants", {"spus": "1000", "reason": "free"}),
     ("GET", "/admin/organizations/{org}/credit_transactions", None),
     ("PUT", "/admin/organizations/{org}/plan", {"allowance_spus": "1000"}),
     ("DELETE", "/admin/organizations/{org}/plan", None),
     ("GET", "/admin/organizations/{org}/usage", None),
     ("GET", "/admin/usage", None),
+    ("PUT", "/admin/organizations/{org}/alerts", {"url": "https://x.test"}),
+    ("GET", "/admin/organizations/{org}/alerts", None),
+    ("DELETE", "/admin/organizations/{org}/alerts", None),
+    ("GET", "/admin/organizations/{org}/alerts/events", None),
+    ("POST", "/admin/organizations/{org}/alerts/events/{event}/retry", None),
+    ("PUT", "/admin/organizations/{org}/auto_recharge", {"threshold_spus": "1"}),
+    ("GET", "/admin/organizations/{org}/auto_recharge", None),
+    ("DELETE", "/admin/organizations/{org}/auto_recharge", None),
 ]
 ROUTE_IDS = [f"{method} {path}" for method, path, _ in ROUTES]
 
@@ -40,7 +49,7 @@ async def answers(
     found = {}
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         for method, path, body in ROUTES:
-            url = path.format(org=org.org_id, key=org.key_id)
+            url = path.format(org=org.org_id, key=org.key_id, event="evt_1")
             response = await client.request(method, url, json=body, headers=headers)
             found[f"{method} {path}"] = (response.status_code, response.json()["error"]["code"])
     return found
@@ -110,7 +119,12 @@ async def test_the_route_list_above_covers_every_admin_route(
         paths = (await client.get("/openapi.json")).json()["paths"]
 
     served = {
-        (method.upper(), path.replace("{org_id}", "{org}").replace("{key_id}", "{key}"))
+        (
+            method.upper(),
+            path.replace("{org_id}", "{org}")
+            .replace("{key_id}", "{key}")
+            .replace("{event_id}", "{event}"),
+        )
         for path, methods in paths.items()
         if path.startswith("/admin")
         for method in methods

@@ -47,6 +47,7 @@ async def test_credit_checkout_sells_the_credit_price_as_a_line_item_for_the_cal
         "object": "checkout.session",
         "id": session["id"],
         "url": session["url"],
+        "save_card": False,
         "spus": "1000",
         "amount": 1000,
         "currency": "usd",

@@ -15,7 +15,7 @@ from typing import TypeVar
 import pytest
 from typer.testing import CliRunner, Result
 
-from ledger import LedgerStore, UsageDetails, spus_to_units
+from ledger import BudgetPeriod, KeyLimits, LedgerStore, UsageDetails, spus_to_units
 from ledger.sqlite import SqliteLedger
 from ledger.verify import verify
 from proxy.app import create_app
@@ -182,6 +182,31 @@ def test_keys_create_shows_the_token_once_list_hides_it_and_revoke_ends_it(
     after = on_ledger(ledger_path, lambda store: store.access_key_by_hash(hash_token(token)))
     assert after is not None and after.revoked_at is not None
     assert missing.exit_code == 1
+
+
+def test_keys_limit_sets_and_keeps_limits_and_list_shows_them(
+    spu: Callable[..., Result], ledger_path: Path
+) -> None:
+    spu("orgs", "create", "acme")
+    (token,) = TOKEN.findall(spu("keys", "create", "acme").stdout)
+    key = on_ledger(ledger_path, lambda store: store.access_key_by_hash(hash_token(token)))
+    assert key is not None
+
+    limited = spu("keys", "limit", "acme", key.key_id, "--budget", "12.5", "--period", "week")
+    rated = spu("keys", "limit", "acme", key.key_id, "--rpm", "30", "--tpm", "9000")
+    listed = spu("keys", "list", "acme")
+
+    assert limited.exit_code == 0 and "12.5 SPUs per week" in limited.stdout
+    assert rated.exit_code == 0 and "rpm 30" in rated.stdout
+    after = on_ledger(ledger_path, lambda store: store.access_key_by_hash(hash_token(token)))
+    assert after is not None
+    assert after.limits == KeyLimits(spus_to_units("12.5"), BudgetPeriod.WEEK, 30, 9000)
+    row = next(line for line in listed.stdout.splitlines() if key.key_id in line)
+    assert "0 of 12.5 per week" in row and "30" in row and "9000" in row
+    cleared = spu("keys", "limit", "acme", key.key_id, "--budget", "none", "--rpm", "0")
+    assert cleared.exit_code == 0 and "no budget" in cleared.stdout
+    assert spu("keys", "limit", "acme", key.key_id, "--budget", "lots").exit_code == 1
+    assert spu("keys", "limit", "acme", "key_nope", "--rpm", "3").exit_code == 1
 
 
 def test_credits_grant_is_retry_safe_and_checks_the_amount(

@@ -7,7 +7,8 @@ import httpx
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from ledger import LedgerStore, format_spus
+from ledger import BudgetPeriod, KeyLimits, LedgerStore, format_spus, spus_to_units
+from proxy.auth import issue_token
 from tests.e2e.support import CHAT_MODEL, Org, RunningGateway, StartGateway, expected_units
 from tests.fakes.upstream import FakeUpstream
 
@@ -171,3 +172,29 @@ async def test_only_the_pages_own_assets_are_served(http: httpx.AsyncClient) -> 
     assert script.headers["content-type"].startswith("text/javascript")
     for name in ("usage.html", "vendor%2Fchart.umd.min.js", "..%2F..%2Fsettings.py", "nope.js"):
         assert (await http.get(f"/usage/assets/{name}")).status_code == 404
+
+
+async def test_the_summary_shows_each_limited_keys_budget_use_and_the_alert_state(
+    page_gateway: RunningGateway, http: httpx.AsyncClient, org: Org, store: LedgerStore
+) -> None:
+    limits = KeyLimits(spus_to_units(1), BudgetPeriod.DAY, rpm=100)
+    token, key = await issue_token(store, org.org_id, name="ci", limits=limits)
+    await chat(page_gateway, token)
+    await store.set_alerts(org.org_id, "https://hooks.example.test/secret-path", [10], "whsec_x")
+
+    controls = (await http.get("/v1/usage/summary", headers=bearer(org.token))).json()[
+        "spend_controls"
+    ]
+
+    [shown] = controls["keys"]
+    assert (shown["key_id"], shown["budget_spus"], shown["budget_period"], shown["rpm"]) == (
+        key.key_id,
+        "1",
+        "day",
+        100,
+    )
+    assert shown["budget"]["spent_spus"] == format_spus(CHAT_UNITS)
+    assert shown["budget"]["window_end"] is not None
+    assert controls["alerts"] == {"thresholds_spus": ["0.00001"], "recent": []}
+    assert controls["auto_recharge"] is None
+    assert "secret-path" not in str(controls) and "whsec_x" not in str(controls)

@@ -64,6 +64,10 @@ class FakeStripe:
         self.charges: dict[str, Obj] = {}
         self.refunds: dict[str, Obj] = {}
         self.portal_sessions: dict[str, Obj] = {}
+        self.payment_intents: dict[str, Obj] = {}
+        self.card_outcome = "succeeded"
+        """What confirming the next off-session PaymentIntent does: succeeded, declined or
+        requires_action."""
         self.requests: list[Recorded] = []
         self.failures: list[tuple[str, str]] = []
         """(method, path regex) answered once each with a non-retryable 500."""
@@ -129,7 +133,13 @@ class FakeStripe:
         session["payment_status"] = payment_status
         events: list[Obj] = []
         if session["mode"] == "payment":
-            session["payment_intent"] = self.new_id("pi")
+            intent = self._intent(
+                amount=session["amount_total"],
+                customer_id=session["customer"],
+                metadata={},
+                status="succeeded" if payment_status == "paid" else "processing",
+            )
+            session["payment_intent"] = intent["id"]
             if payment_status == "paid":
                 self._charge(session)
         else:
@@ -188,6 +198,72 @@ class FakeStripe:
             self.new_id("dp"), charge_obj=charge, amount=charge["amount"], created=self.tick()
         )
         return [self.event("charge.dispute.created", dispute)]
+
+    def save_card(self, customer_id: str) -> str:
+        """The customer's card becomes its default payment method (as a saving Checkout does)."""
+        payment_method = self.new_id("pm")
+        self.customers[customer_id]["invoice_settings"]["default_payment_method"] = payment_method
+        return payment_method
+
+    def intent_succeeded(self, intent_id: str) -> list[Obj]:
+        """An off-session PaymentIntent that was processing settles."""
+        intent = self.payment_intents[intent_id]
+        intent["status"] = "succeeded"
+        return [self.event("payment_intent.succeeded", intent)]
+
+    def intents_for(self, purpose: str) -> list[Obj]:
+        return [
+            i for i in self.payment_intents.values() if i["metadata"].get("purchase") == purpose
+        ]
+
+    def _intent(
+        self, *, amount: int, customer_id: str | None, metadata: dict[str, str], status: str
+    ) -> Obj:
+        intent = {
+            "id": self.new_id("pi"),
+            "object": "payment_intent",
+            "amount": amount,
+            "currency": "usd",
+            "customer": customer_id,
+            "metadata": metadata,
+            "payment_method": self.new_id("pm"),
+            "status": status,
+            "created": self.tick(),
+            "last_payment_error": None,
+        }
+        self.payment_intents[intent["id"]] = intent
+        return intent
+
+    def _create_intent(self, params: dict[str, str]) -> httpx.Response:
+        """Confirmed at once (``confirm=true``) with the outcome ``card_outcome`` names."""
+        customer_id = params.get("customer")
+        if customer_id not in self.customers or not params.get("payment_method"):
+            return _error(400, "A customer and a payment method are required.")
+        outcome = self.card_outcome
+        status = {"declined": "requires_payment_method"}.get(outcome, outcome)
+        intent = self._intent(
+            amount=int(params["amount"]),
+            customer_id=customer_id,
+            metadata=_nested(params, "metadata"),
+            status=status,
+        )
+        intent["payment_method"] = params["payment_method"]
+        if outcome != "declined":
+            return self._json(intent)
+        intent["last_payment_error"] = {
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+        }
+        body = {
+            "error": {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": "insufficient_funds",
+                "message": "Your card has insufficient funds.",
+                "payment_intent": intent,
+            }
+        }
+        return httpx.Response(402, json=body, headers={"request-id": "req_fake"})
 
     def charge_of(self, session_id: str) -> Obj:
         intent = self.sessions[session_id]["payment_intent"]
@@ -309,6 +385,24 @@ class FakeStripe:
             case "GET", ["refunds"]:
                 found = [r for r in self.refunds.values() if r["charge"] == params.get("charge")]
                 return self._list(found, params, path)
+            case "GET", ["customers", customer_id]:
+                if customer_id not in self.customers:
+                    return _error(404, f"No such customer: '{customer_id}'")
+                return self._json(self.customers[customer_id])
+            case "POST", ["customers", customer_id]:
+                settings = _nested(params, "invoice_settings")
+                customer = self.customers[customer_id]
+                customer["invoice_settings"].update(settings)
+                return self._json(customer)
+            case "POST", ["payment_intents"]:
+                return self._create_intent(params)
+            case "GET", ["payment_intents", intent_id]:
+                if intent_id not in self.payment_intents:
+                    return _error(404, f"No such payment_intent: '{intent_id}'")
+                return self._json(self.payment_intents[intent_id])
+            case "POST", ["payment_intents", intent_id, "cancel"]:
+                self.payment_intents[intent_id]["status"] = "canceled"
+                return self._json(self.payment_intents[intent_id])
             case "POST", ["billing_portal", "sessions"]:
                 portal = build.portal_session(
                     self.new_id("bps"),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pricing import PromptTokens, TokenCounts
 from pricing.tokens import get_encoding
 from proxy.anthropic.stream import AnthropicStreamTap
+from proxy.call.receipt import Receipt
 from proxy.call.sse import MAX_PENDING_BYTES
 
 CLAUDE = "claude-sonnet-4-6"
@@ -80,7 +81,7 @@ def test_bytes_pass_unchanged_and_usage_is_read_however_the_stream_is_cut_up(
     watcher = tap()
     bounds = [0, *sorted(set(cuts)), len(WHOLE)]
     out = b"".join(watcher.feed(WHOLE[a:b]) for a, b in itertools.pairwise(bounds))
-    out += asyncio.run(watcher.flush())
+    out += asyncio.run(watcher.flush()) + asyncio.run(watcher.close(None))
     assert out == WHOLE
     assert watcher.reported == TokenCounts(
         input_tokens=12,
@@ -178,3 +179,19 @@ def test_unreadable_usage_is_not_taken_as_final() -> None:
     watcher = tap()
     watcher.feed(event("message_delta", delta={}, usage={"output_tokens": "many"}))
     assert watcher.reported is None
+
+
+def test_the_end_waits_for_the_receipt_in_message_delta_and_before_message_stop() -> None:
+    watcher = tap()
+    receipt = Receipt("req_1", charged_units=2_500_000, remaining_units=97_500_000)
+
+    sent = watcher.feed(WHOLE) + asyncio.run(watcher.flush())
+    closing = asyncio.run(watcher.close(receipt))
+
+    assert sent == START + b"".join(TEXT + TOOL)
+    usage = {"output_tokens": 42, "spu_charged": "2.5", "spu_remaining": "97.5"}
+    assert closing == (
+        event("message_delta", delta={"stop_reason": "tool_use"}, usage=usage)
+        + b": spu_charged=2.5 spu_remaining=97.5\n\n"
+        + END[1]
+    )

@@ -14,6 +14,7 @@ from proxy.anthropic.translation import (
     anthropic_message,
     openai_request,
 )
+from proxy.call.receipt import Receipt
 from proxy.errors import ApiError
 from proxy.openai.counts import reported_openai_counts
 
@@ -349,6 +350,7 @@ def test_a_chat_stream_becomes_anthropics_event_sequence_with_the_final_usage() 
             ),
             stream.feed(b"data: [DONE]\n\n"),
             asyncio.run(stream.flush()),
+            asyncio.run(stream.close(None)),
         ]
     )
     sent = events(raw)
@@ -387,7 +389,7 @@ def test_bytes_split_anywhere_translate_the_same() -> None:
     whole = chunk({"content": "Hello"}) + chunk({}, "stop") + b"data: [DONE]\n\n"
     stream = translator()
     raw = b"".join(stream.feed(whole[i : i + 1]) for i in range(len(whole)))
-    raw += asyncio.run(stream.flush())
+    raw += asyncio.run(stream.flush()) + asyncio.run(stream.close(None))
     assert [e["type"] for e in events(raw)] == [
         "message_start",
         "content_block_start",
@@ -401,8 +403,8 @@ def test_bytes_split_anywhere_translate_the_same() -> None:
 def test_an_upstream_that_finishes_without_done_is_still_closed_on_flush() -> None:
     stream = translator()
     stream.feed(chunk({"content": "Hi"}, "stop"))
-    closing = asyncio.run(stream.flush())
-    assert [e["type"] for e in events(closing)] == ["message_delta", "message_stop"]
+    ending = asyncio.run(stream.flush()) + asyncio.run(stream.close(None))
+    assert [e["type"] for e in events(ending)] == ["message_delta", "message_stop"]
 
 
 def test_a_cut_stream_is_not_closed_and_counts_the_text_sent_so_far() -> None:
@@ -410,6 +412,7 @@ def test_a_cut_stream_is_not_closed_and_counts_the_text_sent_so_far() -> None:
     stream.feed(chunk({"content": "The first words "}))
     stream.feed(chunk(tool_delta(0, '{"q": "x"}', "call_1", "search")))
     assert asyncio.run(stream.flush()) == b""
+    assert asyncio.run(stream.close(None)) == b""
     assert stream.reported is None
     sent = "The first words " + "search" + '{"q": "x"}'
     assert stream.counted() == TokenCounts(
@@ -420,8 +423,7 @@ def test_a_cut_stream_is_not_closed_and_counts_the_text_sent_so_far() -> None:
 def test_a_finished_stream_without_usage_reports_the_counted_usage_to_the_client() -> None:
     stream = translator()
     raw = stream.feed(chunk({"content": "four words right here"}, "length") + b"data: [DONE]\n\n")
-    assert "message_delta" not in [e["type"] for e in events(raw)]
-    raw += asyncio.run(stream.flush())
+    raw += asyncio.run(stream.close(None))
     delta = events(raw)[-2]
     assert delta["delta"]["stop_reason"] == "max_tokens"
     assert delta["usage"]["input_tokens"] == 50
@@ -438,3 +440,32 @@ def test_an_error_chunk_mid_stream_becomes_anthropics_error_event_and_ends_the_s
         {"type": "error", "error": {"type": "api_error", "message": "model overloaded"}}
     ]
     assert stream.error == {"message": "model overloaded"}
+
+
+def test_the_closing_events_wait_for_the_receipt_which_goes_into_message_delta() -> None:
+    stream = translator()
+    sent = stream.feed(chunk({"content": "Hi"}, "stop"))
+    sent += stream.feed(chunk(usage={"prompt_tokens": 9, "completion_tokens": 2}))
+    sent += stream.feed(b"data: [DONE]\n\n") + asyncio.run(stream.flush())
+
+    closing = asyncio.run(stream.close(Receipt("req_1", charged_units=7, remaining_units=0)))
+
+    assert [e["type"] for e in events(sent)] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+    ]
+    delta_event, rest = closing.split(b"\n\n", 1)
+    delta = orjson.loads(delta_event.split(b"data: ")[1])
+    assert delta["usage"] == {
+        "input_tokens": 9,
+        "output_tokens": 2,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "spu_charged": "0.000007",
+        "spu_remaining": "0",
+    }
+    comment, stop = rest.split(b"\n\n", 1)
+    assert comment == b": spu_charged=0.000007 spu_remaining=0"
+    assert [e["type"] for e in events(stop)] == ["message_stop"]

@@ -115,6 +115,7 @@ async def test_insufficient_credit_is_402_with_the_largest_affordable_max_tokens
     affordable = affordable_max_tokens(available, 10, MODEL.rates, POLICY)
     assert error.status == 402
     assert error.extra == {
+        "limit_source": "org",
         "available_spus": "1",
         "needed_spus": str(
             Decimal(worst_case_units(10, 10_000_000, MODEL.rates, POLICY)) / 1_000_000
@@ -208,6 +209,7 @@ async def test_a_402_after_the_bound_is_refused_gives_the_exact_figures(meter: M
     assert error.status == 402
     assert "(10 prompt tokens + up to 10000000 output tokens)" in error.message
     assert error.extra == {
+        "limit_source": "org",
         "available_spus": "1",
         "needed_spus": str(
             Decimal(worst_case_units(10, 10_000_000, MODEL.rates, POLICY)) / 1_000_000

@@ -1,4 +1,5 @@
-"""The OpenAI stream tap relays bytes unchanged however they are split, minus one chunk."""
+"""The OpenAI stream tap relays bytes unchanged however they are split, minus one chunk, and
+ends with the receipt."""
 
 import asyncio
 from itertools import pairwise
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricing import PromptTokens, TokenCounts
+from proxy.call.receipt import Receipt
 from proxy.call.sse import MAX_PENDING_BYTES
 from proxy.openai.stream import OpenAIStreamTap
 
@@ -39,7 +41,11 @@ def new_tap(*, drop_usage_chunk: bool) -> OpenAIStreamTap:
 
 
 def relay(tap: OpenAIStreamTap, pieces: list[bytes]) -> bytes:
-    return b"".join(tap.feed(piece) for piece in pieces) + asyncio.run(tap.flush())
+    return (
+        b"".join(tap.feed(piece) for piece in pieces)
+        + asyncio.run(tap.flush())
+        + asyncio.run(tap.close(None))
+    )
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -105,3 +111,37 @@ def test_an_unterminated_last_event_is_flushed() -> None:
     assert tap.feed(tail) == b""
     assert asyncio.run(tap.flush()) == tail
     assert tap.generated_text == "end"
+
+
+RECEIPT = Receipt("req_1", charged_units=31_250, remaining_units=99_968_750)
+COMMENT = b": spu_charged=0.03125 spu_remaining=99.96875\n\n"
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=20))
+def test_the_end_waits_for_the_receipt_which_goes_before_done_and_into_the_usage(
+    cuts: list[int],
+) -> None:
+    asked, not_asked = new_tap(drop_usage_chunk=False), new_tap(drop_usage_chunk=True)
+    bounds = [0, *sorted(cuts), len(STREAM)]
+    pieces = [STREAM[a:b] for a, b in pairwise(bounds)]
+
+    sent_before = b"".join(asked.feed(piece) for piece in pieces) + asyncio.run(asked.flush())
+    not_asked_before = b"".join(not_asked.feed(piece) for piece in pieces) + asyncio.run(
+        not_asked.flush()
+    )
+
+    assert sent_before == not_asked_before == b"".join(CONTENT)
+    usage = {**USAGE, "spu_charged": "0.03125", "spu_remaining": "99.96875"}
+    assert (
+        asyncio.run(asked.close(RECEIPT)) == event({"choices": [], "usage": usage}) + COMMENT + DONE
+    )
+    assert asyncio.run(not_asked.close(RECEIPT)) == COMMENT + DONE
+
+
+def test_a_stream_without_done_ends_with_the_receipt_and_continuous_usage_is_not_held() -> None:
+    tap = new_tap(drop_usage_chunk=False)
+    with_usage = chunk("Hi", usage=USAGE)
+
+    assert tap.feed(with_usage) == with_usage
+    assert asyncio.run(tap.close(RECEIPT)) == COMMENT
+    assert asyncio.run(new_tap(drop_usage_chunk=True).close(None)) == b""

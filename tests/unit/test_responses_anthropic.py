@@ -293,6 +293,7 @@ def run(stream: bytes, tap: ResponsesFromAnthropic) -> list[dict[str, Any]]:
     events = sse_events(
         b"".join(tap.feed(stream[i : i + 50]) for i in range(0, len(stream), 50))
         + asyncio.run(tap.flush())
+        + asyncio.run(tap.close(None))
     )
     for event in events:
         EVENTS.validate_python(event)

@@ -34,7 +34,11 @@ def tap(request: dict[str, Any] | None = None, *, estimate: int = 40) -> Respons
 
 def run(stream: bytes, translator: ResponsesFromChat | None = None) -> list[dict[str, Any]]:
     translator = translator or tap()
-    raw = translator.feed(stream) + asyncio.run(translator.flush())
+    raw = (
+        translator.feed(stream)
+        + asyncio.run(translator.flush())
+        + asyncio.run(translator.close(None))
+    )
     events = sse_events(raw)
     for event in events:
         EVENTS.validate_python(event)
@@ -107,9 +111,9 @@ def test_events_go_out_as_each_chunk_completes_never_held_for_the_end() -> None:
     ]
     assert sent[1][-1]["delta"] == "Hello"
     assert [event["delta"] for event in sent[2]] == [" there"]
-    assert sent[3] == [] and sent[4] == []
-    assert types(sent[5])[-1] == "response.completed"
+    assert sent[3] == [] and sent[4] == [] and sent[5] == []
     assert asyncio.run(translator.flush()) == b""
+    assert types(sse_events(asyncio.run(translator.close(None))))[-1] == "response.completed"
 
 
 def test_a_tool_call_streams_as_a_function_call_item_with_its_argument_pieces() -> None:

@@ -100,7 +100,7 @@ NATIVE_STREAM = b"".join(
 def test_the_tap_relays_bytes_unchanged_and_reads_the_id_and_the_reported_counts() -> None:
     tap = ResponsesStreamTap(encoding_model=MODEL, prompt=PromptTokens(90, lambda: 9))
     relayed = b"".join(tap.feed(NATIVE_STREAM[i : i + 7]) for i in range(0, len(NATIVE_STREAM), 7))
-    assert relayed + asyncio.run(tap.flush()) == NATIVE_STREAM
+    assert relayed + asyncio.run(tap.flush()) + asyncio.run(tap.close(None)) == NATIVE_STREAM
     assert tap.response_id == "resp_up_1"
     assert tap.reported == token_counts(usage())
     assert tap.content_events == 2 and tap.error is None
@@ -173,9 +173,11 @@ def test_the_first_event_is_held_until_complete_so_its_id_is_known_before_it_goe
     first_end = NATIVE_STREAM.index(b"\n\n") + 2
     assert tap.feed(NATIVE_STREAM[:10]) == b""
     assert tap.response_id is None
-    assert tap.feed(NATIVE_STREAM[10 : first_end + 3]) == NATIVE_STREAM[: first_end + 3]
+    assert tap.feed(NATIVE_STREAM[10 : first_end + 3]) == NATIVE_STREAM[:first_end]
     assert tap.response_id == "resp_up_1"
-    assert tap.feed(NATIVE_STREAM[first_end + 3 :]) == NATIVE_STREAM[first_end + 3 :]
+    final_start = NATIVE_STREAM.index(b"event: response.completed")
+    assert tap.feed(NATIVE_STREAM[first_end + 3 :]) == NATIVE_STREAM[first_end:final_start]
+    assert asyncio.run(tap.close(None)) == NATIVE_STREAM[final_start:]
 
 
 def test_a_stream_that_never_completes_an_event_still_hands_its_bytes_over_at_the_end() -> None:

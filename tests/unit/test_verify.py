@@ -3,7 +3,8 @@
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ledger.models import Account, OrgLedgerFigures
+from ledger.key_limits import DAY_MS, BudgetPeriod, KeyLimits
+from ledger.models import Account, KeyBudgetFigures, OrgLedgerFigures
 from ledger.verify import verify, violations
 from ledger.waterfall import BucketSplit
 from tests.builders import account
@@ -112,3 +113,62 @@ async def test_verify_checks_every_org_and_collects_all_violations() -> None:
 
     assert checked == 2
     assert len(found) == 1 and found[0].startswith("org-2: conservation broken")
+
+
+def _key(**changes: object) -> KeyBudgetFigures:
+    """A daily budget of 100 set at creation: 90 spent on day 0, 100 on day 1, 40 on day 3."""
+    figures = KeyBudgetFigures(
+        key_id="key-1",
+        limits=KeyLimits(budget_units=100, budget_period=BudgetPeriod.DAY),
+        created_at_ms=1_000,
+        limits_set_at_ms=1_000,
+        committed_units=0,
+        window_start_ms=1_000 + 3 * DAY_MS,
+        window_spent_units=40,
+        spend_by_day=((0, 90), (1, 100), (3, 40)),
+    )
+    return replace(figures, **changes)
+
+
+def test_a_key_within_its_budget_in_every_window_has_no_violations() -> None:
+    assert violations(_healthy(key_budgets=(_key(),))) == []
+    weekly = _key(
+        limits=KeyLimits(budget_units=230, budget_period=BudgetPeriod.WEEK),
+        window_start_ms=1_000,
+        window_spent_units=230,
+    )
+    assert violations(_healthy(key_budgets=(weekly,))) == []
+
+
+def test_a_window_over_the_key_budget_is_named() -> None:
+    weekly = _key(
+        limits=KeyLimits(budget_units=229, budget_period=BudgetPeriod.WEEK),
+        window_start_ms=1_000,
+        window_spent_units=230,
+    )
+    [found] = violations(_healthy(key_budgets=(weekly,)))
+    assert "key key-1 settled 230 units in its week window" in found
+    over = _key(spend_by_day=((0, 90), (1, 101), (3, 40)))
+    [found] = violations(_healthy(key_budgets=(over,)))
+    assert "settled 101 units" in found
+
+
+def test_windows_before_the_limits_were_set_and_a_lowered_budget_are_allowed() -> None:
+    later = _key(spend_by_day=((0, 500), (1, 100), (3, 40)), limits_set_at_ms=1_000 + DAY_MS)
+    assert violations(_healthy(key_budgets=(later,))) == []
+    lowered = _key(
+        limits=KeyLimits(budget_units=50, budget_period=BudgetPeriod.DAY),
+        limits_set_at_ms=1_000 + 3 * DAY_MS + 5,
+        committed_units=40,
+        spend_by_day=((0, 90), (1, 100), (3, 40)),
+    )
+    assert violations(_healthy(key_budgets=(lowered,))) == []
+    assert violations(_healthy(key_budgets=(replace(lowered, committed_units=0),))) == []
+    over = replace(lowered, limits=KeyLimits(budget_units=30, budget_period=BudgetPeriod.DAY))
+    [found] = violations(_healthy(key_budgets=(replace(over, committed_units=35),)))
+    assert "settled 40 units" in found
+
+
+def test_a_running_total_that_disagrees_with_the_usage_records_is_named() -> None:
+    [found] = violations(_healthy(key_budgets=(_key(window_spent_units=39),)))
+    assert "running total says 39 units" in found

@@ -5,13 +5,14 @@ from typing import Any
 
 import orjson
 
-from pricing import PromptTokens, TokenCounts
+from pricing import PromptTokens
 from proxy.anthropic.translation.reply import (
     STOP_REASONS,
     anthropic_usage,
     message_id,
     tool_use_id,
 )
+from proxy.call.receipt import Receipt
 from proxy.call.sse import DONE, EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.openai.counts import reported_openai_counts
@@ -26,13 +27,12 @@ def _sse(kind: str, payload: dict[str, Any]) -> bytes:
 class AnthropicStreamFromOpenAI(Tally):
     """Translates as it relays, and tallies what the OpenAI upstream reports and generates.
 
-    ``message_start`` carries the gateway's exact count of the prompt (OpenAI
-    reports usage only at the end; the route has counted it, off the event
-    loop, before the call is held); the closing ``message_delta``
-    carries the provider's counts, which the SDKs take as the final ones. If
-    the upstream reported none by ``[DONE]``, the closing events wait for the
-    upstream's end, when the gateway's count (what it charges) is made off
-    the event loop.
+    ``message_start`` carries the gateway's count of the prompt (OpenAI reports
+    usage only at the end); the closing ``message_delta`` carries the
+    provider's counts, which the SDKs take as the final ones (or, if it
+    reported none, what the gateway counted, off the event loop: what it
+    charges), and the receipt, which is why the closing events wait for
+    ``close``.
     """
 
     def __init__(self, *, model_name: str, encoding_model: str, prompt: PromptTokens) -> None:
@@ -40,13 +40,16 @@ class AnthropicStreamFromOpenAI(Tally):
         self._events = EventSplitter()
         self._model_name = model_name
         self._started = False
-        self._done = False
-        """The upstream sent ``[DONE]`` before any counts: closing waits for ``flush``."""
         self._closed = False
+        self._block_stop: list[bytes] | None = None
+        """The open block's stop event, made at the first ``close``: a keyed call asks for
+        the closing events twice (its kept reply has no receipt)."""
         self._block: tuple[str, int] | None = None
         """The open content block: ("text", -1) or ("tool", OpenAI's tool-call index)."""
         self._block_count = 0
         self._finish_reason: str | None = None
+        self._ending = False
+        """The upstream has finished: the closing events wait for the receipt."""
 
     def feed(self, data: bytes) -> bytes:
         """Take OpenAI stream bytes; return the Anthropic events to send now."""
@@ -56,23 +59,46 @@ class AnthropicStreamFromOpenAI(Tally):
         return b"".join(out)
 
     async def flush(self) -> bytes:
-        """The closing events, if the upstream ended after ``[DONE]`` without counts, or without
-        ``[DONE]`` but finished."""
         out = self._translate(event_data(self._events.flush()))
-        if not self._closed and (self._done or self._finish_reason is not None):
-            out.extend(self._close(await self.final()))
+        if self._finish_reason is not None:
+            self._ending = True
         return b"".join(out)
 
+    async def close(self, receipt: Receipt | None) -> bytes:
+        """The closing events once the upstream finished (with ``[DONE]`` or without), the
+        receipt in ``message_delta``'s usage and as a comment before ``message_stop``."""
+        comment = b"" if receipt is None else receipt.comment()
+        if not self._ending or (self._closed and self._block_stop is None):
+            return comment
+        if self._block_stop is None:
+            self._closed = True
+            self._block_stop = self._stop_block()
+        counts = await self.final()
+        stop_reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
+        usage: dict[str, Any] = anthropic_usage(counts)
+        if receipt is not None:
+            usage = {**usage, **receipt.usage_fields()}
+        return b"".join(
+            [
+                *self._block_stop,
+                _sse(
+                    "message_delta",
+                    {
+                        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                        "usage": usage,
+                    },
+                ),
+                comment,
+                _sse("message_stop", {}),
+            ]
+        )
+
     def _translate(self, chunk: Any) -> list[bytes]:
-        if self._closed or self._done:
+        if self._closed or self._ending:
             return []
         if chunk == DONE:
-            if not self._started:
-                return []
-            if self.reported is None:
-                self._done = True
-                return []
-            return self._close(self.reported)
+            self._ending = self._started
+            return []
         if not isinstance(chunk, dict):
             return []
         if isinstance(chunk.get("error"), dict):
@@ -159,18 +185,3 @@ class AnthropicStreamFromOpenAI(Tally):
         self.error = error
         message = str(error.get("message") or "The upstream failed mid-stream.")
         return [_sse("error", {"error": {"type": "api_error", "message": message}})]
-
-    def _close(self, counts: TokenCounts) -> list[bytes]:
-        self._closed = True
-        stop_reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
-        return [
-            *self._stop_block(),
-            _sse(
-                "message_delta",
-                {
-                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                    "usage": anthropic_usage(counts),
-                },
-            ),
-            _sse("message_stop", {}),
-        ]

@@ -15,8 +15,10 @@ from ledger import LedgerStore
 from proxy.billing.catalogue.prices import object_id
 from proxy.billing.catalogue.source import CatalogueHolder
 from proxy.billing.purchases import credit_session, take_back_dispute, take_back_refunds
+from proxy.billing.recharge import payment_intent_event
 from proxy.billing.subscriptions import reconcile_customer
 from proxy.billing.webhooks.outcomes import Outcome
+from proxy.server.metrics import Metrics
 
 logger = logging.getLogger("spu.billing.events")
 
@@ -33,11 +35,13 @@ SUBSCRIPTION_EVENTS = frozenset(
     }
 )
 INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded"})
+PAYMENT_INTENT_EVENTS = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed"})
 CATALOGUE_EVENT_PREFIXES = ("product.", "price.")
 HANDLED_EVENTS = (
     CHECKOUT_EVENTS
     | SUBSCRIPTION_EVENTS
     | INVOICE_EVENTS
+    | PAYMENT_INTENT_EVENTS
     | {"charge.refunded", "charge.dispute.created"}
 )
 
@@ -53,11 +57,16 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
 
 class EventHandlers:
     def __init__(
-        self, client: stripe.StripeClient, store: LedgerStore, catalogue: CatalogueHolder
+        self,
+        client: stripe.StripeClient,
+        store: LedgerStore,
+        catalogue: CatalogueHolder,
+        metrics: Metrics,
     ) -> None:
         self._client = client
         self._store = store
         self._catalogue = catalogue
+        self._metrics = metrics
 
     async def handle(self, event: dict[str, Any]) -> Outcome:
         kind = str(event["type"])
@@ -67,6 +76,10 @@ class EventHandlers:
             return Outcome.CATALOGUE_REFRESHED
         if kind not in HANDLED_EVENTS:
             return Outcome.IGNORED
+        if kind in PAYMENT_INTENT_EVENTS:
+            return await payment_intent_event(
+                self._client, self._store, self._metrics, kind, str(obj["id"])
+            )
         product_id = (await self._catalogue.require()).product_id
         if product_id is None:
             raise RuntimeError(

@@ -31,6 +31,13 @@ class Outcome(StrEnum):
     UNKNOWN_CUSTOMER = "unknown_customer"
     """A customer that belongs to no org."""
 
+    RECHARGE_CREDITED = "recharge_credited"
+    RECHARGE_FAILED = "recharge_failed"
+    RECHARGE_NOT_PENDING = "recharge_not_pending"
+    """A succeeded PaymentIntent whose recharge had failed (logged: it should not happen)."""
+    NOT_A_RECHARGE = "not_a_recharge"
+    """A PaymentIntent that no auto-recharge made (Checkout's are credited by their session)."""
+
     REFUNDS_TAKEN_BACK = "refunds_taken_back"
     DISPUTE_TAKEN_BACK = "dispute_taken_back"
     NOTHING_TO_TAKE_BACK = "nothing_to_take_back"

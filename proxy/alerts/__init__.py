@@ -1,0 +1,1 @@
+"""Low-balance and auto-recharge alerts: signed JSON events POSTed to the org's URL."""
