@@ -11,7 +11,7 @@ stops counting when it expires.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from proxy.call.meter import Meter
 
 logger = logging.getLogger("spu.metering")
+
+ReplyMaker = Callable[[], Awaitable[StoredReply]]
+"""Makes a keyed call's reply to keep, once what the call owes is known."""
 
 SETTLE_ATTEMPTS = 24
 SETTLE_FIRST_BACKOFF_S = 0.5
@@ -111,21 +114,15 @@ class MeteredCall:
         result = await asyncio.shield(settling)
         return Receipt.of(self.request_id, result)
 
-    def end_detached(
+    async def end(
         self,
         owed: Awaitable[TokenCounts | None],
         *,
         status: Ending = Ending.OK,
-        reply: StoredReply | None = None,
-    ) -> None:
-        """End in a tracked background task (a stream's end): settle what ``owed`` works out,
-        keeping a keyed call's ``reply``, or release the hold when it is None (or cannot be
-        worked out)."""
-        self.meter.endings.spawn(self._end_with(owed, status, reply))
-
-    async def _end_with(
-        self, owed: Awaitable[TokenCounts | None], status: Ending, reply: StoredReply | None
-    ) -> None:
+        reply: ReplyMaker | None = None,
+    ) -> SettleResult | None:
+        """Settle what ``owed`` works out, keeping the reply ``reply`` makes once that is known;
+        or release the hold when ``owed`` is None (or cannot be worked out), answering None."""
         try:
             counts = await owed
         except Exception:
@@ -133,8 +130,19 @@ class MeteredCall:
             counts = None
         if counts is None:
             await self.release()
-        else:
-            await self.settle(counts, status=status, reply=reply)
+            return None
+        kept = None if reply is None else await reply()
+        return await self.settle(counts, status=status, reply=kept)
+
+    def end_detached(
+        self,
+        owed: Awaitable[TokenCounts | None],
+        *,
+        status: Ending = Ending.OK,
+        reply: ReplyMaker | None = None,
+    ) -> None:
+        """``end`` in a tracked background task (a stream's end that nobody waits for)."""
+        self.meter.endings.spawn(self.end(owed, status=status, reply=reply))
 
     async def release(self) -> None:
         """Nothing was produced: free the hold, debit nothing."""

@@ -28,13 +28,14 @@ makes the receipt, and a replay, which costs nothing, is no receipt of a charge.
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 import httpx
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ledger import LedgerError
+from ledger import LedgerError, StoredReply
 from pricing import TokenCounts
 from proxy.call.idempotency import ReplyCapture
 from proxy.call.metered_call import Ending, MeteredCall
@@ -211,31 +212,28 @@ class MeteredStreamResponse(StreamingResponse):
         thread) to the debit, so a client that leaves meanwhile stops none of it.
         """
         ending = self._end(ending)
-        return await asyncio.shield(self._metered.meter.endings.spawn(self._settle_owed(ending)))
+        return await asyncio.shield(self._metered.meter.endings.spawn(self._receipt(ending)))
 
-    async def _settle_owed(self, ending: Ending) -> Receipt | None:
+    async def _receipt(self, ending: Ending) -> Receipt | None:
+        reply = None if self._capture is None else partial(self._kept_reply, with_end=True)
         try:
-            counts = await self._tap.owed(ending)
-        except Exception:
-            logger.exception("could not work out what %s owes", self._metered.request_id)
-            counts = None
-        if counts is None:
-            await self._metered.release()
-            return None
-        reply = None
-        if self._capture is not None:
-            self._capture.add(await self._tap.close(None))
-            reply = self._capture.reply(EVENT_STREAM)
-        try:
-            result = await self._metered.settle(counts, status=ending, reply=reply)
+            result = await self._metered.end(self._tap.owed(ending), status=ending, reply=reply)
         except LedgerError:
             logger.exception("stream %s ends without its receipt", self._metered.request_id)
             return None
-        return Receipt.of(self._metered.request_id, result)
+        return None if result is None else Receipt.of(self._metered.request_id, result)
+
+    async def _kept_reply(self, *, with_end: bool) -> StoredReply:
+        """The events sent, as a keyed call keeps them; ``with_end``: and the closing events,
+        as they were before the receipt went in (a stream ending with its client there)."""
+        assert self._capture is not None
+        if with_end:
+            self._capture.add(await self._tap.close(None))
+        return self._capture.reply(EVENT_STREAM)
 
     def _finish(self, ending: Ending) -> None:
         if self._finished:
             return
         ending = self._end(ending)
-        reply = None if self._capture is None else self._capture.reply(EVENT_STREAM)
+        reply = None if self._capture is None else partial(self._kept_reply, with_end=False)
         self._metered.end_detached(self._tap.owed(ending), status=ending, reply=reply)
