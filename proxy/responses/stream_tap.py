@@ -17,9 +17,8 @@ from typing import Any
 from pricing import PromptTokens
 from proxy.call.held_end import HeldEndTap
 from proxy.call.receipt import Receipt
-from proxy.call.sse import typed_event
 from proxy.call.tally import Tally
-from proxy.responses.usage import reported_token_counts
+from proxy.responses.usage import final_event_with_receipt, reported_token_counts
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 GENERATED_DELTAS = frozenset(
@@ -68,14 +67,9 @@ class ResponsesStreamTap(HeldEndTap, Tally):
         return _is_final(data)
 
     def _closing(self, raw: bytes, data: Any, receipt: Receipt | None) -> bytes:
-        response = data.get("response") if isinstance(data, dict) else None
-        if receipt is None or not _is_final(data) or not isinstance(response, dict):
+        if receipt is None or not _is_final(data):
             return raw
-        if not isinstance(response.get("usage"), dict):
-            return raw
-        usage = {**response["usage"], **receipt.usage_fields()}
-        event = {**data, "response": {**response, "usage": usage}}
-        return typed_event(event)
+        return final_event_with_receipt(data, receipt) or raw
 
     def _read(self, event: Any) -> None:
         if not isinstance(event, dict):

@@ -18,9 +18,10 @@ from typing import Any, TypedDict, Unpack
 
 from pricing import PromptTokens, TokenCounts
 from proxy.call.receipt import Receipt
-from proxy.call.sse import EventSplitter, event_data, typed_event
+from proxy.call.sse import EventSplitter, event_data
 from proxy.call.tally import Tally
 from proxy.responses.tools import Tools
+from proxy.responses.usage import final_event_with_receipt
 from proxy.responses.writer import ResponseWriter
 
 CUT_SHORT = "The upstream ended the stream before it finished."
@@ -76,7 +77,7 @@ class TranslatedStream(Tally):
             self._closing = self._complete(await self.final())
         *items_done, final = self._closing
         if receipt is not None:
-            final = _with_receipt(final, receipt)
+            final = final_event_with_receipt(event_data(final), receipt) or final
         return b"".join([*items_done, comment, final])
 
     def _end_when_settled(self) -> list[bytes]:
@@ -103,11 +104,3 @@ class TranslatedStream(Tally):
     def _complete(self, counts: TokenCounts) -> list[bytes]:
         """The closing events, ``response.completed`` (or ``.incomplete``) last."""
         raise NotImplementedError
-
-
-def _with_receipt(final: bytes, receipt: Receipt) -> bytes:
-    """The final event with the receipt in its ``response.usage``."""
-    event = event_data(final)
-    response = event["response"]
-    usage = {**response["usage"], **receipt.usage_fields()}
-    return typed_event({**event, "response": {**response, "usage": usage}})

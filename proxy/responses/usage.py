@@ -12,8 +12,11 @@ is output the provider charges for, whether or not it is shown.
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from pricing import InvalidTokenCounts, TokenCounts, counts_from_openai
+from proxy.call.receipt import Receipt
+from proxy.call.sse import typed_event
 from proxy.call.tally import reported_counts
 
 
@@ -63,3 +66,13 @@ def responses_usage(counts: TokenCounts, *, reasoning_tokens: int = 0) -> dict[s
         "output_tokens_details": {"reasoning_tokens": min(reasoning_tokens, counts.output_tokens)},
         "total_tokens": counts.total_tokens,
     }
+
+
+def final_event_with_receipt(event: Mapping[str, Any], receipt: Receipt) -> bytes | None:
+    """A final event (``response.completed``, ...) with the receipt in its ``response.usage``;
+    None when it has no usage object to carry it."""
+    response = event.get("response")
+    if not isinstance(response, Mapping) or not isinstance(response.get("usage"), Mapping):
+        return None
+    usage = {**response["usage"], **receipt.usage_fields()}
+    return typed_event({**event, "response": {**response, "usage": usage}})
