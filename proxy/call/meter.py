@@ -17,7 +17,6 @@ nothing); one whose key is taken is not opened: the ledger says by whom
 
 import asyncio
 import math
-import secrets
 
 from ledger import (
     HoldOutcome,
@@ -82,7 +81,7 @@ class Meter:
     ) -> MeteredCall | KeyInUse:
         """Place the worst-case hold, or refuse with 402, 429 or 503 (fail closed)."""
         org_id = principal.org_id
-        request_id = f"req_{secrets.token_hex(16)}"
+        request_id = request_log.new_request_id()
         request_log.note(request_id=request_id, org_id=org_id, model=model.name)
         if not self.in_flight_cap.enter(org_id):
             raise ApiError(
@@ -187,6 +186,16 @@ class Meter:
     def _refused(self, model: ServedModel, refusal: HoldRefused | RateLimited) -> None:
         source = refusal.limit_source.value
         self.metrics.refusals.labels(model=model.name, limit_source=source).inc()
+
+    def past_deadline(self, what_happens: str) -> ApiError:
+        """504 for a call cut at its total deadline; ``what_happens`` says what it is charged."""
+        return ApiError(
+            504,
+            f"The call ran past this gateway's deadline of {self.call_deadline_s:g} s"
+            f" (SPU_CALL_DEADLINE_S); {what_happens}.",
+            error_type="api_error",
+            code="call_deadline_exceeded",
+        )
 
     @property
     def in_flight(self) -> int:

@@ -57,6 +57,7 @@ JSON = "application/json"
 UPSTREAM_RETRY_AFTER_S = 1.0
 """The advice relayed with a provider's 429 or 503 that gave none: the SDKs' own first backoff."""
 RETRY_HEADERS = {"retry-after", "retry-after-ms"}
+NOTHING_ANSWERED = "the upstream had not finished its answer, and nothing is charged"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +153,7 @@ class Relay:
         except BaseException as error:
             metered.release_detached()
             if isinstance(error, TimeoutError):
-                raise self._past_deadline() from error
+                raise self._meter.past_deadline(NOTHING_ANSWERED) from error
             raise
         self._metrics.upstream_latency.labels(model=call.model.name).observe(latency_s)
         return upstream
@@ -184,7 +185,7 @@ class Relay:
         except BaseException as error:
             metered.release_detached()
             if isinstance(error, TimeoutError):
-                raise self._past_deadline() from error
+                raise self._meter.past_deadline(NOTHING_ANSWERED) from error
             if isinstance(error, orjson.JSONDecodeError):
                 raise invalid_response(call.model) from error
             raise
@@ -196,16 +197,6 @@ class Relay:
         if pending is not None:
             await pending
         return Response(content, media_type=JSON, headers=receipt.headers())
-
-    def _past_deadline(self) -> ApiError:
-        """Nothing was answered before the call's deadline: 504, and nothing is charged."""
-        return ApiError(
-            504,
-            f"The call ran past this gateway's deadline of {self._meter.call_deadline_s:g} s"
-            " (SPU_CALL_DEADLINE_S) before the upstream answered.",
-            error_type="api_error",
-            code="call_deadline_exceeded",
-        )
 
 
 async def read_body(model: ServedModel, upstream: UpstreamResponse) -> bytes:

@@ -40,7 +40,7 @@ from pricing import TokenCounts
 from proxy.call.idempotency import ReplyCapture
 from proxy.call.metered_call import Ending, MeteredCall
 from proxy.call.receipt import Receipt
-from proxy.errors import ApiError, error_event
+from proxy.errors import error_event
 from proxy.upstream.network import UpstreamResponse
 
 logger = logging.getLogger("spu.stream")
@@ -136,15 +136,6 @@ class MeteredStreamResponse(StreamingResponse):
         finally:
             watcher.cancel()
 
-    def _past_deadline(self) -> ApiError:
-        return ApiError(
-            504,
-            f"The call ran past this gateway's deadline of {self._metered.meter.call_deadline_s:g}"
-            " s (SPU_CALL_DEADLINE_S); what it streamed is charged.",
-            error_type="api_error",
-            code="call_deadline_exceeded",
-        )
-
     async def _relay(self) -> AsyncIterator[bytes]:
         ending = Ending.CLIENT_DISCONNECTED
         try:
@@ -199,7 +190,9 @@ class MeteredStreamResponse(StreamingResponse):
         if self._cut is Ending.DEADLINE_EXCEEDED:
             # The cut may reach the relay first, as a cancellation it takes for a disconnect.
             ending = Ending.DEADLINE_EXCEEDED
-            self._closing = error_event(self._past_deadline(), self._path)
+            self._closing = error_event(
+                self._metered.meter.past_deadline("what it streamed is charged"), self._path
+            )
             self._sent(self._closing)
         self._metered.meter.endings.spawn(self._upstream.aclose())
         return ending

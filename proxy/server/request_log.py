@@ -21,9 +21,9 @@ logged, and uvicorn ends that connection, as it must with a half-sent body.
 
 import asyncio
 import logging
+import secrets
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +59,11 @@ class RequestFacts:
 
 
 _current: ContextVar[RequestFacts | None] = ContextVar("spu_request_facts", default=None)
+
+
+def new_request_id() -> str:
+    """A request's id: a metered call's (which its usage record keeps), or any other answer's."""
+    return f"req_{secrets.token_hex(16)}"
 
 
 def note(
@@ -138,7 +143,7 @@ class RequestLogMiddleware:
                 if found:
                     request_id = found[0].decode("latin-1")
                 else:
-                    request_id = facts.request_id or f"req_{uuid.uuid4().hex}"
+                    request_id = facts.request_id or new_request_id()
                     headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 if anthropic:
                     headers.append((ANTHROPIC_REQUEST_ID_HEADER, request_id.encode()))
@@ -175,7 +180,7 @@ class RequestLogMiddleware:
     async def _answer_unexpected(
         scope: Scope, receive: Receive, send: Send, facts: RequestFacts
     ) -> None:
-        request_id = facts.request_id or f"req_{uuid.uuid4().hex}"
+        request_id = facts.request_id or new_request_id()
         errors_logger.exception("unexpected error serving %s", request_id)
         error = ApiError(
             500,
