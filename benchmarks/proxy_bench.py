@@ -13,7 +13,10 @@ What it starts, each as its own process on 127.0.0.1, one worker each:
   (Anthropic format) to the fake upstream;
 - the LiteLLM proxy (``litellm[proxy]`` in its own virtualenv, created on first
   use under ``~/.cache/spu-gateway-bench``; no database, one worker, same
-  upstream). ``--skip-litellm`` leaves it out.
+  upstream). ``--skip-litellm`` leaves it out;
+- the stack floor (``benchmarks.stack_floor``): a chat proxy on the gateway's
+  own stack that meters nothing, for plain and streamed chat only, so that the
+  gateway's figures can be read against what its stack alone costs.
 
 On a machine of two cores or more the proxy under test (gateway, then
 LiteLLM) is pinned to the last core, and the fake upstream and the load
@@ -322,7 +325,10 @@ CLAUDE_CODE = Case(
     claude_code_body(UPSTREAM_CLAUDE),
 )
 CASES = (CHAT_PLAIN, CHAT_STREAM, RESPONSES_STREAM, RESPONSES_CHAT, *SIZED.values(), CLAUDE_CODE)
+FLOOR_CASES = (CHAT_PLAIN, CHAT_STREAM)
 BESIDE = "small beside 4x512 KB"
+RATIO_TARGETS = {CHAT_PLAIN.name: 30, CHAT_STREAM.name: 40}
+"""The least throughput at 32 connections, as a multiple of LiteLLM's, by case."""
 
 
 def bench_upstream() -> Any:
@@ -528,7 +534,12 @@ def report(target: Target, case: str, connections: int, figures: Figures) -> Non
 
 
 def measure(
-    target: Target, cases: list[Case], args: argparse.Namespace, workdir: Path, direct: bool
+    target: Target,
+    cases: list[Case],
+    args: argparse.Namespace,
+    workdir: Path,
+    direct: bool,
+    beside: bool = True,
 ) -> dict[tuple[str, int], Figures]:
     results: dict[tuple[str, int], Figures] = {}
     for case in cases:
@@ -537,6 +548,8 @@ def measure(
             figures = wrk(target, case, connections, args.duration, workdir, direct)
             results[(case.name, connections)] = figures
             report(target, case.name, connections, figures)
+    if not beside:
+        return results
     big = wrk_command(
         target, SIZED[512], BIG_LOOPERS, args.duration + 2 * BESIDE_HEAD_START_S, workdir, direct
     )
@@ -728,6 +741,24 @@ def run_litellm(
     return run
 
 
+def run_floor(
+    args: argparse.Namespace, workdir: Path, env: dict[str, str], upstream_url: str
+) -> Run:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = pinned(
+        uvicorn_command("benchmarks.stack_floor:create_app", port, factory=True), PROXY_CORE
+    )
+    print("\nstack floor (benchmarks.stack_floor: the gateway's stack, nothing metered)")
+    run = Run()
+    floor_env = {**env, "FLOOR_UPSTREAM": upstream_url}
+    with running(command, floor_env, workdir / "floor.log", f"{url}/docs") as (process, ready_s):
+        run.ready_s = ready_s
+        target = Target("floor", url, {}, process.pid)
+        run.figures = measure(target, list(FLOOR_CASES), args, workdir, direct=False, beside=False)
+    return run
+
+
 def cell(value: float | None, pattern: str) -> str:
     return "-" if value is None else format(value, pattern)
 
@@ -760,6 +791,37 @@ def print_table(direct: dict[tuple[str, int], Figures], gateway: Run, litellm: R
             cell(ratio(figures, other), ".1f"),
             cell(figures.cpu_us_per_request, ".0f"),
             cell(None if other is None else other.cpu_us_per_request, ".0f"),
+        ]
+        print("| " + " | ".join(columns) + " |")
+
+
+def print_floor(
+    direct: dict[tuple[str, int], Figures], gateway: Run, floor: Run, litellm: Run | None
+) -> None:
+    """The gateway beside its stack's floor, and the CPU a request may take for a ratio target."""
+    print(
+        "\n| case | c | floor adds p50 ms | gateway adds p50 ms | floor req/s | gateway req/s"
+        " | floor CPU us/req | gateway CPU us/req | CPU/req that the ratio target allows |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key, figures in floor.figures.items():
+        mine, base = gateway.figures[key], direct[key]
+        allowed = None
+        least = RATIO_TARGETS.get(key[0])
+        other = None if litellm is None else litellm.figures.get(key)
+        if key[1] == 32 and least is not None and other is not None and other.requests_per_s:
+            # One core: a request may take at most 1 s / (least x LiteLLM's req/s) of it.
+            allowed = 1e6 / (least * other.requests_per_s)
+        columns = [
+            key[0],
+            str(key[1]),
+            f"{figures.p50_ms - base.p50_ms:+.3f}",
+            f"{mine.p50_ms - base.p50_ms:+.3f}",
+            f"{figures.requests_per_s:.1f}",
+            f"{mine.requests_per_s:.1f}",
+            cell(figures.cpu_us_per_request, ".0f"),
+            cell(mine.cpu_us_per_request, ".0f"),
+            cell(allowed, ".0f"),
         ]
         print("| " + " | ".join(columns) + " |")
 
@@ -800,7 +862,7 @@ def print_targets(
             (f"CPU per {case} request (c=32)", f"{cpu:.0f} us", f"<= {limit} us", cpu <= limit)
         )
     if litellm is not None:
-        for case, least in ((CHAT_PLAIN.name, 30), (CHAT_STREAM.name, 40)):
+        for case, least in RATIO_TARGETS.items():
             ratio = (
                 gateway.figures[(case, 32)].requests_per_s
                 / litellm.figures[(case, 32)].requests_per_s
@@ -874,10 +936,12 @@ def main() -> None:
             upstream = Target("upstream", upstream_url, {}, upstream_process.pid)
             direct = measure(upstream, list(CASES), args, workdir, direct=True)
             gateway = run_gateway(args, workdir, env, list(CASES))
+            floor = run_floor(args, workdir, env, upstream_url)
             litellm = None
             if not args.skip_litellm:
                 litellm = run_litellm(args, workdir, env, litellm_config, list(CASES))
         print_table(direct, gateway, litellm)
+        print_floor(direct, gateway, floor, litellm)
         print_targets(direct, gateway, litellm)
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
