@@ -38,6 +38,8 @@ _ERROR_ANSWERS = {
     503: "The credit ledger is unavailable (Retry-After says when to retry)",
     504: "The upstream timed out",
 }
+METERED_ANSWERS = (400, 402, 404, 413, 429, 502, 503, 504)
+"""The error answers of every metered inference route, whatever its protocol."""
 
 
 class ProtocolRouter(APIRouter):

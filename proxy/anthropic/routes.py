@@ -20,7 +20,7 @@ from proxy.anthropic.translation import openai_request
 from proxy.call.relay import read_body, relayed
 from proxy.gateway import authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.protocol_routes import ProtocolRouter, protocol_route
+from proxy.protocol_routes import METERED_ANSWERS, ProtocolRouter, protocol_route
 from proxy.request_body import read_json_object
 
 router = ProtocolRouter()
@@ -106,7 +106,7 @@ protocol_route(
     create_message,
     summary="Anthropic Messages, streamed or not",
     request_schema=schemas.MESSAGE_REQUEST,
-    answers=(400, 402, 404, 413, 429, 502, 503, 504),
+    answers=METERED_ANSWERS,
 )
 protocol_route(
     router,

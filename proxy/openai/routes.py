@@ -16,11 +16,10 @@ from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
 from proxy.openai import checks, schemas
 from proxy.openai.relay import EMBEDDINGS, OpenAIExchange
-from proxy.protocol_routes import ProtocolRouter, protocol_route
+from proxy.protocol_routes import METERED_ANSWERS, ProtocolRouter, protocol_route
 from proxy.request_body import read_json_object
 
 router = ProtocolRouter()
-METERED_ANSWERS = (400, 402, 404, 413, 429, 502, 503, 504)
 
 
 def _prompt_extras(body: dict[str, Any]) -> list[Any]:

@@ -25,7 +25,7 @@ from proxy.call.relay import read_body, relayed
 from proxy.errors import bad_request
 from proxy.gateway import Gateway, authenticated, gateway_of
 from proxy.model_registry import ServedModel
-from proxy.protocol_routes import ProtocolRouter, protocol_route
+from proxy.protocol_routes import METERED_ANSWERS, ProtocolRouter, protocol_route
 from proxy.request_body import flag, positive_int, read_json_object
 from proxy.responses import schemas
 from proxy.responses.anthropic_request import anthropic_request
@@ -185,7 +185,7 @@ protocol_route(
     create_response,
     summary="OpenAI Responses, streamed or not",
     request_schema=schemas.RESPONSE_REQUEST,
-    answers=(400, 402, 404, 413, 429, 502, 503, 504),
+    answers=METERED_ANSWERS,
 )
 protocol_route(
     router,
