@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 import threading
-from functools import cache
+import time
 from pathlib import Path
 
 import tiktoken
@@ -55,31 +55,56 @@ def encoding_file(name: str) -> Path:
 
 
 _LOADING = threading.Lock()
+_loaded: dict[str, tuple[tiktoken.Encoding, float]] = {}
+"""The encodings in memory, by name, each with when it was last asked for (monotonic)."""
 
 
 def get_encoding(name: str) -> tiktoken.Encoding:
-    """An encoding loaded from disk on first use, once per process; never a download.
+    """An encoding loaded from disk on first use, then kept until it goes unused; never a
+    download.
 
     Exact counts run in worker threads, so two may ask for an encoding at once:
     the lock makes the second wait for the first's load (about half a second
     and tens of MB while it lasts) instead of doing it again.
     """
     with _LOADING:
-        return _load_encoding(name)
+        name = _available_name(name)
+        entry = _loaded.get(name)
+        encoding = _encoding_without_rank_table(name) if entry is None else entry[0]
+        _loaded[name] = (encoding, time.monotonic())
+        return encoding
 
 
-@cache
-def _load_encoding(name: str) -> tiktoken.Encoding:
+def drop_idle_encodings(idle_s: float) -> list[str]:
+    """Forget the encodings nobody asked for in ``idle_s`` seconds, and give their pages back.
+
+    An encoding is needed only for an exact count (a refusal's figures, a reply
+    that reported no usage), and o200k_base and cl100k_base together keep about
+    65 MB resident. A gateway whose calls are affordable and reported needs them
+    rarely, so holding them forever would be most of its memory; the next exact
+    count loads the encoding again (about half a second, in its worker thread).
+    Returns the names dropped. It takes the load lock, so it runs in a thread.
+    """
+    with _LOADING:
+        unused_since = time.monotonic() - idle_s
+        idle = [name for name, (_, used) in _loaded.items() if used <= unused_since]
+        for name in idle:
+            del _loaded[name]
+    if idle:
+        return_free_pages()
+    return idle
+
+
+def _available_name(name: str) -> str:
     """An operator's ``TIKTOKEN_CACHE_DIR`` that lacks o200k_base gets cl100k_base
     in its place, the nearest encoding; a missing cl100k_base is an error, not a
     download.
     """
-    path = encoding_file(name)
-    if not path.is_file():
-        if name == O200K_BASE:
-            return _load_encoding(CL100K_BASE)
-        raise TokenizerUnavailable(name, str(path))
-    return _encoding_without_rank_table(name)
+    if encoding_file(name).is_file():
+        return name
+    if name == O200K_BASE:
+        return _available_name(CL100K_BASE)
+    raise TokenizerUnavailable(name, str(encoding_file(name)))
 
 
 def _encoding_without_rank_table(name: str) -> tiktoken.Encoding:

@@ -13,6 +13,7 @@ from fastapi import Request
 from ledger import LedgerStore, LedgerUnavailable, open_store, spus_to_units
 from ledger.outbox import OutboxEvent, OutboxState, OutboxTopic
 from pricing import PricingPolicy
+from pricing.tokens import drop_idle_encodings
 from proxy.alerts.delivery import AlertDelivery
 from proxy.auth import Principal, TokenAuthenticator, bearer_token
 from proxy.call.idempotency import Idempotency
@@ -160,9 +161,13 @@ class Gateway:
     async def _sweep_forever(self) -> None:
         """Housekeeping only: expired holds already stop counting without it, the owner of a
         response its upstream no longer keeps guards nothing, and idempotency keys kept past
-        their time are already free."""
+        their time are already free; an encoding dropped is loaded again by the next exact
+        count."""
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
+            dropped = await asyncio.to_thread(drop_idle_encodings, self.settings.sweep_interval_s)
+            if dropped:
+                logger.info("dropped the encodings unused since the last sweep: %s", dropped)
             try:
                 expired = await self.store.expire_holds()
                 forgotten_owners = await self.store.forget_responses_before(

@@ -7,7 +7,8 @@ refusal's figures, a reply whose provider reported no usage, a translated
 first such count (about half a second, in the worker thread that counts;
 the demo model counts on the event loop), so a gateway whose calls are
 affordable and reported never holds the ~40 MB of o200k_base or the ~25 MB
-of cl100k_base, and is ready sooner.
+of cl100k_base, and is ready sooner. An encoding that goes a sweep interval
+without a count is dropped again (``Gateway._sweep_forever``).
 
 The parsed cost map is not needed once the registry has priced every
 configured model. It is released, and glibc is asked to return the freed

@@ -89,9 +89,9 @@ def test_prices_and_both_bundled_encodings_load_with_the_network_cut_and_no_lite
 
 @pytest.fixture
 def fresh_encodings() -> Iterator[None]:
-    tokens._load_encoding.cache_clear()
+    tokens.drop_idle_encodings(0)
     yield
-    tokens._load_encoding.cache_clear()
+    tokens.drop_idle_encodings(0)
 
 
 def test_an_operator_chosen_cache_dir_is_kept(
