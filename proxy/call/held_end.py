@@ -45,11 +45,18 @@ class HeldEndTap:
         return b"".join(out)
 
     def _passes(self, event: bytes) -> bool:
+        if not self._end and self._passes_unread(event):
+            return True
         data = event_data(event)
         if self._end or self._read_event(data):
             self._end.append((event, data))
             return False
         return True
+
+    def _passes_unread(self, event: bytes) -> bool:
+        """Whether an event before the end may pass without being parsed now (the tap then
+        keeps it, to read only if it must): one that can carry only generated text."""
+        return False
 
     def _read_event(self, data: Any) -> bool:
         """Read one event (``event_data``) as it passes; True if it starts the held end."""

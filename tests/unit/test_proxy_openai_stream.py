@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing import PromptTokens, TokenCounts
+from pricing import PromptTokens, TokenCounts, count_text_tokens
+from proxy.call.metered_call import Ending
 from proxy.call.receipt import Receipt
 from proxy.call.sse import MAX_PENDING_BYTES
-from proxy.openai.stream import OpenAIStreamTap
+from proxy.openai.stream import UNREAD_LIMIT_BYTES, OpenAIStreamTap
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
 REPORTED = TokenCounts(input_tokens=5, output_tokens=3)
@@ -145,3 +146,61 @@ def test_a_stream_without_done_ends_with_the_receipt_and_continuous_usage_is_not
     assert tap.feed(with_usage) == with_usage
     assert asyncio.run(tap.close(RECEIPT)) == COMMENT
     assert asyncio.run(new_tap(drop_usage_chunk=True).close(None)) == b""
+
+
+def owed(tap: OpenAIStreamTap, ending: Ending = Ending.CLIENT_DISCONNECTED) -> TokenCounts | None:
+    return asyncio.run(tap.owed(ending))
+
+
+@given(st.lists(st.integers(min_value=0), max_size=12))
+def test_a_stream_cut_before_its_usage_is_charged_for_all_its_text_however_split(
+    cuts: list[int],
+) -> None:
+    """Content chunks pass unparsed; what was generated is still read, in order, when the
+    counts never come."""
+    tap = new_tap(drop_usage_chunk=True)
+    relay(tap, split(b"".join(CONTENT), cuts))
+    assert owed(tap) == TokenCounts(
+        input_tokens=5, output_tokens=count_text_tokens("Hello wörld", "gpt-4o-mini")
+    )
+
+
+def test_null_usage_on_every_chunk_is_passed_and_the_last_chunk_reports() -> None:
+    """OpenAI's shape with ``include_usage``: ``"usage": null`` on each content chunk, also
+    written with spaces, and text that says "usage" is only text."""
+    content = [
+        chunk("usage", usage=None),
+        event({"choices": [{"delta": {"content": '"usage": 1'}}], "usage": None}).replace(
+            b'"usage":null', b'"usage" : null'
+        ),
+    ]
+    tap = new_tap(drop_usage_chunk=True)
+    assert relay(tap, [*content, USAGE_CHUNK, DONE]) == b"".join([*content, DONE])
+    assert owed(tap, Ending.OK) == REPORTED
+    cut = new_tap(drop_usage_chunk=True)
+    relay(cut, content)
+    assert cut.reported is None
+    assert cut.generated_text == 'usage"usage": 1'
+
+
+def test_usage_nested_beside_a_null_one_is_still_read() -> None:
+    both = event({"choices": [{"delta": {"content": "x", "usage": None}}], "usage": USAGE})
+    tap = new_tap(drop_usage_chunk=True)
+    relay(tap, [both])
+    assert tap.reported == REPORTED
+
+
+def test_a_long_stream_keeps_its_text_not_its_events() -> None:
+    pieces = [chunk(f"w{index} ") for index in range(2 * UNREAD_LIMIT_BYTES // len(chunk("w0 ")))]
+    tap = new_tap(drop_usage_chunk=True)
+    relay(tap, pieces)
+    assert tap._unread_bytes <= UNREAD_LIMIT_BYTES
+    assert tap.generated_text == "".join(f"w{index} " for index in range(len(pieces)))
+    assert tap.content_events == len(pieces)
+
+
+def test_an_unreported_stream_that_streamed_only_its_role_still_owes_its_prompt() -> None:
+    """A chunk with a choice counts as content, read or not: the call is charged."""
+    tap = new_tap(drop_usage_chunk=True)
+    relay(tap, [event({"choices": [{"delta": {"role": "assistant"}}]})])
+    assert owed(tap) == TokenCounts(input_tokens=5, output_tokens=0)
