@@ -19,6 +19,7 @@ from proxy.protocol_routes import documented
 from proxy.responses import routes as responses
 from proxy.server import routes as server
 from proxy.server.body_limit import BodyLimitMiddleware
+from proxy.server.give_way import GiveWayMiddleware
 from proxy.server.request_log import RequestLogMiddleware
 from proxy.settings import Settings
 from proxy.usage import page as usage_page
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(GiveWayMiddleware, give_way=gateway.give_way)
     app.add_middleware(
         RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
     )

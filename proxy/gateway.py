@@ -23,6 +23,7 @@ from proxy.call.relay import Relay
 from proxy.model_registry import ModelRegistry
 from proxy.outbox.worker import OutboxWorker, retry_policy
 from proxy.responses import owners
+from proxy.server.give_way import GiveWay
 from proxy.server.metrics import Metrics
 from proxy.server.warmup import warm_up
 from proxy.settings import Settings
@@ -61,6 +62,8 @@ class Gateway:
     """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
     alert_delivery: AlertDelivery = field(init=False)
     alerts: OutboxWorker = field(init=False)
+    give_way: GiveWay = field(default_factory=GiveWay, init=False)
+    """Large request bodies' turns behind small calls (``proxy.server.give_way``)."""
     """Delivers the outbox's alerts from this process."""
 
     def __post_init__(self) -> None:

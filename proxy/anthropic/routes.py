@@ -22,6 +22,7 @@ from proxy.gateway import authenticated, gateway_of
 from proxy.model_registry import ServedModel
 from proxy.protocol_routes import METERED_ANSWERS, ProtocolRouter, protocol_route
 from proxy.request_body import read_json_object
+from proxy.server.give_way import upstream_wait
 
 router = ProtocolRouter()
 
@@ -93,9 +94,10 @@ async def count_tokens(request: Request) -> Response:
         input_tokens = await asyncio.to_thread(_prompt(checked, model).exact)
         return JSONResponse({"input_tokens": input_tokens})
     payload = {**body, "model": model.route.provider_model}
-    upstream, _latency_s = await gateway.upstreams.open(
-        model, "/messages/count_tokens", payload, headers=anthropic_headers(request)
-    )
+    async with upstream_wait(working_after=True):
+        upstream, _latency_s = await gateway.upstreams.open(
+            model, "/messages/count_tokens", payload, headers=anthropic_headers(request)
+        )
     return relayed(await read_body(model, upstream), upstream)
 
 

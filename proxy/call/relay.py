@@ -49,6 +49,7 @@ from proxy.call.metered_call import MeteredCall
 from proxy.call.stream import MeteredStreamResponse, StreamTap
 from proxy.errors import RETRY_ADVISED_STATUSES, ApiError, retry_after_headers
 from proxy.model_registry import ServedModel
+from proxy.server.give_way import upstream_wait
 from proxy.server.metrics import Metrics
 from proxy.upstream.clients import Upstreams, upstream_failure
 from proxy.upstream.network import UpstreamResponse
@@ -146,7 +147,10 @@ class Relay:
 
     async def _send(self, metered: MeteredCall, call: Exchange) -> UpstreamResponse:
         try:
-            async with asyncio.timeout_at(metered.deadline):
+            async with (
+                asyncio.timeout_at(metered.deadline),
+                upstream_wait(working_after=not call.stream),
+            ):
                 upstream, latency_s = await self._upstreams.open(
                     call.model, call.path, call.payload, headers=call.headers
                 )
