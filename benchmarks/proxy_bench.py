@@ -47,6 +47,7 @@ Run: ``python benchmarks/proxy_bench.py`` (``--help`` for durations and options)
 """
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -132,6 +133,8 @@ class Figures:
     p99_ms: float
     errors: int
     cpu_us_per_request: float | None = None
+    beside_requests_per_s: float | None = None
+    """The calls beside it (``wrk(beside=...)``): how far they still got, in requests/s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,11 +504,11 @@ def wrk(
     beside: list[str] | None = None,
 ) -> Figures:
     """One wrk run, with the target's CPU time measured around it; ``beside`` is a second wrk
-    command, started a second earlier and running throughout (its own figures are not kept)."""
+    command, started a second earlier and running throughout (only its throughput is kept)."""
     command = wrk_command(target, case, connections, duration_s, workdir, direct)
     background = None
     if beside is not None:
-        background = subprocess.Popen(beside, stdout=subprocess.DEVNULL)
+        background = subprocess.Popen(beside, stdout=subprocess.PIPE, text=True)
         time.sleep(BESIDE_HEAD_START_S)
     before = None if target.pid is None else cpu_s(target.pid)
     try:
@@ -514,9 +517,14 @@ def wrk(
         ).stdout
     finally:
         used = None if target.pid is None or before is None else cpu_s(target.pid) - before
-        if background is not None:
-            background.wait(timeout=duration_s + 60)
-    return wrk_figures(output, used)
+        beside_output = (
+            None if background is None else background.communicate(timeout=duration_s + 60)[0]
+        )
+    figures = wrk_figures(output, used)
+    if beside_output is None:
+        return figures
+    beside_rate = wrk_figures(beside_output, None).requests_per_s
+    return dataclasses.replace(figures, beside_requests_per_s=beside_rate)
 
 
 def report(target: Target, case: str, connections: int, figures: Figures) -> None:
@@ -525,10 +533,15 @@ def report(target: Target, case: str, connections: int, figures: Figures) -> Non
         if figures.cpu_us_per_request is None
         else f"  CPU {figures.cpu_us_per_request:7.0f} us/req"
     )
+    beside = (
+        ""
+        if figures.beside_requests_per_s is None
+        else f"  (the calls beside: {figures.beside_requests_per_s:.1f} req/s)"
+    )
     print(
         f"  {target.name:<8} {case:<22} c={connections:<3} {figures.requests_per_s:8.1f} req/s"
         f"  p50 {figures.p50_ms:8.3f}  p95 {figures.p95_ms:8.3f}  p99 {figures.p99_ms:8.3f} ms"
-        f"  errors {figures.errors}{cpu}  load {os.getloadavg()[0]:.2f}",
+        f"  errors {figures.errors}{cpu}  load {os.getloadavg()[0]:.2f}{beside}",
         flush=True,
     )
 
@@ -848,10 +861,12 @@ def print_targets(
     )
     alone = gateway.figures[(CHAT_PLAIN.name, 1)].p95_ms
     beside = gateway.figures[(BESIDE, 1)].p95_ms
+    big_rate = gateway.figures[(BESIDE, 1)].beside_requests_per_s or 0.0
     rows.append(
         (
             "small calls beside 4 big, p95",
-            f"{beside:.3f} ms = {beside / alone:.2f}x alone ({alone:.3f} ms)",
+            f"{beside:.3f} ms = {beside / alone:.2f}x alone ({alone:.3f} ms);"
+            f" the big calls meanwhile {big_rate:.0f} req/s",
             "<= 1.5x alone",
             beside <= 1.5 * alone,
         )
