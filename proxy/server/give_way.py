@@ -10,16 +10,18 @@ alone.
 So a POST whose body is over ``LARGE_BODY_BYTES`` (uvicorn's flow-control
 window, the size of the pieces its body is read in), or whose size is not
 declared, is large. Before each of its CPU-heavy steps (each piece of its
-body, its parse once the body is whole, its send upstream) it waits for its
-turn: until no small call is working, or ``MAX_WAIT_S`` at most, so that
-large calls still progress under a steady stream of small ones; and one
-large call takes a step at a time, so that a small call arriving meanwhile
-finds at most one step ahead of it.
+body, its parse once the body is whole, its send upstream, taking up its
+answer) it waits for its turn: until no small call has worked for
+``QUIET_S``, or ``MAX_WAIT_S`` at most, so that large calls still progress
+under a steady stream of small ones; and one large call takes a step at a
+time, so that a small call arriving meanwhile finds at most one step ahead
+of it.
 
-A small call is working from its arrival to its end, except while it waits
-for its upstream: a small call waiting seconds on a model holds nobody back.
-A stream is not working again once its upstream has answered (relaying its
-events is cheap); a plain call is, to read, settle and send its answer.
+A small call is working from its arrival to its end, except once its
+upstream has taken ``REST_AFTER_S`` to answer: a small call waiting seconds
+on a model holds nobody back. A stream is not working again once its
+upstream has answered (relaying its events is cheap); a plain call is, to
+read, settle and send its answer.
 GET, HEAD and OPTIONS requests take no part: they have no body to read.
 """
 
@@ -34,6 +36,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LARGE_BODY_BYTES = 64 * 1024
 MAX_WAIT_S = 0.02
 """The longest a large call's step gives way; at most a few steps of a call do."""
+QUIET_S = 0.001
+"""How long no small call must have worked before a large step goes (the loop's timers
+count in milliseconds). A client's next small call often follows its last answer within
+that; a large step begun in the gap would make it wait."""
 REST_AFTER_S = 0.005
 """How long a small call's upstream may take before the call stops counting as working.
 
@@ -51,6 +57,8 @@ class GiveWay:
         self._working = 0
         self._none_working = asyncio.Event()
         self._none_working.set()
+        self._rested_at = -QUIET_S
+        """When the last small call stopped working (the loop's clock)."""
         self._one_step = asyncio.Lock()
         self._stepping: asyncio.Task[Any] | None = None
         """The large call whose step holds the turn, until the loop's next pass."""
@@ -66,28 +74,42 @@ class GiveWay:
     def stop_working(self) -> None:
         self._working -= 1
         if not self._working:
+            self._rested_at = asyncio.get_running_loop().time()
             self._none_working.set()
 
     async def turn(self) -> None:
-        """A large call's next step may run: no small call is working, or it waited enough.
+        """A large call's next step may run: no small call has worked for ``QUIET_S``, or it
+        waited ``max_wait_s``.
 
         The turn is held until the loop's next pass, when the step that took it
         has run to its next wait, so one large step runs at a time; the step that
         holds it needs no other while no small call works (a body piece that was
         already there, then the parse).
         """
+        loop = asyncio.get_running_loop()
         task = asyncio.current_task()
-        if self._stepping is task and not self._working:
+        if self._stepping is task and self._quiet_for(loop) >= QUIET_S:
             return
         await self._one_step.acquire()
         self._stepping = task
         try:
-            if self._working:
+            if self._quiet_for(loop) < QUIET_S:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._max_wait_s):
-                        await self._none_working.wait()
+                        await self._quiet(loop)
         finally:
-            asyncio.get_running_loop().call_soon(self._end_step)
+            loop.call_soon(self._end_step)
+
+    def _quiet_for(self, loop: asyncio.AbstractEventLoop) -> float:
+        """Seconds since the last small call stopped working; 0 while one works."""
+        return 0.0 if self._working else loop.time() - self._rested_at
+
+    async def _quiet(self, loop: asyncio.AbstractEventLoop) -> None:
+        while (quiet_s := self._quiet_for(loop)) < QUIET_S:
+            if self._working:
+                await self._none_working.wait()
+            else:
+                await asyncio.sleep(QUIET_S - quiet_s)
 
     def _end_step(self) -> None:
         self._stepping = None

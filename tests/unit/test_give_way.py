@@ -39,6 +39,22 @@ async def test_a_large_step_waits_for_the_working_small_call_and_goes_when_it_st
     await asyncio.wait_for(large, 0.5)
 
 
+async def test_a_large_step_waits_for_a_quiet_moment_after_the_last_small_call() -> None:
+    """A client's next small call, sent at once, still finds no large step started."""
+    way = GiveWay(max_wait_s=LONG_S)
+    way.start_working()
+    large = asyncio.ensure_future(way.turn())
+    await asyncio.sleep(0.01)
+    way.stop_working()
+    way.start_working()
+    await asyncio.sleep(0.05)
+    assert not large.done()
+    way.stop_working()
+    await asyncio.sleep(0)
+    assert not large.done()
+    await asyncio.wait_for(large, 0.5)
+
+
 async def test_a_large_step_gives_way_for_at_most_its_bound() -> None:
     way = GiveWay(max_wait_s=0.05)
     way.start_working()
