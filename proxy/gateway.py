@@ -62,9 +62,9 @@ class Gateway:
     """Stripe billing; None in local-only mode (no STRIPE_SECRET_KEY)."""
     alert_delivery: AlertDelivery = field(init=False)
     alerts: OutboxWorker = field(init=False)
+    """Delivers the outbox's alerts from this process."""
     give_way: GiveWay = field(default_factory=GiveWay, init=False)
     """Large request bodies' turns behind small calls (``proxy.server.give_way``)."""
-    """Delivers the outbox's alerts from this process."""
 
     def __post_init__(self) -> None:
         if self.settings.stripe_secret_key is not None:
