@@ -10,6 +10,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proxy.errors import ApiError, error_response
 
 
+def declared_body_bytes(scope: Scope) -> int | None:
+    """The request's declared Content-Length; None when it declares none a number can be
+    read from (a chunked body)."""
+    declared = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value  # the last, as a dict of the headers would keep
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -19,8 +29,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        declared = declared_body_bytes(scope)
+        if declared is not None and declared > self.max_body_bytes:
             await self._refuse(scope, receive, send)
             return
         chunks: list[bytes] = []

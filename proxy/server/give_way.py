@@ -33,6 +33,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proxy.server.body_limit import declared_body_bytes
+
 LARGE_BODY_BYTES = 64 * 1024
 MAX_WAIT_S = 0.02
 """The longest a large call's step gives way; at most a few steps of a call do."""
@@ -170,8 +172,8 @@ async def upstream_wait(*, working_after: bool) -> AsyncIterator[None]:
 
 
 def is_large(scope: Scope) -> bool:
-    declared = dict(scope["headers"]).get(b"content-length")
-    return declared is None or not declared.isdigit() or int(declared) > LARGE_BODY_BYTES
+    declared = declared_body_bytes(scope)
+    return declared is None or declared > LARGE_BODY_BYTES
 
 
 class GiveWayMiddleware:
