@@ -10,6 +10,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proxy.errors import ApiError, error_response
 
 
+def sends_no_body(scope: Scope) -> bool:
+    """Not an HTTP request that carries a body: a lifespan event, or GET, HEAD or OPTIONS."""
+    return scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS")
+
+
 def declared_body_bytes(scope: Scope) -> int | None:
     """The request's declared Content-Length; None when it declares none a number can be
     read from (a chunked body)."""
@@ -26,7 +31,7 @@ class BodyLimitMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if sends_no_body(scope):
             await self.app(scope, receive, send)
             return
         declared = declared_body_bytes(scope)

@@ -33,7 +33,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from proxy.server.body_limit import declared_body_bytes
+from proxy.server.body_limit import declared_body_bytes, sends_no_body
 
 LARGE_BODY_BYTES = 64 * 1024
 MAX_WAIT_S = 0.02
@@ -184,7 +184,7 @@ class GiveWayMiddleware:
         self.give_way = give_way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if sends_no_body(scope):
             await self.app(scope, receive, send)
             return
         if is_large(scope):
