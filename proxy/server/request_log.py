@@ -62,8 +62,15 @@ _current: ContextVar[RequestFacts | None] = ContextVar("spu_request_facts", defa
 
 
 def new_request_id() -> str:
-    """A request's id: a metered call's (which its usage record keeps), or any other answer's."""
-    return f"req_{secrets.token_hex(16)}"
+    """A request's id: a metered call's (which its usage record keeps), or any other answer's.
+
+    Its first 12 hex digits are the millisecond it was made and the other 20 are random
+    (80 bits), so ids made later sort later. The ledger keys holds and usage records on
+    it: a new id lands at the right edge of those indexes, on the pages the last ones
+    dirtied, so a batch of commits shares them and the hot pages stay in SQLite's cache.
+    Fully random ids put each write on its own page of an index that outgrows the cache.
+    """
+    return f"req_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def note(
