@@ -8,7 +8,9 @@ server (and dropped afterwards), whose commits are as durable as the server is
 set (``synchronous_commit=on``, the default; the benchmark prints it).
 
 One *pair* is what a metered call costs the ledger: ``hold`` then ``settle`` of
-the same request, each awaited. Each process keeps exactly ``in flight`` pairs
+the same request, each awaited, under an id the gateway's own way
+(``proxy.server.request_log.new_request_id``): the order of the ids decides
+which index pages each commit dirties. Each process keeps exactly ``in flight`` pairs
 running at all times, spread over ``orgs`` organizations (1: one hot org).
 
 Rows printed per backend, each with pairs/s and the p50/p99 latency of one pair
@@ -42,6 +44,7 @@ from ledger.factory import open_store
 from ledger.models import HoldPlaced, UsageDetails
 from ledger.store import LedgerStore
 from ledger.units import UNITS_PER_SPU
+from proxy.server.request_log import new_request_id
 
 HOLD_UNITS = 2_000
 SETTLE_UNITS = 1_500
@@ -73,7 +76,6 @@ async def _run_pairs(url: str, pairs: int, inflight: int, orgs: int) -> RunFigur
     """``inflight`` workers share a counter of pairs left, so exactly ``pairs`` run."""
     store = open_store(url)
     await store.open()
-    prefix = uuid.uuid4().hex[:8]
     targets = org_ids(orgs)
     left = pairs
     latencies: list[float] = []
@@ -83,7 +85,7 @@ async def _run_pairs(url: str, pairs: int, inflight: int, orgs: int) -> RunFigur
         org_id = targets[index % orgs]
         while left > 0:
             left -= 1
-            latencies.append(await _one_pair(store, org_id, f"{prefix}-{left}"))
+            latencies.append(await _one_pair(store, org_id, new_request_id()))
 
     try:
         started = time.time()
