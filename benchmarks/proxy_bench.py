@@ -37,6 +37,10 @@ percentiles. The cases:
   results) to the Anthropic-format upstream;
 - short plain calls at 1 connection while 4 connections loop 512 KB calls.
 
+Before the cases it times a one-row durable SQLite commit on the ledger's disk
+against one that is not (``commit_p50_ms``): each metered call waits for one
+durable commit before it answers, which the c=1 target is read against.
+
 A case is skipped with a note when the gateway answers 404 on its route.
 Added latency is the proxy's percentile minus the direct upstream's. CPU per
 request is each server's user + system time (all its threads and children,
