@@ -136,14 +136,8 @@ class _SmallCall:
             self.give_way.stop_working()
 
 
-class _LargeCall:
-    __slots__ = ("give_way",)
-
-    def __init__(self, give_way: GiveWay) -> None:
-        self.give_way = give_way
-
-
-_current: ContextVar[_SmallCall | _LargeCall | None] = ContextVar("spu_give_way", default=None)
+_current: ContextVar[_SmallCall | GiveWay | None] = ContextVar("spu_give_way", default=None)
+"""The current request's part: a small call's, or for a large one the turns it takes."""
 
 
 @contextlib.asynccontextmanager
@@ -152,10 +146,10 @@ async def upstream_wait(*, working_after: bool) -> AsyncIterator[None]:
     to take up its answer; a small one rests while it waits long (and works again once
     answered if ``working_after``)."""
     call = _current.get()
-    if isinstance(call, _LargeCall):
-        await call.give_way.turn()
+    if isinstance(call, GiveWay):
+        await call.turn()
         yield
-        await call.give_way.turn()
+        await call.turn()
         return
     if call is None:
         yield
@@ -188,7 +182,7 @@ class GiveWayMiddleware:
             await self.app(scope, receive, send)
             return
         if is_large(scope):
-            token = _current.set(_LargeCall(self.give_way))
+            token = _current.set(self.give_way)
             try:
                 await self.app(scope, self._in_turns(receive), send)
             finally:
