@@ -880,8 +880,8 @@ def print_targets(
     floor: Run,
     durable_commit_ms: float,
 ) -> None:
-    def added(case: str, connections: int = 1) -> float:
-        return gateway.figures[(case, connections)].p50_ms - direct[(case, connections)].p50_ms
+    def added(case: str, connections: int = 1, run: Run = gateway) -> float:
+        return run.figures[(case, connections)].p50_ms - direct[(case, connections)].p50_ms
 
     rows: list[tuple[str, str, str, bool]] = []
     added_1k, added_512k = added(SIZED[1].name), added(SIZED[512].name)
@@ -925,8 +925,7 @@ def print_targets(
                 )
             )
     plain_added = added(CHAT_PLAIN.name)
-    key = (CHAT_PLAIN.name, 1)
-    floor_added = floor.figures[key].p50_ms - direct[key].p50_ms
+    floor_added = added(CHAT_PLAIN.name, run=floor)
     rows.append(
         (
             "added p50 at c=1, chat plain",
