@@ -19,13 +19,13 @@ JSON of a function call, and only the whole JSON says what the text is.
 """
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from proxy.ids import random_hex
 from proxy.responses.tools import FunctionTool
 
 ECHOED_FIELDS = (
@@ -71,7 +71,7 @@ def wants_encrypted_reasoning(request: Mapping[str, Any]) -> bool:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{random_hex(32)}"
 
 
 def sse(event: Mapping[str, Any]) -> bytes:

@@ -21,7 +21,6 @@ logged, and uvicorn ends that connection, as it must with a half-sent body.
 
 import asyncio
 import logging
-import secrets
 import sys
 import time
 from contextvars import ContextVar
@@ -33,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import format_spus
 from proxy.errors import ApiError, error_response, wants_anthropic_shape
+from proxy.ids import random_hex
 from proxy.server.metrics import Metrics
 
 logger = logging.getLogger("spu.request")
@@ -70,7 +70,7 @@ def new_request_id() -> str:
     dirtied, so a batch of commits shares them and the hot pages stay in SQLite's cache.
     Fully random ids put each write on its own page of an index that outgrows the cache.
     """
-    return f"req_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+    return f"req_{time.time_ns() // 1_000_000:012x}{random_hex(20)}"
 
 
 def note(

@@ -1,12 +1,14 @@
-"""Request ids: unique, in the old shape, and in the order they were made (the ledger's
-indexes on them take each new one at their right edge)."""
+"""Request ids: unique, in the old shape, in the order they were made (the ledger's
+indexes on them take each new one at their right edge), and never shared by a forked worker."""
 
 import itertools
+import os
 import re
 import time
 
 import pytest
 
+from proxy.ids import random_hex
 from proxy.server import request_log
 
 
@@ -28,3 +30,19 @@ def test_an_id_made_later_sorts_later(monkeypatch: pytest.MonkeyPatch) -> None:
     chunks = [made[i : i + 50] for i in range(0, len(made), 50)]
     for earlier, later in itertools.pairwise(chunks):
         assert max(earlier) < min(later)
+
+
+def test_a_forked_worker_draws_other_ids_than_its_parent() -> None:
+    """The random part comes from ``random``, which a forked child must not share."""
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(writing, random_hex(20).encode())
+        os._exit(0)
+    os.close(writing)
+    mine = random_hex(20)
+    os.waitpid(child, 0)
+    theirs = os.read(reading, 64).decode()
+    os.close(reading)
+    assert re.fullmatch(r"[0-9a-f]{20}", theirs)
+    assert theirs != mine
