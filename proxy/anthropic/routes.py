@@ -80,6 +80,7 @@ async def create_message(request: Request) -> Response:
             headers=headers,
         ),
         request,
+        body,
     )
 
 

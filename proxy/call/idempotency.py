@@ -32,6 +32,7 @@ A key is kept for ``SPU_IDEMPOTENCY_KEEP_S`` from its first use (24 h).
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from fastapi import Request
@@ -52,8 +53,9 @@ class Idempotency:
     max_reply_bytes: int
     """The largest reply kept; a larger one is charged once and not kept."""
 
-    async def key_of(self, request: Request) -> ReplyKey | None:
-        """The request's ``Idempotency-Key`` and the digest of what it asks; None without one."""
+    def key_of(self, request: Request, body: dict[str, Any]) -> ReplyKey | None:
+        """The request's ``Idempotency-Key`` and the digest of what it asks (``body``, as its
+        route parsed it: the body is parsed once); None without one."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
             return None
@@ -64,7 +66,7 @@ class Idempotency:
                 param=PARAM,
                 code="invalid_idempotency_key",
             )
-        canonical = orjson.dumps(orjson.loads(await request.body()), option=orjson.OPT_SORT_KEYS)
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + canonical)
         return ReplyKey(key, digest.hexdigest(), self.keep_s)
 

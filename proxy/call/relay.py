@@ -111,8 +111,9 @@ class Relay:
         self._metrics = metrics
         self._idempotency = idempotency
 
-    async def forward(self, call: Exchange, request: Request) -> Response:
-        """Run the call ``request`` asked for (its ``Idempotency-Key`` is honoured here)."""
+    async def forward(self, call: Exchange, request: Request, body: dict[str, Any]) -> Response:
+        """Run the call ``request`` asked for, ``body`` being its JSON as the route parsed it
+        (its ``Idempotency-Key`` is honoured here)."""
         opened = await self._meter.open(
             call.principal,
             call.model,
@@ -120,7 +121,7 @@ class Relay:
             source=call.source,
             prompt=call.prompt,
             max_output_tokens=call.max_output_tokens,
-            reply_key=await self._idempotency.key_of(request),
+            reply_key=self._idempotency.key_of(request, body),
         )
         if isinstance(opened, KeyInUse):
             return answer_for_taken_key(opened)

@@ -59,6 +59,7 @@ async def _relay_generation(
             client_wants_usage=streaming.client_wants_usage,
         ),
         request,
+        body,
     )
 
 
@@ -122,6 +123,7 @@ async def embeddings(request: Request) -> Response:
             payload={**body, "model": model.route.provider_model},
         ),
         request,
+        body,
     )
 
 

@@ -142,7 +142,7 @@ async def create_response(request: Request) -> Response:
         exchange = ChatExchange(
             path="/chat/completions", payload=chat.body, tools=chat.tools, **common
         )
-    return await gateway.relay.forward(exchange, request)
+    return await gateway.relay.forward(exchange, request, body)
 
 
 async def _stored(request: Request, method: str, tail: str = "") -> Response:
