@@ -119,7 +119,7 @@ class Meter:
         self.renewal.add(request_id)
         overhead_s = request_log.elapsed_s()
         if overhead_s is not None:
-            self.metrics.gateway_overhead.labels(route=operation).observe(overhead_s)
+            self.metrics.gateway_overhead_by.of(operation).observe(overhead_s)
         return MeteredCall(
             meter=self,
             principal=principal,

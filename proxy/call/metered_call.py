@@ -166,7 +166,7 @@ class MeteredCall:
             )
         finally:
             self.meter.renewal.discard(self.request_id)
-        self.meter.metrics.spus_debited.labels(model=self.model.name).inc(units)
+        self.meter.metrics.spus_debited_by.of(self.model.name).inc(units)
         request_log.note(charged_units=units)
         return result
 

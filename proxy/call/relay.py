@@ -160,7 +160,7 @@ class Relay:
             if isinstance(error, TimeoutError):
                 raise self._meter.past_deadline(NOTHING_ANSWERED) from error
             raise
-        self._metrics.upstream_latency.labels(model=call.model.name).observe(latency_s)
+        self._metrics.upstream_latency_by.of(call.model.name).observe(latency_s)
         return upstream
 
     async def _refused(

@@ -169,9 +169,7 @@ class RequestLogMiddleware:
             _current.reset(token)
             latency_ms = int((time.perf_counter() - facts.started_s) * 1000)
             route = _route_of(scope)
-            self.metrics.requests.labels(
-                route=route, model=facts.model or "", status=str(status)
-            ).inc()
+            self.metrics.requests_by.of(route, facts.model or "", str(status)).inc()
             line = {
                 "event": "request",
                 "request_id": request_id,
