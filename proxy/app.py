@@ -15,7 +15,7 @@ from proxy.anthropic import routes as anthropic
 from proxy.errors import ApiError, handle_api_error, handle_http_exception, handle_validation_error
 from proxy.gateway import Gateway
 from proxy.openai import routes as openai
-from proxy.protocol_routes import documented
+from proxy.protocol_routes import documented, serve
 from proxy.responses import routes as responses
 from proxy.server import routes as server
 from proxy.server.body_limit import BodyLimitMiddleware
@@ -56,12 +56,14 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_middleware(
         RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
     )
-    # The metered protocols' routers first: each request is matched against the included
-    # routers in turn, and one router's pass cost a plain call about 5 % of its instructions.
-    for module in (openai, responses, anthropic, server, usage, usage_page, admin, admin_notices):
+    # The metered protocols' routes first: each request is matched against the routes and
+    # included routers in turn, and one router's pass cost a plain call about 5 % of its
+    # instructions.
+    protocols = (openai.router, responses.router, anthropic.router)
+    serve(app, protocols)
+    for module in (server, usage, usage_page, admin, admin_notices):
         app.include_router(module.router)
     app.include_router(billing_stub.router if gateway.billing is None else gateway.billing.router)
     served = [model.name for model in gateway.registry.all()]
-    protocols = (openai.router, responses.router, anthropic.router)
     app.openapi = documented(app, protocols, served)  # type: ignore[method-assign]
     return app

@@ -134,6 +134,26 @@ async def test_metrics_count_requests_by_route_and_status_and_debited_units(
     assert org.org_id not in text
 
 
+async def test_requests_are_counted_by_route_template_whatever_path_they_name(
+    gateway: RunningGateway,
+) -> None:
+    """A concrete path as a label would give every request its own series: unbounded."""
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        for path in ("/v1/models/a-1", "/v1/models/b/2", "/v1/responses/resp_x"):
+            assert (await http.get(path)).status_code == 401
+        assert (await http.get("/v1/chat/completions")).status_code == 405
+        text = (await http.get("/metrics")).text
+
+    models = sample(text, "spu_requests_total", route="/v1/models/{model:path}", status="401")
+    assert models == 2.0
+    responses = "/v1/responses/{response_id}"
+    assert sample(text, "spu_requests_total", route=responses, status="401") == 1.0
+    chat = sample(text, "spu_requests_total", route="/v1/chat/completions", status="405")
+    assert chat == 1.0
+    assert "a-1" not in text
+    assert "resp_x" not in text
+
+
 async def test_a_line_waits_for_a_settlement_that_outlives_the_response(
     request_lines: Lines,
 ) -> None:
