@@ -36,9 +36,11 @@ def test_a_forked_worker_draws_other_ids_than_its_parent() -> None:
     """The random part comes from ``random``, which a forked child must not share."""
     reading, writing = os.pipe()
     child = os.fork()
-    if child == 0:
-        os.write(writing, random_hex(20).encode())
-        os._exit(0)
+    if child == 0:  # the child must never return into pytest, whatever happens
+        try:
+            os.write(writing, random_hex(20).encode())
+        finally:
+            os._exit(0)
     os.close(writing)
     mine = random_hex(20)
     os.waitpid(child, 0)
