@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None, *, store: LedgerStore | None = 
     app.add_middleware(
         RequestLogMiddleware, metrics=gateway.metrics, log_level=gateway.settings.log_level
     )
-    # The metered protocols' routes first: each request is matched against the routes and
-    # included routers in turn, and one router's pass cost a plain call about 5 % of its
-    # instructions.
+    # The metered protocols' routes first: a request is matched against each route and
+    # included router in turn, and the server router's pass before them cost a plain call
+    # about 5 % of its instructions.
     protocols = (openai.router, responses.router, anthropic.router)
     serve(app, protocols)
     for module in (server, usage, usage_page, admin, admin_notices):
