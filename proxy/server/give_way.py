@@ -27,7 +27,6 @@ GET, HEAD and OPTIONS requests take no part: they have no body to read.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -140,29 +139,44 @@ _current: ContextVar[_SmallCall | GiveWay | None] = ContextVar("spu_give_way", d
 """The current request's part: a small call's, or for a large one the turns it takes."""
 
 
-@contextlib.asynccontextmanager
-async def upstream_wait(*, working_after: bool) -> AsyncIterator[None]:
-    """Around a request's call to its upstream: a large call takes a turn to send it and one
-    to take up its answer; a small one rests while it waits long (and works again once
-    answered if ``working_after``)."""
-    call = _current.get()
-    if isinstance(call, GiveWay):
-        await call.turn()
-        yield
-        await call.turn()
-        return
-    if call is None:
-        yield
-        return
-    resting = asyncio.get_running_loop().call_later(REST_AFTER_S, call.rest)
-    try:
-        yield
-    finally:
-        resting.cancel()
-        if working_after:
+class _UpstreamWait:
+    """``upstream_wait``'s context; a class, not ``contextlib.asynccontextmanager``, whose
+    generator and wrappers would cost every metered call about 5 µs here."""
+
+    __slots__ = ("call", "resting", "working_after")
+
+    def __init__(self, working_after: bool) -> None:
+        self.working_after = working_after
+        self.call = _current.get()
+        self.resting: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> None:
+        call = self.call
+        if isinstance(call, GiveWay):
+            await call.turn()
+        elif call is not None:
+            self.resting = asyncio.get_running_loop().call_later(REST_AFTER_S, call.rest)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        call = self.call
+        if isinstance(call, GiveWay):
+            if exc_info[0] is None:
+                await call.turn()
+            return
+        if call is None or self.resting is None:
+            return
+        self.resting.cancel()
+        if self.working_after:
             call.work()
         else:
             call.rest()
+
+
+def upstream_wait(*, working_after: bool) -> _UpstreamWait:
+    """Around a request's call to its upstream: a large call takes a turn to send it and one
+    to take up its answer; a small one rests while it waits long (and works again once
+    answered if ``working_after``)."""
+    return _UpstreamWait(working_after)
 
 
 def is_large(scope: Scope) -> bool:
