@@ -6,6 +6,7 @@ URL and secret are read at delivery, so a changed URL receives what is still
 pending; an org that turned alerts off has nothing delivered.
 """
 
+import asyncio
 import time
 
 import httpx
@@ -22,10 +23,27 @@ USER_AGENT = "spu-gateway-alerts/1"
 class AlertDelivery:
     def __init__(self, store: LedgerStore, *, timeout_s: float) -> None:
         self._store = store
-        self._http = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+        self._timeout_s = timeout_s
+        self._http: httpx.AsyncClient | None = None
+        """Made at the first delivery, off the event loop: an HTTP client with TLS imports
+        httpcore and loads the CA bundle, about 0.1 s here, which every start paid for alerts
+        most gateways never send."""
+
+    async def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            made = await asyncio.to_thread(
+                httpx.AsyncClient, timeout=self._timeout_s, follow_redirects=False
+            )
+            if self._http is None:
+                self._http = made
+            else:  # another delivery made one meanwhile
+                await made.aclose()
+        return self._http
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def deliver(self, event: OutboxEvent) -> None:
         settings = await self._store.alert_settings(event.org_id)
@@ -37,8 +55,9 @@ class AlertDelivery:
             "user-agent": USER_AGENT,
             SIGNATURE_HEADER: signature(settings.secret, body, int(time.time())),
         }
+        client = await self._client()
         try:
-            answer = await self._http.post(settings.url, content=body, headers=headers)
+            answer = await client.post(settings.url, content=body, headers=headers)
         except httpx.HTTPError as error:
             raise AttemptFailed(f"{type(error).__name__}: {error}") from error
         if not answer.is_success:
