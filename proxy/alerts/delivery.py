@@ -27,17 +27,14 @@ class AlertDelivery:
         self._http: httpx.AsyncClient | None = None
         """Made at the first delivery, off the event loop: an HTTP client with TLS imports
         httpcore and loads the CA bundle, about 0.1 s here, which every start paid for alerts
-        most gateways never send."""
+        most gateways never send. Deliveries run one at a time (the alert topic's one outbox
+        worker), so no two make it."""
 
     async def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            made = await asyncio.to_thread(
+            self._http = await asyncio.to_thread(
                 httpx.AsyncClient, timeout=self._timeout_s, follow_redirects=False
             )
-            if self._http is None:
-                self._http = made
-            else:  # another delivery made one meanwhile
-                await made.aclose()
         return self._http
 
     async def aclose(self) -> None:
