@@ -29,4 +29,9 @@ export LITELLM_LOCAL_MODEL_COST_MAP=True
 "$VENV/bin/mypy"
 # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
 # It runs beside a throw-away PostgreSQL cluster (TEST_POSTGRES_URL), dropped afterwards.
-bash scripts/with-postgres.sh "$VENV/bin/pytest" -q -p no:cacheprovider "$@"
+# Tests run in one pytest-xdist worker per core: most of the suite's time is
+# processes starting and waiting on each other, and every test makes its own
+# files, ports and databases. Four at most, so that the cluster's connections
+# (max_connections=200) suffice; `-n 0` among the arguments runs them in one.
+bash scripts/with-postgres.sh "$VENV/bin/pytest" -q -p no:cacheprovider \
+  --numprocesses auto --maxprocesses 4 --dist worksteal "$@"
