@@ -76,8 +76,9 @@ class TranslatedStream(Tally):
         if self._closing is None:
             self._closing = self._complete(await self.final())
         *items_done, final = self._closing
-        if receipt is not None:
-            final = final_event_with_receipt(event_data(final), receipt) or final
+        sent = self._writer.final_event
+        if receipt is not None and sent is not None:
+            final = final_event_with_receipt(sent, receipt) or final
         return b"".join([*items_done, comment, final])
 
     def _end_when_settled(self) -> list[bytes]:

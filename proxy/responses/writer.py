@@ -117,16 +117,22 @@ class ResponseWriter:
         self._calls: dict[object, _Item] = {}
         self._started = False
         self.finished = False
+        self.final_event: dict[str, Any] | None = None
+        """``response.completed`` (or ``.incomplete``) as sent, once ``complete`` has run: the
+        receipt is added to it without parsing back what may be the whole answer."""
 
     @property
     def output(self) -> list[dict[str, Any]]:
         output: list[dict[str, Any]] = self.response["output"]
         return output
 
-    def _event(self, kind: str, **payload: Any) -> bytes:
+    def _next_event(self, kind: str, **payload: Any) -> dict[str, Any]:
         event = {"type": kind, **payload, "sequence_number": self._sequence}
         self._sequence += 1
-        return sse(event)
+        return event
+
+    def _event(self, kind: str, **payload: Any) -> bytes:
+        return sse(self._next_event(kind, **payload))
 
     def start(self) -> list[bytes]:
         """``response.created`` and ``response.in_progress``, once: the upstream has answered."""
@@ -353,11 +359,12 @@ class ResponseWriter:
         if incomplete_reason is None:
             self.response["status"] = "completed"
             self.response["completed_at"] = int(time.time())
-            out.append(self._event("response.completed", response=self.response))
+            self.final_event = self._next_event("response.completed", response=self.response)
         else:
             self.response["status"] = "incomplete"
             self.response["incomplete_details"] = {"reason": incomplete_reason}
-            out.append(self._event("response.incomplete", response=self.response))
+            self.final_event = self._next_event("response.incomplete", response=self.response)
+        out.append(sse(self.final_event))
         return out
 
     def fail(self, message: str, *, code: str = "server_error") -> list[bytes]:
