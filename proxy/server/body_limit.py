@@ -2,7 +2,10 @@
 
 A declared Content-Length over the limit is refused at once; a chunked body
 is read only up to the limit. The body read here is handed on unchanged, so
-routes (and the Stripe webhook signature check) see the exact bytes.
+routes (and the Stripe webhook signature check) see the exact bytes, and in
+the pieces it came in: the route's read joins them, and a join here as well
+would copy a large body once more (one of the nine copies of a 512 KB call's
+body, callgrind counted).
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,15 +55,15 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        delivered = False
+        replayed = 0
 
         async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
+            nonlocal replayed
+            if replayed == len(chunks):
                 return await receive()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            replayed += 1
+            more_body = replayed < len(chunks)
+            return {"type": "http.request", "body": chunks[replayed - 1], "more_body": more_body}
 
         await self.app(scope, replay, send)
 
