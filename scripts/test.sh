@@ -31,7 +31,9 @@ export LITELLM_LOCAL_MODEL_COST_MAP=True
 # It runs beside a throw-away PostgreSQL cluster (TEST_POSTGRES_URL), dropped afterwards.
 # Tests run in one pytest-xdist worker per core: most of the suite's time is
 # processes starting and waiting on each other, and every test makes its own
-# files, ports and databases. Four at most, so that the cluster's connections
-# (max_connections=200) suffice; `-n 0` among the arguments runs them in one.
+# files, ports and databases. Four at most, so that a machine of many cores does
+# not start dozens of gateways and their connection pools against the one
+# throw-away cluster (max_connections=200); `-n 0` among the arguments runs them
+# in one process.
 bash scripts/with-postgres.sh "$VENV/bin/pytest" -q -p no:cacheprovider \
   --numprocesses auto --maxprocesses 4 --dist worksteal "$@"

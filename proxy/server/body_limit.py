@@ -3,9 +3,9 @@
 A declared Content-Length over the limit is refused at once; a chunked body
 is read only up to the limit. The body read here is handed on unchanged, so
 routes (and the Stripe webhook signature check) see the exact bytes, and in
-the pieces it came in: the route's read joins them, and a join here as well
-would copy a large body once more (one of the nine copies of a 512 KB call's
-body, callgrind counted).
+the pieces it came in: the route's read joins them, so a join here as well
+copied a large body once more (one of the nine copies callgrind counted of a
+512 KB call's body).
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
