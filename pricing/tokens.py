@@ -68,8 +68,10 @@ def get_encoding(name: str) -> tiktoken.Encoding:
     and tens of MB while it lasts) instead of doing it again.
     """
     with _LOADING:
-        name = _available_name(name)
         entry = _loaded.get(name)
+        if entry is None:
+            name = _available_name(name)  # a file test: only until it is loaded
+            entry = _loaded.get(name)
         encoding = _encoding_without_rank_table(name) if entry is None else entry[0]
         _loaded[name] = (encoding, time.monotonic())
         return encoding
