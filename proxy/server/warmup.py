@@ -34,7 +34,14 @@ and 16 MiB kept 8 MB more resident for nothing.
 Then ``gc.freeze()`` moves everything alive (the app, the routes, the
 settings) out of the collector's reach: a full collection that traversed them
 took 50-120 ms, every few seconds under load, and was the gateway's slowest
-percentile.
+percentile. The youngest generation is then collected every 10,000 new
+objects rather than Python's 700. A metered call makes hundreds of them
+(coroutines, dicts, records), nearly all freed by reference counting as it
+ends, yet at 700 some 9,500 plain calls at 32 connections ran 1,320
+collections (one every seven calls), each traversing the objects of every call
+in flight; at 10,000, 17. callgrind, plain chat at 8 connections: 1,873,243
+and 1,870,267 instructions a call at 700, 1,841,732 at 10,000, 1,841,664 at
+50,000.
 """
 
 import ctypes
@@ -52,6 +59,8 @@ _M_MMAP_THRESHOLD = -3
 LARGEST_HEAP_BLOCK_BYTES = 32 * 1024 * 1024
 KEPT_FREE_HEAP_BYTES = 16 * 1024 * 1024
 TOP_PAD_BYTES = 8 * 1024 * 1024
+YOUNG_COLLECTION_OBJECTS = 10_000
+"""New objects (less those freed) between two collections of the youngest generation."""
 
 
 def release_free_memory() -> None:
@@ -77,3 +86,4 @@ def warm_up() -> None:
         release_free_memory()
         reuse_large_blocks()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_OBJECTS)
