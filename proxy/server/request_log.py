@@ -5,7 +5,9 @@ Routes and the meter ``note`` what they learn (org, model, SPUs charged) on
 a per-request ``RequestFacts`` held in a context variable; the middleware
 writes the line once the response is complete and any settlement that
 outlives it (a stream's, see ``defer_until``) has finished. Only ids, names
-and figures are logged: never a header, a token, a query or a body.
+and figures are logged: never a header, a token, a query or a body. The
+lines go to stderr, written there directly (``_write_line`` says why), when
+``SPU_LOG_LEVEL`` is ``info`` or more verbose.
 
 Every response carries its request id as ``x-request-id`` (the metered call's
 own id when there is one), and also as ``request-id`` on Anthropic's routes.
@@ -35,7 +37,6 @@ from proxy.errors import ApiError, error_response, wants_anthropic_shape
 from proxy.ids import random_hex
 from proxy.server.metrics import Metrics
 
-logger = logging.getLogger("spu.request")
 errors_logger = logging.getLogger("spu.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -43,6 +44,8 @@ ANTHROPIC_REQUEST_ID_HEADER = b"request-id"
 """The same id, on Anthropic's routes, under the name the anthropic SDK reads (``request_id``)."""
 UNMATCHED_ROUTE = "unmatched"
 """Metric label for paths no route serves, so scanners cannot grow the label set."""
+LEVELS_WITH_REQUEST_LINES = frozenset({"info", "debug", "trace"})
+"""A request line is information: quieter levels leave it out."""
 
 
 @dataclass(slots=True)
@@ -107,14 +110,19 @@ def elapsed_s() -> float | None:
     return None if facts is None else time.perf_counter() - facts.started_s
 
 
-def _configure(level: str) -> None:
-    """Request lines go to stderr as bare JSON, whatever the server's own log format."""
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level.upper())
+def _write_line(line: dict[str, Any]) -> None:
+    """One JSON line to stderr (looked up each time, as a test may swap it), not through
+    ``logging``: its record (the caller's frame, the thread's and process's names), handler
+    lock and formatter cost a plain metered call 80,000 instructions under callgrind, 4 % of
+    all it spends, for a line that is already formatted. stderr is line-buffered, so the
+    line is out before the next, as a logging handler's flush would have it.
+
+    A stderr that is closed or whose reader went away costs the line, never the request.
+    """
+    try:
+        sys.stderr.write(orjson.dumps(line).decode() + "\n")
+    except (OSError, ValueError):
+        return
 
 
 def _route_of(scope: Scope) -> str:
@@ -130,7 +138,7 @@ class RequestLogMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics, log_level: str = "info") -> None:
         self.app = app
         self.metrics = metrics
-        _configure(log_level)
+        self.writes_lines = log_level in LEVELS_WITH_REQUEST_LINES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,12 +207,14 @@ class RequestLogMiddleware:
 
     def _emit_when_settled(self, line: dict[str, Any], facts: RequestFacts) -> None:
         """Write now, or when the last settlement that outlived the response has finished."""
+        if not self.writes_lines:
+            return
         waiting = {task for task in facts.pending if not task.done()}
 
         def emit() -> None:
             spus = None if facts.charged_units is None else format_spus(facts.charged_units)
             line.update(org_id=facts.org_id, model=facts.model, spus=spus)
-            logger.info(orjson.dumps(line).decode())
+            _write_line(line)
 
         if not waiting:
             emit()

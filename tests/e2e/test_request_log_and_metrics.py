@@ -1,8 +1,6 @@
 """One JSON log line per request (ids and figures, never secrets) and ``/metrics``."""
 
 import asyncio
-import logging
-from collections.abc import Iterator
 
 import httpx
 import orjson
@@ -12,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import LedgerStore, format_spus
 from proxy.server.metrics import Metrics
-from proxy.server.request_log import RequestLogMiddleware, defer_until, logger, note
+from proxy.server.request_log import RequestLogMiddleware, defer_until, note
 from tests.e2e.support import CHAT_MODEL, Org, RunningGateway, expected_units
 from tests.fakes.upstream import FakeUpstream
 
@@ -20,31 +18,33 @@ SECRET_PROMPT = "my very private prompt about project nightingale"
 WAIT_S = 5.0
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
+REQUEST_LINE_START = '{"event":"request"'
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+
+class Lines:
+    """What the gateway wrote to stderr, where its request lines go (``capsys`` captures it)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self.written = ""
+
+    def request_lines(self) -> list[str]:
+        self.written += self._capsys.readouterr().err
+        return [line for line in self.written.splitlines() if line.startswith(REQUEST_LINE_START)]
 
     async def wait_for(self, count: int) -> list[dict[str, object]]:
         """Lines are written after the response is sent: wait (bounded) until they are."""
         deadline = asyncio.get_running_loop().time() + WAIT_S
         while True:
-            if len(self.lines) >= count or asyncio.get_running_loop().time() > deadline:
-                return [orjson.loads(line) for line in self.lines]
+            lines = self.request_lines()
+            if len(lines) >= count or asyncio.get_running_loop().time() > deadline:
+                return [orjson.loads(line) for line in lines]
             await asyncio.sleep(0.01)
 
 
 @pytest.fixture
-def request_lines() -> Iterator[Lines]:
-    handler = Lines()
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+def request_lines(capsys: pytest.CaptureFixture[str]) -> Lines:
+    return Lines(capsys)
 
 
 def sample(metrics_text: str, name: str, **labels: str) -> float | None:
@@ -75,9 +75,8 @@ async def test_a_metered_call_logs_one_line_with_its_request_id_and_no_secrets(
     assert (line["org_id"], line["model"]) == (org.org_id, CHAT_MODEL)
     assert line["spus"] == response.headers["x-spu-charged"]
     assert isinstance(line["latency_ms"], int)
-    text = "".join(request_lines.lines)
-    assert org.token not in text
-    assert "nightingale" not in text
+    assert org.token not in request_lines.written
+    assert "nightingale" not in request_lines.written
 
 
 async def test_a_streams_line_is_written_once_it_has_settled_with_its_charge(
@@ -176,10 +175,31 @@ async def test_a_line_waits_for_a_settlement_that_outlives_the_response(
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         response = await http.get("/stream")
         await asyncio.sleep(0.05)
-        written_before_settling = list(request_lines.lines)
+        written_before_settling = request_lines.request_lines()
         settle_now.set()
         (line,) = await request_lines.wait_for(1)
 
     assert written_before_settling == []
     assert line["request_id"] == response.headers["x-request-id"]
     assert (line["org_id"], line["model"], line["spus"]) == ("acme", "spu-demo", "0.0015")
+
+
+@pytest.mark.parametrize(
+    ("log_level", "lines"),
+    [("trace", 1), ("debug", 1), ("info", 1), ("warning", 0), ("error", 0), ("critical", 0)],
+)
+async def test_levels_quieter_than_info_leave_the_request_lines_out(
+    request_lines: Lines, log_level: str, lines: int
+) -> None:
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    wrapped = RequestLogMiddleware(app, metrics=Metrics(), log_level=log_level)
+    transport = httpx.ASGITransport(app=wrapped)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        assert (await http.get("/ping")).status_code == 200  # the app has returned, and logged
+
+    assert len(request_lines.request_lines()) == lines
