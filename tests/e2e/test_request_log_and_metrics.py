@@ -16,8 +16,6 @@ from tests.fakes.upstream import FakeUpstream
 
 SECRET_PROMPT = "my very private prompt about project nightingale"
 WAIT_S = 5.0
-
-
 REQUEST_LINE_START = '{"event":"request"'
 
 
