@@ -175,19 +175,19 @@ class RequestLogMiddleware:
                 await self._answer_unexpected(scope, receive, send_with_id, facts)
         finally:
             _current.reset(token)
-            latency_ms = int((time.perf_counter() - facts.started_s) * 1000)
             route = _route_of(scope)
             self.metrics.requests_by.of(route, facts.model or "", str(status)).inc()
-            line = {
-                "event": "request",
-                "request_id": request_id,
-                "method": scope["method"],
-                "route": route,
-                "path": scope["path"],
-                "status": status,
-                "latency_ms": latency_ms,
-            }
-            self._emit_when_settled(line, facts)
+            if self.writes_lines:
+                line = {
+                    "event": "request",
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "latency_ms": int((time.perf_counter() - facts.started_s) * 1000),
+                }
+                self._emit_when_settled(line, facts)
 
     @staticmethod
     async def _answer_unexpected(
@@ -207,8 +207,6 @@ class RequestLogMiddleware:
 
     def _emit_when_settled(self, line: dict[str, Any], facts: RequestFacts) -> None:
         """Write now, or when the last settlement that outlived the response has finished."""
-        if not self.writes_lines:
-            return
         waiting = {task for task in facts.pending if not task.done()}
 
         def emit() -> None:
