@@ -10,11 +10,14 @@ set (``synchronous_commit=on``, the default; the benchmark prints it).
 One *pair* is what a metered call costs the ledger: ``hold`` then ``settle`` of
 the same request, each awaited, under an id the gateway's own way
 (``proxy.server.request_log.new_request_id``): the order of the ids decides
-which index pages each commit dirties. Each process keeps exactly ``in flight`` pairs
-running at all times, spread over ``orgs`` organizations (1: one hot org).
+which index pages each commit dirties. Each process runs on uvloop, the event
+loop the gateway serves on, and keeps exactly ``in flight`` pairs running at all
+times, spread over ``orgs`` organizations (1: one hot org).
 
-Rows printed per backend, each with pairs/s and the p50/p99 latency of one pair
-(from the hold call to the settle result):
+Rows printed per backend, each with pairs/s, the p50/p99 latency of one pair
+(from the hold call to the settle result) and the CPU time per pair of the
+benchmark's own processes (all their threads: SQLite's writer is one; a
+PostgreSQL server's time is not in it):
 
 - 1 process at each of ``--inflight`` (default 1, 16, 64) pairs in flight, on
   one hot org and on ``--orgs`` (64) orgs;
@@ -31,6 +34,7 @@ import asyncio
 import multiprocessing
 import multiprocessing.queues
 import multiprocessing.synchronize
+import os
 import tempfile
 import time
 import uuid
@@ -39,6 +43,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import uvloop
 
 from ledger.factory import open_store
 from ledger.models import HoldPlaced, UsageDetails
@@ -57,6 +63,18 @@ class RunFigures:
     started_s: float
     finished_s: float
     latencies_s: list[float]
+    cpu_s: float
+    """The process's CPU time over the run, all its threads (the ledger's writer too)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PairFigures:
+    """One row's figures, over all its processes."""
+
+    pairs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us_per_pair: float
 
 
 def org_ids(orgs: int) -> list[str]:
@@ -88,12 +106,12 @@ async def _run_pairs(url: str, pairs: int, inflight: int, orgs: int) -> RunFigur
             latencies.append(await _one_pair(store, org_id, new_request_id()))
 
     try:
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         await asyncio.gather(*(worker(index) for index in range(inflight)))
-        finished = time.time()
+        finished, cpu_s = time.time(), time.process_time() - cpu_started
     finally:
         await store.close()
-    return RunFigures(pairs, started, finished, latencies)
+    return RunFigures(pairs, started, finished, latencies, cpu_s)
 
 
 def _process_entry(
@@ -101,11 +119,14 @@ def _process_entry(
     pairs: int,
     inflight: int,
     orgs: int,
+    core: int | None,
     start_together: multiprocessing.synchronize.Barrier,
     results: "multiprocessing.queues.Queue[RunFigures]",
 ) -> None:
+    if core is not None:
+        os.sched_setaffinity(0, {core})
     start_together.wait()
-    results.put(asyncio.run(_run_pairs(url, pairs, inflight, orgs)))
+    results.put(uvloop.run(_run_pairs(url, pairs, inflight, orgs)))
 
 
 async def _prepare(url: str, total_pairs: int, orgs: int) -> None:
@@ -164,10 +185,16 @@ class Backend:
         )
 
 
-def measure(
-    backend: Backend, processes: int, pairs_per_process: int, inflight: int, orgs: int
-) -> str:
-    """Run the pairs in ``processes`` spawned processes at once; one printable row."""
+def pair_figures(
+    backend: Backend,
+    processes: int,
+    pairs_per_process: int,
+    inflight: int,
+    orgs: int,
+    core: int | None = None,
+) -> PairFigures:
+    """Run the pairs in ``processes`` spawned processes at once, each pinned to ``core`` if
+    given (``proxy_bench`` measures the ledger on the core the gateway runs on)."""
     with backend.fresh_store() as url:
         asyncio.run(_prepare(url, processes * pairs_per_process, orgs))
         context = multiprocessing.get_context("spawn")
@@ -176,7 +203,7 @@ def measure(
         workers = [
             context.Process(
                 target=_process_entry,
-                args=(url, pairs_per_process, inflight, orgs, start_together, results),
+                args=(url, pairs_per_process, inflight, orgs, core, start_together, results),
             )
             for _ in range(processes)
         ]
@@ -188,12 +215,24 @@ def measure(
     pairs = sum(run.pairs for run in runs)
     elapsed_s = max(run.finished_s for run in runs) - min(run.started_s for run in runs)
     latencies = sorted(latency for run in runs for latency in run.latencies_s)
+    return PairFigures(
+        pairs_per_s=pairs / elapsed_s,
+        p50_ms=_percentile_ms(latencies, 0.50),
+        p99_ms=_percentile_ms(latencies, 0.99),
+        cpu_us_per_pair=sum(run.cpu_s for run in runs) / pairs * 1e6,
+    )
+
+
+def measure(
+    backend: Backend, processes: int, pairs_per_process: int, inflight: int, orgs: int
+) -> str:
+    """``pair_figures`` as one printable row."""
+    figures = pair_figures(backend, processes, pairs_per_process, inflight, orgs)
     where = "1 hot org" if orgs == 1 else f"{orgs} orgs"
     return (
         f"{backend.name:>10}: {processes} process(es) x {inflight:>4} in flight, {where:>9}:"
-        f" {pairs / elapsed_s:>9,.0f} pairs/s, pair latency"
-        f" p50 {_percentile_ms(latencies, 0.50):6.3f} ms,"
-        f" p99 {_percentile_ms(latencies, 0.99):6.3f} ms"
+        f" {figures.pairs_per_s:>9,.0f} pairs/s, pair latency p50 {figures.p50_ms:6.3f} ms,"
+        f" p99 {figures.p99_ms:6.3f} ms, CPU {figures.cpu_us_per_pair:5.0f} us/pair"
     )
 
 

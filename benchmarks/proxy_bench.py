@@ -41,7 +41,11 @@ percentiles. The cases:
 Before the cases it makes one-row durable SQLite commits on the ledger's disk
 for a few seconds, then ones that are not (``commit_times``): each metered call
 waits for one durable commit before it answers, which the c=1 target is read
-against, and the slowest of them show how long the disk can stall one.
+against, and the slowest of them show how long the disk can stall one. Then it
+runs the ledger alone (``ledger_alone``: hold and settle pairs, pinned to the
+proxy's core): one pair at a time, whose p50 every call at one connection
+waits for, and 32 in flight, whose CPU per pair every call at 32 connections
+spends; the c=1 and throughput targets are printed beside them.
 
 A case is skipped with a note when the gateway answers 404 on its route.
 Added latency is the proxy's percentile minus the direct upstream's. wrk
@@ -81,6 +85,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchmarks import ledger_bench
 
 REPO = Path(__file__).resolve().parent.parent
 LITELLM_VENV = Path.home() / ".cache" / "spu-gateway-bench" / "litellm-venv"
@@ -907,6 +913,31 @@ def commit_times(folder: Path, *, durable: bool, seconds: float = COMMIT_SECONDS
     )
 
 
+LEDGER_PAIRS_ALONE = 3_000
+LEDGER_PAIRS_AT_32 = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAlone:
+    """The gateway's SQLite ledger by itself, pinned to the proxy's core, on the ledger's disk:
+    hold then settle of one request (the two writes of every metered call), durable as the
+    gateway commits them, with no HTTP around them (``ledger_bench``)."""
+
+    alone: ledger_bench.PairFigures
+    """One pair at a time: its p50 is in every call's latency at one connection."""
+    at_32: ledger_bench.PairFigures
+    """32 in flight, as at 32 connections: its CPU per pair is in every call's CPU there."""
+
+
+def ledger_alone(folder: Path) -> LedgerAlone:
+    backend = ledger_bench.Backend(folder, None)
+    core = None if PROXY_CORE is None else int(PROXY_CORE)
+    return LedgerAlone(
+        alone=ledger_bench.pair_figures(backend, 1, LEDGER_PAIRS_ALONE, 1, 1, core),
+        at_32=ledger_bench.pair_figures(backend, 1, LEDGER_PAIRS_AT_32, 32, 1, core),
+    )
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -918,6 +949,7 @@ def print_targets(
     floor: Run,
     durable: CommitTimes,
     not_durable: CommitTimes,
+    ledger: LedgerAlone,
 ) -> None:
     def added(case: str, connections: int = 1, run: Run = gateway) -> float:
         return run.figures[(case, connections)].p50_ms - direct[(case, connections)].p50_ms
@@ -954,14 +986,15 @@ def print_targets(
         )
     if litellm is not None:
         for case, least in RATIO_TARGETS.items():
-            ratio = (
-                gateway.figures[(case, 32)].requests_per_s
-                / litellm.figures[(case, 32)].requests_per_s
-            )
+            theirs = litellm.figures[(case, 32)].requests_per_s
+            ratio = gateway.figures[(case, 32)].requests_per_s / theirs
+            floor_cpu = floor.figures[(case, 32)].cpu_us_per_request or 0.0
             rows.append(
                 (
                     f"throughput c=32, {case}",
-                    f"{ratio:.1f}x LiteLLM",
+                    f"{ratio:.1f}x LiteLLM (the ratio leaves a request"
+                    f" {1e6 / (least * theirs):.0f} us of the core; the stack floor takes"
+                    f" {floor_cpu:.0f} us and the ledger alone {ledger.at_32.cpu_us_per_pair:.0f})",
                     f">= {least}x",
                     ratio >= least,
                 )
@@ -971,9 +1004,9 @@ def print_targets(
     rows.append(
         (
             "added p50 at c=1, chat plain",
-            f"{plain_added:+.3f} ms (the stack floor adds {floor_added:+.3f} ms;"
-            f" a durable commit takes {durable.p50_ms - not_durable.p50_ms:.3f} ms more than"
-            " one that is not)",
+            f"{plain_added:+.3f} ms (the stack floor adds {floor_added:+.3f} ms; the ledger's"
+            f" hold and settle alone take {ledger.alone.p50_ms:.3f} ms, its durable commit"
+            f" {durable.p50_ms - not_durable.p50_ms:.3f} ms more than one that is not)",
             "<= 0.7 ms",
             plain_added <= 0.7,
         )
@@ -1040,6 +1073,13 @@ def main() -> None:
                 f" {full.stalls} of {full.commits} over {STALL_MS:g} ms;"
                 f" not durable p50 {normal.p50_ms:.3f} ms, slowest {normal.max_ms:.1f} ms"
             )
+            ledger = ledger_alone(workdir)
+            print(
+                f"the ledger alone (hold + settle, durable, pinned as the proxy is): one pair at"
+                f" a time p50 {ledger.alone.p50_ms:.3f} ms, CPU {ledger.alone.cpu_us_per_pair:.0f}"
+                f" us/pair; 32 in flight {ledger.at_32.pairs_per_s:,.0f} pairs/s, CPU"
+                f" {ledger.at_32.cpu_us_per_pair:.0f} us/pair"
+            )
             upstream = Target("upstream", upstream_url, {}, upstream_process.pid)
             direct = measure(upstream, list(CASES), args, workdir, direct=True)
             gateway = run_gateway(args, workdir, env, list(CASES))
@@ -1049,7 +1089,7 @@ def main() -> None:
                 litellm = run_litellm(args, workdir, env, litellm_config, list(CASES))
         print_table(direct, gateway, litellm)
         print_floor(direct, gateway, floor, litellm)
-        print_targets(direct, gateway, litellm, floor, full, normal)
+        print_targets(direct, gateway, litellm, floor, full, normal, ledger)
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
